@@ -1,0 +1,307 @@
+//! CSV manifests (`path,label` columns, RFC 4180 quoting) listing image files relative to the manifest's folder.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use super::image_folder::{decode_files, LabeledFiles};
+use super::source::LoadOptions;
+use super::{DataError, ImageSet};
+
+/// One CSV record and the line it starts on (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvRecord {
+    pub line: usize,
+    pub fields: Vec<String>,
+}
+
+/// Splits CSV text into records (RFC 4180: comma separator, `"` quoting with `""` as an escaped
+/// quote, quoted fields may hold commas and newlines; LF or CRLF line ends). Blank lines are
+/// dropped. Whitespace around a quoted field is tolerated. `path` is only used in errors.
+pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<CsvRecord>, DataError> {
+    let err = |line: usize, message: String| DataError::CsvSyntax {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut records = Vec::new();
+    let mut fields: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut line = 1usize;
+    let mut record_line = 1usize;
+    let mut quote_line = 1usize;
+    let mut in_quotes = false;
+    let mut quoted = false; // the current field was quoted and its closing quote was seen
+    let mut chars = text.chars().peekable();
+
+    let mut finish_record = |fields: &mut Vec<String>, record_line: usize| {
+        let blank = fields.len() == 1 && fields[0].trim().is_empty();
+        if !blank {
+            records.push(CsvRecord {
+                line: record_line,
+                fields: std::mem::take(fields),
+            });
+        }
+        fields.clear();
+    };
+
+    while let Some(ch) = chars.next() {
+        if in_quotes {
+            match ch {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    field.push('"');
+                }
+                '"' => {
+                    in_quotes = false;
+                    quoted = true;
+                }
+                '\n' => {
+                    line += 1;
+                    field.push('\n');
+                }
+                _ => field.push(ch),
+            }
+            continue;
+        }
+        match ch {
+            ',' => {
+                fields.push(std::mem::take(&mut field));
+                quoted = false;
+            }
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                fields.push(std::mem::take(&mut field));
+                quoted = false;
+                finish_record(&mut fields, record_line);
+                line += 1;
+                record_line = line;
+            }
+            ' ' | '\t' if quoted => {}
+            _ if quoted => {
+                return Err(err(
+                    line,
+                    format!("unexpected character {ch:?} after a closing quote"),
+                ));
+            }
+            '"' if field.trim().is_empty() => {
+                field.clear();
+                in_quotes = true;
+                quote_line = line;
+            }
+            '"' => {
+                return Err(err(
+                    line,
+                    "quote inside an unquoted field (quote the whole field and double inner quotes)".into(),
+                ));
+            }
+            _ => field.push(ch),
+        }
+    }
+    if in_quotes {
+        return Err(err(quote_line, "quoted field is never closed".into()));
+    }
+    if !fields.is_empty() || !field.is_empty() || quoted {
+        fields.push(field);
+        finish_record(&mut fields, record_line);
+    }
+    Ok(records)
+}
+
+/// Reads a manifest: a header naming (in any order, case-insensitively) the columns `path` and
+/// `label`, other columns ignored; then one row per image. Paths are relative to the manifest's
+/// folder (absolute paths are kept); path and label values are trimmed of surrounding whitespace.
+/// Classes are the sorted set of labels, or `classes` when given (then a label outside it is an
+/// error naming file:line). Returns the classes and `(file, label)` pairs in manifest order.
+pub fn read_manifest(
+    manifest: &Path,
+    classes: Option<&[String]>,
+) -> Result<(Vec<String>, LabeledFiles), DataError> {
+    let bytes = std::fs::read(manifest).map_err(|e| DataError::io(manifest, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let upto = e.utf8_error().valid_up_to();
+        let line = 1 + e
+            .as_bytes()
+            .get(..upto)
+            .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+        DataError::CsvSyntax {
+            path: manifest.to_path_buf(),
+            line,
+            message: "not valid UTF-8".into(),
+        }
+    })?;
+    let records = parse_csv(&text, manifest)?;
+    let syntax = |line: usize, message: String| DataError::CsvSyntax {
+        path: manifest.to_path_buf(),
+        line,
+        message,
+    };
+    let mut rows = records.into_iter();
+    let header = rows
+        .next()
+        .ok_or_else(|| syntax(1, "empty manifest: no header line `path,label`".into()))?;
+    let names: Vec<String> = header
+        .fields
+        .iter()
+        .map(|f| f.trim().to_ascii_lowercase())
+        .collect();
+    let column = |want: &str| -> Result<usize, DataError> {
+        let mut hits = names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.as_str() == want)
+            .map(|(i, _)| i);
+        match (hits.next(), hits.next()) {
+            (Some(i), None) => Ok(i),
+            (Some(_), Some(_)) => Err(syntax(
+                header.line,
+                format!("the header has more than one {want:?} column"),
+            )),
+            (None, _) => Err(syntax(
+                header.line,
+                format!(
+                    "the header must name the columns \"path\" and \"label\"; found [{}]",
+                    header.fields.join(", ")
+                ),
+            )),
+        }
+    };
+    let path_col = column("path")?;
+    let label_col = column("label")?;
+    let base = manifest.parent().unwrap_or_else(|| Path::new(""));
+
+    let mut entries: Vec<(usize, PathBuf, String)> = Vec::new();
+    for row in rows {
+        if row.fields.len() != names.len() {
+            return Err(syntax(
+                row.line,
+                format!(
+                    "expected {} fields as in the header, found {}",
+                    names.len(),
+                    row.fields.len()
+                ),
+            ));
+        }
+        let rel = row.fields.get(path_col).map(|s| s.trim()).unwrap_or("");
+        let label = row.fields.get(label_col).map(|s| s.trim()).unwrap_or("");
+        if rel.is_empty() {
+            return Err(syntax(row.line, "empty path".into()));
+        }
+        if label.is_empty() {
+            return Err(syntax(row.line, "empty label".into()));
+        }
+        entries.push((row.line, base.join(rel), label.to_string()));
+    }
+    if entries.is_empty() {
+        return Err(DataError::NoImages {
+            path: manifest.to_path_buf(),
+        });
+    }
+
+    let class_names: Vec<String> = match classes {
+        Some(list) => list.to_vec(),
+        None => entries
+            .iter()
+            .map(|(_, _, l)| l.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
+    };
+    let index: HashMap<&str, u32> = class_names
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.as_str(), i as u32))
+        .collect();
+    let mut files = Vec::with_capacity(entries.len());
+    for (line, file, label) in &entries {
+        let Some(&l) = index.get(label.as_str()) else {
+            return Err(DataError::UnknownLabel {
+                path: manifest.to_path_buf(),
+                line: *line,
+                label: label.clone(),
+                allowed: class_names.clone(),
+            });
+        };
+        if !file.is_file() {
+            return Err(DataError::CsvMissingImage {
+                manifest: manifest.to_path_buf(),
+                line: *line,
+                image: file.clone(),
+            });
+        }
+        files.push((file.clone(), l));
+    }
+    Ok((class_names, files))
+}
+
+/// Loads the images a manifest lists as an [`ImageSet`] (manifest order).
+/// Returns the set and the corrupt files skipped (only when `opts.skip_corrupt`).
+pub fn load_csv(
+    manifest: &Path,
+    opts: &LoadOptions,
+) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
+    let (classes, files) = read_manifest(manifest, opts.classes.as_deref())?;
+    decode_files(&files, classes, opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Vec<(usize, Vec<String>)> {
+        parse_csv(s, Path::new("m.csv"))
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.line, r.fields))
+            .collect()
+    }
+
+    fn v(xs: &[&str]) -> Vec<String> {
+        xs.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn simple_and_blank_lines() {
+        let got = parse("path,label\n\na.png,cat\r\n  \nb.png,dog");
+        assert_eq!(
+            got,
+            vec![
+                (1, v(&["path", "label"])),
+                (3, v(&["a.png", "cat"])),
+                (5, v(&["b.png", "dog"]))
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_fields() {
+        let got = parse(
+            "label,path\n\"big, cat\",\"dir/a \"\"x\"\".png\"\n\"multi\nline\",b.png\nc,\"\"\n",
+        );
+        assert_eq!(
+            got,
+            vec![
+                (1, v(&["label", "path"])),
+                (2, v(&["big, cat", "dir/a \"x\".png"])),
+                (3, v(&["multi\nline", "b.png"])),
+                (5, v(&["c", ""])),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_fields_and_trailing_comma() {
+        assert_eq!(parse("a,,b,\n"), vec![(1, v(&["a", "", "b", ""]))]);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let e = parse_csv("path,label\na.png,\"cat\nb.png,dog\n", Path::new("m.csv")).unwrap_err();
+        assert!(matches!(e, DataError::CsvSyntax { line: 2, .. }), "{e}");
+        assert!(e.to_string().starts_with("m.csv:2:"), "{e}");
+        let e = parse_csv("path,label\n\na\"b.png,cat\n", Path::new("m.csv")).unwrap_err();
+        assert!(matches!(e, DataError::CsvSyntax { line: 3, .. }), "{e}");
+        let e = parse_csv("path,label\n\"a.png\"x,cat\n", Path::new("m.csv")).unwrap_err();
+        assert!(matches!(e, DataError::CsvSyntax { line: 2, .. }), "{e}");
+    }
+}

@@ -1,0 +1,187 @@
+//! The common entry point: `load(source, options)` for image folders, IDX files and CSV manifests.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use super::csv_manifest::load_csv;
+use super::idx::{read_idx_images, read_idx_labels};
+use super::image_folder::load_image_folder;
+use super::resize::resize_chw;
+use super::{DataError, ImageSet, ResizeMethod};
+
+/// How images are decoded into the cache.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadOptions {
+    /// 1 (grayscale, Pillow's ITU-R 601 luma) or 3 (RGB).
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub resize: ResizeMethod,
+    /// Skip undecodable images (listed in [`LoadReport::skipped`]) instead of failing.
+    pub skip_corrupt: bool,
+    /// Fixed class list (label = position). `None`: derived from the data (sorted names, or 0..=max for IDX).
+    pub classes: Option<Vec<String>>,
+}
+
+impl LoadOptions {
+    /// Checks the options and returns the byte size of one image (c·h·w).
+    pub fn checked_image_len(&self) -> Result<usize, DataError> {
+        if self.channels != 1 && self.channels != 3 {
+            return Err(DataError::InvalidOptions(format!(
+                "channels must be 1 or 3, not {}",
+                self.channels
+            )));
+        }
+        if self.height == 0 || self.width == 0 {
+            return Err(DataError::InvalidOptions(format!(
+                "image size must be positive, not {}x{}",
+                self.width, self.height
+            )));
+        }
+        if let Some(classes) = &self.classes {
+            if classes.is_empty() {
+                return Err(DataError::InvalidOptions("the class list is empty".into()));
+            }
+            let mut seen = HashSet::new();
+            for c in classes {
+                if !seen.insert(c.as_str()) {
+                    return Err(DataError::InvalidOptions(format!(
+                        "class {c:?} appears twice in the class list"
+                    )));
+                }
+            }
+        }
+        self.channels
+            .checked_mul(self.height)
+            .and_then(|v| v.checked_mul(self.width))
+            .ok_or_else(|| {
+                DataError::InvalidOptions(format!(
+                    "image size {}x{} is too large",
+                    self.width, self.height
+                ))
+            })
+    }
+}
+
+/// What happened during a load.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadReport {
+    /// Corrupt files skipped (only with `skip_corrupt`), with the decoder's message.
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Images in the resulting set.
+    pub decoded: usize,
+    /// Wall-clock seconds the load took.
+    pub seconds: f64,
+}
+
+/// Where a data set comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// `root/<class>/**/*.{png,jpg,jpeg,bmp}`.
+    ImageFolder { root: PathBuf },
+    /// An IDX image file and an IDX label file (plain or gzip).
+    Idx { images: PathBuf, labels: PathBuf },
+    /// A CSV manifest with `path` and `label` columns.
+    Csv { manifest: PathBuf },
+}
+
+/// Loads a data set into an [`ImageSet`] of `opts.channels`×`opts.height`×`opts.width` images.
+pub fn load(source: &Source, opts: &LoadOptions) -> Result<(ImageSet, LoadReport), DataError> {
+    opts.checked_image_len()?;
+    let start = Instant::now();
+    let (set, skipped) = match source {
+        Source::ImageFolder { root } => load_image_folder(root, opts)?,
+        Source::Idx { images, labels } => (load_idx(images, labels, opts)?, Vec::new()),
+        Source::Csv { manifest } => load_csv(manifest, opts)?,
+    };
+    let report = LoadReport {
+        skipped,
+        decoded: set.len(),
+        seconds: start.elapsed().as_secs_f64(),
+    };
+    Ok((set, report))
+}
+
+/// IDX images are grayscale: resized if needed, then replicated into RGB when 3 channels are asked for.
+fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<ImageSet, DataError> {
+    let (n, h, w, pixels) = read_idx_images(images)?;
+    let raw_labels = read_idx_labels(labels)?;
+    if raw_labels.len() != n {
+        return Err(DataError::CountMismatch {
+            images_path: images.clone(),
+            images: n,
+            labels_path: labels.clone(),
+            labels: raw_labels.len(),
+        });
+    }
+    if n == 0 {
+        return Err(DataError::NoImages {
+            path: images.clone(),
+        });
+    }
+    let labels_u32: Vec<u32> = raw_labels.iter().map(|&l| l as u32).collect();
+    let classes: Vec<String> = match &opts.classes {
+        Some(list) => {
+            if let Some((index, &label)) = labels_u32
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l as usize >= list.len())
+            {
+                return Err(DataError::LabelOutOfRange {
+                    path: labels.clone(),
+                    index,
+                    label,
+                    num_classes: list.len(),
+                });
+            }
+            list.clone()
+        }
+        None => {
+            let max = labels_u32.iter().copied().max().unwrap_or(0);
+            (0..=max).map(|l| l.to_string()).collect()
+        }
+    };
+    let (oh, ow) = (opts.height, opts.width);
+    let gray = if (h, w) == (oh, ow) {
+        pixels
+    } else if opts.resize == ResizeMethod::None {
+        return Err(DataError::SizeMismatch {
+            path: images.clone(),
+            width: w,
+            height: h,
+            expected_width: ow,
+            expected_height: oh,
+        });
+    } else {
+        let mut out = vec![0u8; n * oh * ow];
+        out.par_chunks_mut(oh * ow)
+            .zip(pixels.par_chunks(h * w))
+            .for_each(|(dst, src)| {
+                let r = resize_chw(src, 1, h, w, oh, ow, opts.resize);
+                dst.iter_mut().zip(r).for_each(|(d, s)| *d = s);
+            });
+        out
+    };
+    let pixels = if opts.channels == 3 {
+        let mut out = Vec::with_capacity(gray.len() * 3);
+        for img in gray.chunks(oh * ow) {
+            for _ in 0..3 {
+                out.extend_from_slice(img);
+            }
+        }
+        out
+    } else {
+        gray
+    };
+    Ok(ImageSet {
+        channels: opts.channels,
+        height: oh,
+        width: ow,
+        pixels,
+        labels: labels_u32,
+        classes,
+    })
+}
