@@ -1,0 +1,199 @@
+//! The validated spec: what the user wrote, with every default filled in. Pure data.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::data::resize::ResizeMethod;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Spec {
+    pub name: String,
+    pub seed: u64,
+    pub task: Task,
+    pub data: DataSpec,
+    pub split: SplitSpec,
+    pub preprocess: PreprocessSpec,
+    pub model: ModelSpec,
+    pub optimizer: OptimizerSpec,
+    pub schedule: ScheduleSpec,
+    pub train: TrainSpec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    Multiclass,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataFormat {
+    ImageFolder,
+    Idx,
+    Csv,
+}
+
+/// Where one split's data lives; paths are absolute after validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SourceSpec {
+    Idx { images: PathBuf, labels: PathBuf },
+    Path(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnCorrupt {
+    Error,
+    Skip,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataSpec {
+    pub format: DataFormat,
+    pub train: SourceSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test: Option<SourceSpec>,
+    pub channels: usize,
+    /// `[height, width]` every image is brought to when it is decoded.
+    pub image_size: [usize; 2],
+    pub on_corrupt: OnCorrupt,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SplitSpec {
+    pub validation_fraction: f64,
+    /// Held out of the training data as the test set; 0 when `data.test` is given or no test set is wanted.
+    pub test_fraction: f64,
+    pub stratify: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PreprocessSpec {
+    pub resize: ResizeMethod,
+    pub normalize: Normalize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Normalize {
+    /// Per-channel mean and std computed on the training split only.
+    Auto,
+    None,
+    Fixed {
+        mean: Vec<f64>,
+        std: Vec<f64>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    Mlp,
+    Cnn,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelSpec {
+    pub architecture: Architecture,
+    pub layers: Vec<LayerSpec>,
+}
+
+/// One layer; the classification head (a dense layer sized to the classes) is appended after these.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LayerSpec {
+    Conv {
+        filters: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        bias: bool,
+    },
+    BatchNorm {
+        momentum: f64,
+        eps: f64,
+    },
+    Relu,
+    Gelu,
+    MaxPool {
+        size: usize,
+        stride: usize,
+    },
+    AvgPool {
+        size: usize,
+        stride: usize,
+    },
+    GlobalAvgPool,
+    Dropout {
+        rate: f64,
+    },
+    Flatten,
+    Dense {
+        units: usize,
+        bias: bool,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OptimizerSpec {
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    },
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
+    AdamW {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerSpec {
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerSpec::Sgd { lr, .. }
+            | OptimizerSpec::Adam { lr, .. }
+            | OptimizerSpec::AdamW { lr, .. } => *lr,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    pub kind: ScheduleKind,
+    /// Epochs of linear warm-up from 0 to the base learning rate.
+    pub warmup_epochs: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum ScheduleKind {
+    Constant,
+    Cosine { min_lr: f64 },
+    Step { every_epochs: usize, gamma: f64 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    /// The validation metric that picks the best epoch.
+    pub best_metric: String,
+}

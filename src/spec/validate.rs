@@ -1,0 +1,790 @@
+//! Builds a [`Spec`] from the spanned tree: every section's keys, types, ranges, defaults and
+//! cross-field rules, reporting each problem with its key path.
+
+use std::path::{Path, PathBuf};
+
+use super::reader::{self as r, index, At, Diags, TableReader};
+use super::tree::{Node, Segment, Value};
+use super::types::*;
+use crate::model::shapes::{self, Shape};
+use crate::train::metrics::SCALAR_METRICS;
+
+/// Reads the whole spec; `base` is the folder relative data paths start from.
+pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
+    let mut top = TableReader::new(root, &[], d)?;
+    let name = top
+        .required("name", d, "\"my-experiment\"")
+        .and_then(|n| experiment_name(at(n, &top.path_of("name")), d));
+    let seed = match top.entry("seed") {
+        Some(e) => r::integer(at(&e.node, &top.path_of("seed")), 0, i64::MAX, d).map(|s| s as u64),
+        None => Some(0),
+    };
+    let task = match top.entry("task") {
+        Some(e) => task(at(&e.node, &top.path_of("task")), d),
+        None => Some(Task::Multiclass),
+    };
+    let data = section(&mut top, "data", d, true).and_then(|t| data(t, base, d));
+    let split = section(&mut top, "split", d, false).and_then(|t| split(t, data.as_ref(), d));
+    let preprocess =
+        section(&mut top, "preprocess", d, false).and_then(|t| preprocess(t, data.as_ref(), d));
+    let model = section(&mut top, "model", d, true).and_then(|t| model(t, data.as_ref(), d));
+    let optimizer = section(&mut top, "optimizer", d, false).and_then(|t| optimizer(t, d));
+    let train = section(&mut top, "train", d, false).and_then(|t| train(t, d));
+    let schedule =
+        section(&mut top, "schedule", d, false).and_then(|t| schedule(t, train.as_ref(), d));
+    top.finish(d);
+    Some(Spec {
+        name: name?,
+        seed: seed?,
+        task: task?,
+        data: data?,
+        split: split?,
+        preprocess: preprocess?,
+        model: model?,
+        optimizer: optimizer?,
+        schedule: schedule?,
+        train: train?,
+    })
+}
+
+fn at<'a>(node: &'a Node, path: &'a [Segment]) -> At<'a> {
+    At { node, path }
+}
+
+/// A section's table reader; an absent optional section reads as an empty table.
+fn section<'a>(
+    top: &mut TableReader<'a>,
+    key: &'static str,
+    d: &mut Diags,
+    required: bool,
+) -> Option<TableReader<'a>> {
+    static EMPTY: std::sync::OnceLock<Node> = std::sync::OnceLock::new();
+    let path = top.path_of(key);
+    match top.entry(key) {
+        Some(e) => TableReader::new(&e.node, &path, d),
+        None if required => {
+            let help = Some(format!(
+                "add a [{key}] section (see the README's spec reference)"
+            ));
+            d.error(top.span(), &path, format!("missing section [{key}]"), help);
+            None
+        }
+        None => {
+            let empty = EMPTY.get_or_init(|| Node {
+                value: Value::Table(Default::default()),
+                span: super::source::Span {
+                    source: 0,
+                    start: 0,
+                    end: 0,
+                },
+            });
+            TableReader::new(empty, &path, d)
+        }
+    }
+}
+
+/// Reads an optional key with `read`, or returns `default`.
+fn opt<T>(
+    t: &mut TableReader<'_>,
+    key: &'static str,
+    d: &mut Diags,
+    default: T,
+    read: impl for<'b> FnOnce(At<'b>, &mut Diags) -> Option<T>,
+) -> Option<T> {
+    let path = t.path_of(key);
+    match t.entry(key) {
+        Some(e) => read(
+            At {
+                node: &e.node,
+                path: &path,
+            },
+            d,
+        ),
+        None => Some(default),
+    }
+}
+
+fn experiment_name(a: At, d: &mut Diags) -> Option<String> {
+    let s = r::string(a, d)?;
+    let ok = !s.is_empty()
+        && !s.starts_with('.')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !ok {
+        d.error(
+            a.node.span,
+            a.path,
+            format!("invalid experiment name \"{s}\""),
+            Some("use letters, digits, '.', '_' and '-' (it becomes a folder name)".into()),
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn task(a: At, d: &mut Diags) -> Option<Task> {
+    match r::choice(a, &["multiclass", "binary", "multilabel"], d)?.as_str() {
+        "multiclass" => Some(Task::Multiclass),
+        other => {
+            d.error(
+                a.node.span,
+                a.path,
+                format!("task \"{other}\" is not supported yet"),
+                Some("use task = \"multiclass\"".into()),
+            );
+            None
+        }
+    }
+}
+
+fn data(mut t: TableReader, base: &Path, d: &mut Diags) -> Option<DataSpec> {
+    let format_path = t.path_of("format");
+    let format = t.required("format", d, "\"image-folder\"").and_then(|n| {
+        let s = r::choice(at(n, &format_path), &["image-folder", "idx", "csv"], d)?;
+        Some(match s.as_str() {
+            "idx" => DataFormat::Idx,
+            "csv" => DataFormat::Csv,
+            _ => DataFormat::ImageFolder,
+        })
+    });
+    let train_path = t.path_of("train");
+    let train_node = t.required("train", d, "\"path/to/train\"");
+    let test_path = t.path_of("test");
+    let test_node = t.entry("test").map(|e| &e.node);
+    let default_channels = if format == Some(DataFormat::Idx) {
+        1
+    } else {
+        3
+    };
+    let channels = opt(&mut t, "channels", d, default_channels, |a, d| {
+        let c = r::integer(a, 1, 3, d)?;
+        if c == 2 {
+            d.error(
+                a.node.span,
+                a.path,
+                "channels must be 1 (grayscale) or 3 (RGB)",
+                None,
+            );
+            return None;
+        }
+        Some(c as usize)
+    });
+    let size_path = t.path_of("image_size");
+    let image_size = t
+        .required("image_size", d, "[28, 28]")
+        .and_then(|n| image_size(at(n, &size_path), d));
+    let on_corrupt = opt(&mut t, "on_corrupt", d, OnCorrupt::Error, |a, d| {
+        Some(if r::choice(a, &["error", "skip"], d)? == "skip" {
+            OnCorrupt::Skip
+        } else {
+            OnCorrupt::Error
+        })
+    });
+    let classes = opt(&mut t, "classes", d, None, |a, d| classes(a, d).map(Some));
+    t.finish(d);
+    let format = format?;
+    let train = source(at(train_node?, &train_path), format, base, d);
+    let test = match test_node {
+        Some(n) => Some(source(at(n, &test_path), format, base, d)?),
+        None => None,
+    };
+    Some(DataSpec {
+        format,
+        train: train?,
+        test,
+        channels: channels?,
+        image_size: image_size?,
+        on_corrupt: on_corrupt?,
+        classes: classes?,
+    })
+}
+
+fn image_size(a: At, d: &mut Diags) -> Option<[usize; 2]> {
+    let items = r::array(a, d)?;
+    if items.len() != 2 {
+        d.error(
+            a.node.span,
+            a.path,
+            format!("expected [height, width], found {} values", items.len()),
+            None,
+        );
+        return None;
+    }
+    let h = r::integer(at(&items[0], &index(a.path, 0)), 1, 4096, d);
+    let w = r::integer(at(&items[1], &index(a.path, 1)), 1, 4096, d);
+    Some([h? as usize, w? as usize])
+}
+
+fn classes(a: At, d: &mut Diags) -> Option<Vec<String>> {
+    let items = r::array(a, d)?;
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let p = index(a.path, i);
+        let s = r::string(at(item, &p), d)?;
+        if out.contains(&s) {
+            d.error(
+                item.span,
+                &p,
+                format!("class \"{s}\" is listed twice"),
+                None,
+            );
+            return None;
+        }
+        out.push(s);
+    }
+    if out.len() < 2 {
+        d.error(
+            a.node.span,
+            a.path,
+            "a classification task needs at least 2 classes",
+            None,
+        );
+        return None;
+    }
+    Some(out)
+}
+
+fn existing_path(a: At, base: &Path, d: &mut Diags) -> Option<PathBuf> {
+    let s = r::string(a, d)?;
+    let p = base.join(&s);
+    if !p.exists() {
+        d.error(
+            a.node.span,
+            a.path,
+            format!("no such file or folder: {}", p.display()),
+            Some("relative paths start from the spec file's folder".into()),
+        );
+        return None;
+    }
+    Some(std::path::absolute(&p).unwrap_or(p))
+}
+
+fn source(a: At, format: DataFormat, base: &Path, d: &mut Diags) -> Option<SourceSpec> {
+    match format {
+        DataFormat::Idx => {
+            let Value::Table(_) = &a.node.value else {
+                r::type_error(
+                    a,
+                    "a table { images = \"...\", labels = \"...\" } for format \"idx\"",
+                    d,
+                );
+                return None;
+            };
+            let mut t = TableReader::new(a.node, a.path, d)?;
+            let ip = t.path_of("images");
+            let lp = t.path_of("labels");
+            let images = t
+                .required("images", d, "\"train-images-idx3-ubyte.gz\"")
+                .and_then(|n| existing_path(at(n, &ip), base, d));
+            let labels = t
+                .required("labels", d, "\"train-labels-idx1-ubyte.gz\"")
+                .and_then(|n| existing_path(at(n, &lp), base, d));
+            t.finish(d);
+            Some(SourceSpec::Idx {
+                images: images?,
+                labels: labels?,
+            })
+        }
+        DataFormat::ImageFolder | DataFormat::Csv => {
+            let Value::Str(_) = &a.node.value else {
+                let what = if format == DataFormat::Csv {
+                    "the path of a CSV manifest"
+                } else {
+                    "the path of a folder with one subfolder per class"
+                };
+                r::type_error(a, &format!("a string: {what}"), d);
+                return None;
+            };
+            existing_path(a, base, d).map(SourceSpec::Path)
+        }
+    }
+}
+
+fn split(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<SplitSpec> {
+    let fraction = |a: At, d: &mut Diags| {
+        r::number(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)
+    };
+    let validation_fraction = opt(&mut t, "validation_fraction", d, 0.1, fraction);
+    let test_span = t.entry("test_fraction").map(|e| e.node.span);
+    let test_fraction = opt(&mut t, "test_fraction", d, 0.0, fraction);
+    let stratify = opt(&mut t, "stratify", d, true, r::boolean);
+    let tf_path = t.path_of("test_fraction");
+    t.finish(d);
+    let (v, tf) = (validation_fraction?, test_fraction?);
+    if let (Some(span), Some(data)) = (test_span, data) {
+        if data.test.is_some() && tf > 0.0 {
+            d.error(span, &tf_path, "test_fraction conflicts with data.test: the test set is either a separate path or a held-out fraction", Some("remove one of them".into()));
+            return None;
+        }
+    }
+    if v + tf >= 1.0 {
+        d.error(
+            test_span.unwrap_or(t_span_fallback()),
+            &tf_path,
+            format!(
+                "validation_fraction + test_fraction = {} leaves no training data",
+                v + tf
+            ),
+            None,
+        );
+        return None;
+    }
+    Some(SplitSpec {
+        validation_fraction: v,
+        test_fraction: tf,
+        stratify: stratify?,
+    })
+}
+
+fn t_span_fallback() -> super::source::Span {
+    super::source::Span {
+        source: 0,
+        start: 0,
+        end: 0,
+    }
+}
+
+fn preprocess(
+    mut t: TableReader,
+    data: Option<&DataSpec>,
+    d: &mut Diags,
+) -> Option<PreprocessSpec> {
+    let resize = opt(&mut t, "resize", d, ResizeMethod::Bilinear, |a, d| {
+        Some(
+            match r::choice(a, &["bilinear", "nearest", "none"], d)?.as_str() {
+                "nearest" => ResizeMethod::Nearest,
+                "none" => ResizeMethod::None,
+                _ => ResizeMethod::Bilinear,
+            },
+        )
+    });
+    let channels = data.map(|d| d.channels);
+    let normalize = opt(&mut t, "normalize", d, Normalize::Auto, |a, d| {
+        normalize(a, channels, d)
+    });
+    t.finish(d);
+    Some(PreprocessSpec {
+        resize: resize?,
+        normalize: normalize?,
+    })
+}
+
+fn normalize(a: At, channels: Option<usize>, d: &mut Diags) -> Option<Normalize> {
+    match &a.node.value {
+        Value::Str(_) => Some(if r::choice(a, &["auto", "none"], d)? == "auto" {
+            Normalize::Auto
+        } else {
+            Normalize::None
+        }),
+        Value::Table(_) => {
+            let mut t = TableReader::new(a.node, a.path, d)?;
+            let (mp, sp) = (t.path_of("mean"), t.path_of("std"));
+            let mean_node = t.required("mean", d, "[0.5]");
+            let std_node = t.required("std", d, "[0.25]");
+            t.finish(d);
+            let mean = r::numbers(at(mean_node?, &mp), "a finite number", |_| true, d);
+            let std = r::numbers(at(std_node?, &sp), "above 0", |v| v > 0.0, d);
+            let (mean, std) = (mean?, std?);
+            if let Some(c) = channels {
+                for (vals, node, p, what) in [
+                    (&mean, mean_node?, &mp, "mean"),
+                    (&std, std_node?, &sp, "std"),
+                ] {
+                    if vals.len() != c {
+                        d.error(
+                            node.span,
+                            p,
+                            format!(
+                                "normalize.{what} has {} values but data.channels is {c}",
+                                vals.len()
+                            ),
+                            Some(format!("give one {what} per channel")),
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some(Normalize::Fixed { mean, std })
+        }
+        _ => {
+            r::type_error(
+                a,
+                "\"auto\", \"none\" or a table { mean = [...], std = [...] }",
+                d,
+            );
+            None
+        }
+    }
+}
+
+const LAYER_TYPES: &[&str] = &[
+    "conv",
+    "batch_norm",
+    "relu",
+    "gelu",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "dropout",
+    "flatten",
+    "dense",
+];
+
+fn model(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<ModelSpec> {
+    let arch_path = t.path_of("architecture");
+    let architecture = t.required("architecture", d, "\"cnn\"").and_then(|n| {
+        Some(
+            if r::choice(at(n, &arch_path), &["mlp", "cnn"], d)? == "mlp" {
+                Architecture::Mlp
+            } else {
+                Architecture::Cnn
+            },
+        )
+    });
+    let layers_path = t.path_of("layers");
+    let layers_node = t.required(
+        "layers",
+        d,
+        "[{ type = \"dense\", units = 128 }, { type = \"relu\" }]",
+    );
+    t.finish(d);
+    let items = r::array(at(layers_node?, &layers_path), d)?;
+    let mut layers = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = index(&layers_path, i);
+        match layer(at(item, &p), architecture, d) {
+            Some(l) => layers.push(l),
+            None => ok = false,
+        }
+    }
+    let architecture = architecture?;
+    if !ok {
+        return None;
+    }
+    if let Some(data) = data {
+        let [h, w] = data.image_size;
+        let input = match architecture {
+            Architecture::Cnn => Shape::Spatial {
+                c: data.channels,
+                h,
+                w,
+            },
+            Architecture::Mlp => Shape::Flat(data.channels * h * w),
+        };
+        if let Err(e) = shapes::infer(&layers, input) {
+            let shapes = shapes::infer(&layers[..e.layer], input).unwrap_or_default();
+            let trace: Vec<String> = std::iter::once(input)
+                .chain(shapes)
+                .map(|s| s.to_string())
+                .collect();
+            d.error(
+                items[e.layer].span,
+                &index(&layers_path, e.layer),
+                format!(
+                    "impossible model: layers[{}]: {} (shapes so far: {})",
+                    e.layer,
+                    e.message,
+                    trace.join(" → ")
+                ),
+                Some(e.help),
+            );
+            return None;
+        }
+    }
+    Some(ModelSpec {
+        architecture,
+        layers,
+    })
+}
+
+fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> {
+    let mut t = TableReader::new(a.node, a.path, d)?;
+    let type_path = t.path_of("type");
+    let kind = r::choice(
+        at(t.required("type", d, "\"conv\"")?, &type_path),
+        LAYER_TYPES,
+        d,
+    )?;
+    let pos = |t: &mut TableReader,
+               key: &'static str,
+               default: Option<usize>,
+               d: &mut Diags|
+     -> Option<usize> {
+        let p = t.path_of(key);
+        match (t.entry(key), default) {
+            (Some(e), _) => {
+                r::usize_at_least(at(&e.node, &p), if key == "padding" { 0 } else { 1 }, d)
+            }
+            (None, Some(v)) => Some(v),
+            (None, None) => {
+                t.required(key, d, "3");
+                None
+            }
+        }
+    };
+    let layer = match kind.as_str() {
+        "conv" => {
+            let filters = pos(&mut t, "filters", None, d);
+            let kernel = pos(&mut t, "kernel", None, d);
+            let stride = pos(&mut t, "stride", Some(1), d);
+            let padding = pos(&mut t, "padding", Some(0), d);
+            let bias = opt(&mut t, "bias", d, true, r::boolean);
+            LayerSpec::Conv {
+                filters: filters?,
+                kernel: kernel?,
+                stride: stride?,
+                padding: padding?,
+                bias: bias?,
+            }
+        }
+        "max_pool" | "avg_pool" => {
+            let size = pos(&mut t, "size", None, d)?;
+            let stride_span = t.entry("stride").map(|e| e.node.span);
+            let stride = pos(&mut t, "stride", Some(size), d)?;
+            if stride != size {
+                d.error(
+                    stride_span.unwrap_or(a.node.span),
+                    &t.path_of("stride"),
+                    format!("pooling with stride {stride} different from its size {size} is not supported yet"),
+                    Some(format!("use stride = {size} (or leave stride out)")),
+                );
+                return None;
+            }
+            if kind == "max_pool" {
+                LayerSpec::MaxPool { size, stride }
+            } else {
+                LayerSpec::AvgPool { size, stride }
+            }
+        }
+        "batch_norm" => {
+            let momentum = opt(&mut t, "momentum", d, 0.1, |a, d| {
+                r::number(a, "above 0 and at most 1", |v| v > 0.0 && v <= 1.0, d)
+            });
+            let eps = opt(&mut t, "eps", d, 1e-5, |a, d| {
+                r::number(a, "above 0", |v| v > 0.0, d)
+            });
+            LayerSpec::BatchNorm {
+                momentum: momentum?,
+                eps: eps?,
+            }
+        }
+        "dropout" => {
+            let rate = opt(&mut t, "rate", d, 0.5, |a, d| {
+                r::number(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)
+            });
+            LayerSpec::Dropout { rate: rate? }
+        }
+        "dense" => {
+            let units = pos(&mut t, "units", None, d);
+            let bias = opt(&mut t, "bias", d, true, r::boolean);
+            LayerSpec::Dense {
+                units: units?,
+                bias: bias?,
+            }
+        }
+        "relu" => LayerSpec::Relu,
+        "gelu" => LayerSpec::Gelu,
+        "global_avg_pool" => LayerSpec::GlobalAvgPool,
+        _ => LayerSpec::Flatten,
+    };
+    t.finish(d);
+    let spatial = matches!(
+        layer,
+        LayerSpec::Conv { .. }
+            | LayerSpec::MaxPool { .. }
+            | LayerSpec::AvgPool { .. }
+            | LayerSpec::GlobalAvgPool
+    );
+    if spatial && arch == Some(Architecture::Mlp) {
+        d.error(a.node.span, a.path, format!("a {kind} layer needs architecture = \"cnn\"; an mlp sees each image as a flat vector"), None);
+        return None;
+    }
+    Some(layer)
+}
+
+fn optimizer(mut t: TableReader, d: &mut Diags) -> Option<OptimizerSpec> {
+    let kind = opt(&mut t, "kind", d, "adamw".to_string(), |a, d| {
+        r::choice(a, &["sgd", "adam", "adamw"], d)
+    });
+    let positive = |a: At, d: &mut Diags| r::number(a, "above 0", |v| v > 0.0, d);
+    let non_negative = |a: At, d: &mut Diags| r::number(a, "at least 0", |v| v >= 0.0, d);
+    let unit = |a: At, d: &mut Diags| {
+        r::number(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)
+    };
+    let lr = opt(&mut t, "lr", d, 1e-3, positive);
+    let kind = kind?;
+    let default_wd = if kind == "adamw" { 0.01 } else { 0.0 };
+    let weight_decay = opt(&mut t, "weight_decay", d, default_wd, non_negative);
+    let only = |t: &mut TableReader, keys: &[&'static str], owner: &str, d: &mut Diags| {
+        for key in keys {
+            if let Some(e) = t.entry(key) {
+                d.error(
+                    e.key_span,
+                    &t.path_of(key),
+                    format!("`{key}` applies only to {owner}, not to kind = \"{kind}\""),
+                    None,
+                );
+            }
+        }
+    };
+    let spec = if kind == "sgd" {
+        let momentum = opt(&mut t, "momentum", d, 0.0, unit);
+        let dampening = opt(&mut t, "dampening", d, 0.0, unit);
+        let nesterov_span = t.entry("nesterov").map(|e| e.node.span);
+        let nesterov = opt(&mut t, "nesterov", d, false, r::boolean);
+        only(
+            &mut t,
+            &["betas", "eps"],
+            "kind = \"adam\" and \"adamw\"",
+            d,
+        );
+        let (momentum, dampening, nesterov) = (momentum?, dampening?, nesterov?);
+        if nesterov && (momentum == 0.0 || dampening != 0.0) {
+            d.error(
+                nesterov_span.unwrap_or(t.span()),
+                &t.path_of("nesterov"),
+                "Nesterov momentum needs momentum > 0 and dampening = 0",
+                None,
+            );
+            return None;
+        }
+        OptimizerSpec::Sgd {
+            lr: lr?,
+            momentum,
+            dampening,
+            nesterov,
+            weight_decay: weight_decay?,
+        }
+    } else {
+        let betas = opt(&mut t, "betas", d, vec![0.9, 0.999], |a, d| {
+            let b = r::numbers(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)?;
+            if b.len() != 2 {
+                d.error(
+                    a.node.span,
+                    a.path,
+                    format!("expected [beta1, beta2], found {} values", b.len()),
+                    None,
+                );
+                return None;
+            }
+            Some(b)
+        });
+        let eps = opt(&mut t, "eps", d, 1e-8, positive);
+        only(
+            &mut t,
+            &["momentum", "dampening", "nesterov"],
+            "kind = \"sgd\"",
+            d,
+        );
+        let (betas, lr, eps, weight_decay) = (betas?, lr?, eps?, weight_decay?);
+        let (beta1, beta2) = (betas[0], betas[1]);
+        if kind == "adam" {
+            OptimizerSpec::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            }
+        } else {
+            OptimizerSpec::AdamW {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+            }
+        }
+    };
+    t.finish(d);
+    Some(spec)
+}
+
+fn train(mut t: TableReader, d: &mut Diags) -> Option<TrainSpec> {
+    let epochs = opt(&mut t, "epochs", d, 10, |a, d| r::usize_at_least(a, 1, d));
+    let batch_size = opt(&mut t, "batch_size", d, 64, |a, d| {
+        r::usize_at_least(a, 1, d)
+    });
+    let eval_batch_size = opt(&mut t, "eval_batch_size", d, 512, |a, d| {
+        r::usize_at_least(a, 1, d)
+    });
+    let names: Vec<&str> = SCALAR_METRICS.iter().map(|(n, _)| *n).collect();
+    let best_metric = opt(&mut t, "best_metric", d, "accuracy".to_string(), |a, d| {
+        r::choice(a, &names, d)
+    });
+    t.finish(d);
+    Some(TrainSpec {
+        epochs: epochs?,
+        batch_size: batch_size?,
+        eval_batch_size: eval_batch_size?,
+        best_metric: best_metric?,
+    })
+}
+
+fn schedule(mut t: TableReader, train: Option<&TrainSpec>, d: &mut Diags) -> Option<ScheduleSpec> {
+    let kind = opt(&mut t, "type", d, "constant".to_string(), |a, d| {
+        r::choice(a, &["constant", "cosine", "step"], d)
+    })?;
+    let warmup_path = t.path_of("warmup_epochs");
+    let warmup_span = t.entry("warmup_epochs").map(|e| e.node.span);
+    let warmup_epochs = opt(&mut t, "warmup_epochs", d, 0.0, |a, d| {
+        r::number(a, "at least 0", |v| v >= 0.0, d)
+    });
+    let only = |t: &mut TableReader, key: &'static str, owner: &str, d: &mut Diags| {
+        if let Some(e) = t.entry(key) {
+            d.error(
+                e.key_span,
+                &t.path_of(key),
+                format!("`{key}` applies only to type = \"{owner}\", not to type = \"{kind}\""),
+                None,
+            );
+        }
+    };
+    let kind = match kind.as_str() {
+        "cosine" => {
+            let min_lr = opt(&mut t, "min_lr", d, 0.0, |a, d| {
+                r::number(a, "at least 0", |v| v >= 0.0, d)
+            });
+            only(&mut t, "every_epochs", "step", d);
+            only(&mut t, "gamma", "step", d);
+            ScheduleKind::Cosine { min_lr: min_lr? }
+        }
+        "step" => {
+            let ep = t.path_of("every_epochs");
+            let every = t
+                .required("every_epochs", d, "10")
+                .and_then(|n| r::usize_at_least(at(n, &ep), 1, d));
+            let gamma = opt(&mut t, "gamma", d, 0.1, |a, d| {
+                r::number(a, "above 0 and at most 1", |v| v > 0.0 && v <= 1.0, d)
+            });
+            only(&mut t, "min_lr", "cosine", d);
+            ScheduleKind::Step {
+                every_epochs: every?,
+                gamma: gamma?,
+            }
+        }
+        _ => {
+            for (key, owner) in [
+                ("min_lr", "cosine"),
+                ("every_epochs", "step"),
+                ("gamma", "step"),
+            ] {
+                only(&mut t, key, owner, d);
+            }
+            ScheduleKind::Constant
+        }
+    };
+    t.finish(d);
+    let warmup_epochs = warmup_epochs?;
+    if let (Some(train), Some(span)) = (train, warmup_span) {
+        if warmup_epochs >= train.epochs as f64 {
+            d.error(span, &warmup_path, format!("warm-up of {warmup_epochs} epochs does not end before training does (train.epochs = {})", train.epochs), None);
+            return None;
+        }
+    }
+    Some(ScheduleSpec {
+        kind,
+        warmup_epochs,
+    })
+}
