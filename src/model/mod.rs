@@ -1,0 +1,7 @@
+//! Models built from the spec's layer list: shape inference, seeded initialisation, the network.
+
+pub mod init;
+pub mod network;
+pub mod shapes;
+
+pub use network::{Mode, Network};

@@ -1,0 +1,539 @@
+//! The network built from `[model]`: layers with our own parameters, a forward pass for
+//! training and evaluation, and named state for checkpoints.
+
+use std::collections::HashMap;
+
+use candle_core::{DType, Device, Result, Tensor, Var, D};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::init;
+use super::shapes::{self, Shape};
+use crate::spec::{Architecture, LayerSpec, ModelSpec};
+use crate::train::optim::Param;
+
+/// Training uses batch statistics and dropout; evaluation uses running statistics and no dropout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Train,
+    Eval,
+}
+
+enum Layer {
+    Conv {
+        w: Var,
+        b: Option<Var>,
+        stride: usize,
+        padding: usize,
+    },
+    Dense {
+        w: Var,
+        b: Option<Var>,
+    },
+    BatchNorm {
+        gamma: Var,
+        beta: Var,
+        mean: Var,
+        var: Var,
+        momentum: f64,
+        eps: f64,
+    },
+    Relu,
+    Gelu,
+    MaxPool {
+        size: usize,
+    },
+    AvgPool {
+        size: usize,
+    },
+    GlobalAvgPool,
+    Dropout {
+        rate: f64,
+    },
+    Flatten,
+}
+
+pub struct Network {
+    layers: Vec<Layer>,
+    params: Vec<Param>,
+    /// Non-trainable state (batch-norm running statistics), saved with the weights.
+    buffers: Vec<(String, Var)>,
+    input: Shape,
+    device: Device,
+}
+
+impl Network {
+    /// Builds the layers of `spec` for images of `input` shape and a head of `num_classes` outputs.
+    pub fn build(
+        spec: &ModelSpec,
+        channels: usize,
+        height: usize,
+        width: usize,
+        num_classes: usize,
+        rng: &mut ChaCha8Rng,
+        device: &Device,
+    ) -> Result<Self> {
+        let input = match spec.architecture {
+            Architecture::Cnn => Shape::Spatial {
+                c: channels,
+                h: height,
+                w: width,
+            },
+            Architecture::Mlp => Shape::Flat(channels * height * width),
+        };
+        let out_shapes = shapes::infer(&spec.layers, input)
+            .map_err(|e| candle_core::Error::Msg(format!("layers[{}]: {}", e.layer, e.message)))?;
+        let mut net = Network {
+            layers: Vec::new(),
+            params: Vec::new(),
+            buffers: Vec::new(),
+            input,
+            device: device.clone(),
+        };
+        let mut shape = input;
+        for (i, (layer, out)) in spec.layers.iter().zip(out_shapes).enumerate() {
+            if matches!(layer, LayerSpec::Dense { .. }) && matches!(shape, Shape::Spatial { .. }) {
+                net.layers.push(Layer::Flatten);
+            }
+            let built = net.build_layer(&format!("layers.{i}"), layer, shape, rng)?;
+            net.layers.push(built);
+            shape = out;
+        }
+        if matches!(shape, Shape::Spatial { .. }) {
+            net.layers.push(Layer::Flatten);
+        }
+        let head = net.dense("head", shape.numel(), num_classes, true, rng)?;
+        net.layers.push(head);
+        Ok(net)
+    }
+
+    fn param(&mut self, name: String, var: Var, decay: bool) -> Var {
+        self.params.push(Param {
+            name,
+            var: var.clone(),
+            decay,
+        });
+        var
+    }
+
+    fn dense(
+        &mut self,
+        name: &str,
+        inputs: usize,
+        units: usize,
+        bias: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Layer> {
+        let bound = init::default_bound(inputs);
+        let w = init::uniform(rng, &[units, inputs], bound, &self.device)?;
+        let w = self.param(format!("{name}.weight"), w, true);
+        let b = if bias {
+            let b = init::uniform(rng, &[units], bound, &self.device)?;
+            Some(self.param(format!("{name}.bias"), b, false))
+        } else {
+            None
+        };
+        Ok(Layer::Dense { w, b })
+    }
+
+    fn build_layer(
+        &mut self,
+        name: &str,
+        layer: &LayerSpec,
+        input: Shape,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Layer> {
+        Ok(match *layer {
+            LayerSpec::Conv {
+                filters,
+                kernel,
+                stride,
+                padding,
+                bias,
+            } => {
+                let Shape::Spatial { c, .. } = input else {
+                    candle_core::bail!("{name}: conv needs a spatial input")
+                };
+                let fan_in = c * kernel * kernel;
+                let bound = init::default_bound(fan_in);
+                let w = init::uniform(rng, &[filters, c, kernel, kernel], bound, &self.device)?;
+                let w = self.param(format!("{name}.weight"), w, true);
+                let b = if bias {
+                    let b = init::uniform(rng, &[filters], bound, &self.device)?;
+                    Some(self.param(format!("{name}.bias"), b, false))
+                } else {
+                    None
+                };
+                Layer::Conv {
+                    w,
+                    b,
+                    stride,
+                    padding,
+                }
+            }
+            LayerSpec::Dense { units, bias } => {
+                self.dense(name, input.numel(), units, bias, rng)?
+            }
+            LayerSpec::BatchNorm { momentum, eps } => {
+                let n = match input {
+                    Shape::Spatial { c, .. } => c,
+                    Shape::Flat(n) => n,
+                };
+                let gamma = init::constant(1.0, &[n], &self.device)?;
+                let gamma = self.param(format!("{name}.weight"), gamma, false);
+                let beta = init::constant(0.0, &[n], &self.device)?;
+                let beta = self.param(format!("{name}.bias"), beta, false);
+                let mean = init::constant(0.0, &[n], &self.device)?;
+                let var = init::constant(1.0, &[n], &self.device)?;
+                self.buffers
+                    .push((format!("{name}.running_mean"), mean.clone()));
+                self.buffers
+                    .push((format!("{name}.running_var"), var.clone()));
+                Layer::BatchNorm {
+                    gamma,
+                    beta,
+                    mean,
+                    var,
+                    momentum,
+                    eps,
+                }
+            }
+            LayerSpec::Relu => Layer::Relu,
+            LayerSpec::Gelu => Layer::Gelu,
+            LayerSpec::MaxPool { size, .. } => Layer::MaxPool { size },
+            LayerSpec::AvgPool { size, .. } => Layer::AvgPool { size },
+            LayerSpec::GlobalAvgPool => Layer::GlobalAvgPool,
+            LayerSpec::Dropout { rate } => Layer::Dropout { rate },
+            LayerSpec::Flatten => Layer::Flatten,
+        })
+    }
+
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.params.iter().map(|p| p.var.elem_count()).sum()
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The input shape one sample must have (without the batch dimension).
+    pub fn input_shape(&self) -> Shape {
+        self.input
+    }
+
+    /// Logits for a batch `x` of shape `(batch, channels, height, width)`. `rng` draws dropout masks.
+    pub fn forward(&self, x: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        let mut x = match self.input {
+            Shape::Flat(_) => x.flatten_from(1)?,
+            Shape::Spatial { .. } => x.clone(),
+        };
+        for layer in &self.layers {
+            x = match layer {
+                Layer::Conv {
+                    w,
+                    b,
+                    stride,
+                    padding,
+                } => {
+                    let y = x.conv2d(w.as_tensor(), *padding, *stride, 1, 1)?;
+                    match b {
+                        Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
+                        None => y,
+                    }
+                }
+                Layer::Dense { w, b } => {
+                    let y = x.matmul(&w.as_tensor().t()?)?;
+                    match b {
+                        Some(b) => y.broadcast_add(b.as_tensor())?,
+                        None => y,
+                    }
+                }
+                Layer::BatchNorm {
+                    gamma,
+                    beta,
+                    mean,
+                    var,
+                    momentum,
+                    eps,
+                } => batch_norm(&x, gamma, beta, mean, var, *momentum, *eps, mode)?,
+                Layer::Relu => x.relu()?,
+                Layer::Gelu => x.gelu_erf()?,
+                Layer::MaxPool { size } => x.max_pool2d(*size)?,
+                Layer::AvgPool { size } => x.avg_pool2d(*size)?,
+                Layer::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1)?,
+                Layer::Dropout { rate } if mode == Mode::Train && *rate > 0.0 => {
+                    dropout(&x, *rate, rng)?
+                }
+                Layer::Dropout { .. } => x,
+                Layer::Flatten => x.flatten_from(1)?,
+            };
+        }
+        Ok(x)
+    }
+
+    /// Every parameter and buffer by name, copied (safe to keep while training goes on).
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let params = self.params.iter().map(|p| (p.name.clone(), &p.var));
+        let buffers = self.buffers.iter().map(|(n, v)| (n.clone(), v));
+        params
+            .chain(buffers)
+            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// Restores what [`Network::state`] returned; every tensor must be present with the right shape.
+    pub fn load_state(&self, state: &HashMap<String, Tensor>) -> Result<()> {
+        let params = self.params.iter().map(|p| (&p.name, &p.var));
+        let buffers = self.buffers.iter().map(|(n, v)| (n, v));
+        for (name, var) in params.chain(buffers) {
+            let t = state.get(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("weights file has no tensor `{name}`"))
+            })?;
+            if t.dims() != var.dims() {
+                candle_core::bail!(
+                    "tensor `{name}` has shape {:?} in the weights file but {:?} in the model",
+                    t.dims(),
+                    var.dims()
+                );
+            }
+            var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn batch_norm(
+    x: &Tensor,
+    gamma: &Var,
+    beta: &Var,
+    mean: &Var,
+    var: &Var,
+    momentum: f64,
+    eps: f64,
+    mode: Mode,
+) -> Result<Tensor> {
+    let spatial = x.rank() == 4;
+    let stat_shape: Vec<usize> = if spatial {
+        vec![1, x.dim(1)?, 1, 1]
+    } else {
+        vec![1, x.dim(1)?]
+    };
+    let (m, v) = if mode == Mode::Train {
+        let dims: Vec<usize> = if spatial { vec![0, 2, 3] } else { vec![0] };
+        let m = x.mean_keepdim(dims.as_slice())?;
+        let centered = x.broadcast_sub(&m)?;
+        let v = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+        let n = (x.elem_count() / x.dim(1)?) as f64;
+        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let m_flat = m.detach().flatten_all()?;
+        let v_flat = v.detach().flatten_all()?;
+        mean.set(&((mean.as_tensor() * (1.0 - momentum))? + (m_flat * momentum)?)?)?;
+        var.set(&((var.as_tensor() * (1.0 - momentum))? + (v_flat * (momentum * unbiased))?)?)?;
+        (m, v)
+    } else {
+        (
+            mean.as_tensor().reshape(stat_shape.as_slice())?,
+            var.as_tensor().reshape(stat_shape.as_slice())?,
+        )
+    };
+    let xhat = x.broadcast_sub(&m)?.broadcast_div(&(v + eps)?.sqrt()?)?;
+    xhat.broadcast_mul(&gamma.as_tensor().reshape(stat_shape.as_slice())?)?
+        .broadcast_add(&beta.as_tensor().reshape(stat_shape.as_slice())?)
+}
+
+fn dropout(x: &Tensor, rate: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let keep = 1.0 - rate;
+    let scale = (1.0 / keep) as f32;
+    let mask: Vec<f32> = (0..x.elem_count())
+        .map(|_| {
+            if rng.random::<f64>() < keep {
+                scale
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::LayerSpec as L;
+
+    fn every_layer() -> ModelSpec {
+        ModelSpec {
+            architecture: Architecture::Cnn,
+            layers: vec![
+                L::Conv {
+                    filters: 4,
+                    kernel: 3,
+                    stride: 1,
+                    padding: 1,
+                    bias: true,
+                },
+                L::BatchNorm {
+                    momentum: 0.1,
+                    eps: 1e-5,
+                },
+                L::Relu,
+                L::MaxPool { size: 2, stride: 2 },
+                L::Conv {
+                    filters: 6,
+                    kernel: 3,
+                    stride: 2,
+                    padding: 1,
+                    bias: false,
+                },
+                L::Gelu,
+                L::AvgPool { size: 2, stride: 2 },
+                L::Flatten,
+                L::Dense {
+                    units: 8,
+                    bias: true,
+                },
+                L::BatchNorm {
+                    momentum: 0.1,
+                    eps: 1e-5,
+                },
+                L::Dropout { rate: 0.3 },
+            ],
+        }
+    }
+
+    #[test]
+    fn every_parameter_receives_a_gradient() {
+        let dev = Device::Cpu;
+        let net = Network::build(
+            &every_layer(),
+            2,
+            8,
+            8,
+            3,
+            &mut crate::train::rng::stream(1, "init", 0),
+            &dev,
+        )
+        .unwrap();
+        let x = Tensor::randn(0f32, 1.0, (5, 2, 8, 8), &dev).unwrap();
+        let y = Tensor::new(&[0u32, 1, 2, 1, 0], &dev).unwrap();
+        let logits = net
+            .forward(
+                &x,
+                Mode::Train,
+                &mut crate::train::rng::stream(1, "dropout", 0),
+            )
+            .unwrap();
+        assert_eq!(logits.dims(), &[5, 3]);
+        let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+        let grads = loss.backward().unwrap();
+        assert_eq!(net.params().len(), 11);
+        for p in net.params() {
+            let g = grads
+                .get(p.var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {}", p.name));
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{} has gradient norm {norm}",
+                p.name
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_same_weights_and_state_round_trips() {
+        let dev = Device::Cpu;
+        let build = |seed| {
+            Network::build(
+                &every_layer(),
+                2,
+                8,
+                8,
+                3,
+                &mut crate::train::rng::stream(seed, "init", 0),
+                &dev,
+            )
+            .unwrap()
+        };
+        let (a, b, c) = (build(1), build(1), build(2));
+        let flat = |n: &Network| -> Vec<f32> {
+            n.state()
+                .unwrap()
+                .iter()
+                .flat_map(|(_, t)| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+                .collect()
+        };
+        assert_eq!(flat(&a), flat(&b));
+        assert_ne!(flat(&a), flat(&c));
+        let state: HashMap<String, Tensor> = a.state().unwrap().into_iter().collect();
+        c.load_state(&state).unwrap();
+        assert_eq!(flat(&a), flat(&c));
+        let mut missing = state.clone();
+        missing.remove("head.weight");
+        assert!(c
+            .load_state(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("head.weight"));
+    }
+
+    #[test]
+    fn batch_norm_updates_running_statistics_only_in_training() {
+        let dev = Device::Cpu;
+        let spec = ModelSpec {
+            architecture: Architecture::Mlp,
+            layers: vec![L::BatchNorm {
+                momentum: 0.5,
+                eps: 1e-5,
+            }],
+        };
+        let net = Network::build(
+            &spec,
+            1,
+            1,
+            2,
+            2,
+            &mut crate::train::rng::stream(1, "init", 0),
+            &dev,
+        )
+        .unwrap();
+        let x = Tensor::new(&[[[[1f32, 2.0]]], [[[3.0, 6.0]]]], &dev).unwrap();
+        let mut r = crate::train::rng::stream(0, "x", 0);
+        net.forward(&x, Mode::Eval, &mut r).unwrap();
+        let running = |n: &Network| {
+            n.state()
+                .unwrap()
+                .into_iter()
+                .filter(|(k, _)| k.contains("running"))
+                .map(|(k, t)| (k, t.to_vec1::<f32>().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            running(&net),
+            vec![
+                ("layers.0.running_mean".to_string(), vec![0.0, 0.0]),
+                ("layers.0.running_var".to_string(), vec![1.0, 1.0])
+            ]
+        );
+        net.forward(&x, Mode::Train, &mut r).unwrap();
+        // mean (2, 4); unbiased var (2, 8); momentum 0.5 from (0, 0) and (1, 1).
+        assert_eq!(
+            running(&net),
+            vec![
+                ("layers.0.running_mean".to_string(), vec![1.0, 2.0]),
+                ("layers.0.running_var".to_string(), vec![1.5, 4.5])
+            ]
+        );
+    }
+}

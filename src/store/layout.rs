@@ -1,0 +1,55 @@
+//! Where everything lives under `<runs-dir>/<experiment>/`, in one place.
+
+use std::path::{Path, PathBuf};
+
+/// `<runs-dir>/<experiment name>/`: the experiment folder, also the TensorBoard log dir.
+#[derive(Clone, Debug)]
+pub struct ExperimentDir {
+    pub root: PathBuf,
+}
+
+impl ExperimentDir {
+    pub fn new(runs_dir: &Path, name: &str) -> Self {
+        ExperimentDir {
+            root: runs_dir.join(name),
+        }
+    }
+
+    pub fn job(&self, job_id: &str) -> JobDir {
+        JobDir {
+            root: self.root.join(job_id),
+        }
+    }
+}
+
+/// `<experiment>/<job-id>/`: one job's outputs.
+#[derive(Clone, Debug)]
+pub struct JobDir {
+    pub root: PathBuf,
+}
+
+impl JobDir {
+    /// The resolved spec (defaults filled in, absolute data paths).
+    pub fn spec(&self) -> PathBuf {
+        self.root.join("spec.toml")
+    }
+    /// Identity and provenance: seed, data hash, git revisions, status.
+    pub fn job(&self) -> PathBuf {
+        self.root.join("job.json")
+    }
+    /// Per-epoch history and final metrics per split.
+    pub fn metrics(&self) -> PathBuf {
+        self.root.join("metrics.json")
+    }
+    /// The best epoch's weights.
+    pub fn weights(&self) -> PathBuf {
+        self.root.join("model.safetensors")
+    }
+    /// TensorBoard runs: the job folder itself (spec text) and one subfolder per split.
+    pub fn tensorboard(&self, split: Option<&str>) -> PathBuf {
+        match split {
+            Some(s) => self.root.join(s),
+            None => self.root.clone(),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Training: batches, optimizers with saveable state, schedules, metrics, the loop itself.
+
+pub mod batches;
+pub mod evaluate;
+pub mod metrics;
+pub mod optim;
+pub mod rng;
+pub mod schedule;
+pub mod trainer;
