@@ -1,0 +1,96 @@
+//! `assay bench`: training-step and data-loading throughput of a spec's model and batch size.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::Device;
+use serde::Serialize;
+
+use super::prepare::prepare;
+use crate::model::{Mode, Network};
+use crate::spec::Spec;
+use crate::train::batches::{make_batch, Normalizer};
+use crate::train::{rng, trainer};
+
+#[derive(Debug, Serialize)]
+pub struct BenchResult {
+    pub experiment: String,
+    pub parameters: usize,
+    pub batch_size: usize,
+    pub threads: usize,
+    pub steps: usize,
+    /// Forward + backward + optimizer step on batches already in memory.
+    pub train_images_per_sec: f64,
+    /// Batches assembled from the u8 cache (gather, normalise, tensor).
+    pub load_images_per_sec: f64,
+    /// Decoding the data set into the cache (once per run).
+    pub decode_images_per_sec: f64,
+}
+
+pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchResult> {
+    let data = prepare(spec)?;
+    let decoded: usize = data.reports.iter().map(|r| r.decoded).sum();
+    let decode_seconds: f64 = data.reports.iter().map(|r| r.seconds).sum();
+    let device = Device::Cpu;
+    let norm = Normalizer::new(&data.mean, &data.std);
+    let bs = spec.train.batch_size.min(data.train.len());
+    let order: Vec<usize> = (0..data.train.len()).collect();
+    let batches: Vec<&[usize]> = order.chunks_exact(bs).collect();
+    anyhow::ensure!(
+        !batches.is_empty(),
+        "the training split has fewer images than one batch"
+    );
+
+    // Loading: assemble batches for at least half a second.
+    let started = Instant::now();
+    let mut loaded = 0usize;
+    while started.elapsed().as_secs_f64() < 0.5 {
+        for chunk in batches.iter().take(64) {
+            let (x, _) = make_batch(&data.train, chunk, &norm, &device)?;
+            loaded += x.dim(0)?;
+        }
+    }
+    let load_images_per_sec = loaded as f64 / started.elapsed().as_secs_f64();
+
+    // Training: a few warm-up steps, then `steps` timed ones on prepared batches.
+    let net = Network::build(
+        &spec.model,
+        data.train.channels,
+        data.train.height,
+        data.train.width,
+        data.classes.len(),
+        &mut rng::stream(spec.seed, "init", 0),
+        &device,
+    )
+    .context("cannot build the model")?;
+    let prepared: Vec<_> = batches
+        .iter()
+        .take(16)
+        .map(|c| make_batch(&data.train, c, &norm, &device))
+        .collect::<candle_core::Result<_>>()?;
+    let mut optimizer = trainer::make_optimizer(&spec.optimizer);
+    let mut dropout = rng::stream(spec.seed, "dropout", 0);
+    let warmup = 3;
+    let mut timed = Instant::now();
+    for i in 0..warmup + steps {
+        if i == warmup {
+            timed = Instant::now();
+        }
+        let (x, y) = &prepared[i % prepared.len()];
+        let logits = net.forward(x, Mode::Train, &mut dropout)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+        let grads = loss.backward()?;
+        optimizer.step(net.params(), &grads, spec.optimizer.lr())?;
+    }
+    let train_images_per_sec = (steps * bs) as f64 / timed.elapsed().as_secs_f64();
+    Ok(BenchResult {
+        experiment: spec.name.clone(),
+        parameters: net.parameter_count(),
+        batch_size: bs,
+        threads,
+        steps,
+        train_images_per_sec,
+        load_images_per_sec,
+        decode_images_per_sec: decoded as f64 / decode_seconds.max(1e-9),
+    })
+}
