@@ -1,0 +1,81 @@
+//! Runs the `assay` binary on specs written into temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The MNIST subset shipped with the repo.
+pub fn mnist_subset(file: &str) -> String {
+    repo()
+        .join("experiments/data/mnist-subset")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+/// `[data]` for the shipped MNIST subset, with absolute paths.
+pub fn mnist_data_section() -> String {
+    format!(
+        "[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\n",
+        mnist_subset("train-images-idx3-ubyte.gz"),
+        mnist_subset("train-labels-idx1-ubyte.gz"),
+        mnist_subset("test-images-idx3-ubyte.gz"),
+        mnist_subset("test-labels-idx1-ubyte.gz"),
+    )
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+fn finish(out: Output) -> Run {
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `assay args...` in `cwd`.
+pub fn assay(cwd: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .expect("the assay binary runs");
+    finish(out)
+}
+
+/// Writes `text` as `spec.toml` in `dir` and returns its path.
+pub fn write_spec(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("spec.toml");
+    std::fs::write(&p, text).expect("spec written");
+    p
+}
+
+/// Parses a job's metrics.json.
+pub fn metrics(job_dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(job_dir.join("metrics.json")).expect("metrics.json exists");
+    serde_json::from_str(&text).expect("metrics.json is JSON")
+}
+
+/// The single job folder under `<runs>/<name>/`.
+pub fn only_job(experiment_dir: &Path) -> PathBuf {
+    let jobs: Vec<PathBuf> = std::fs::read_dir(experiment_dir)
+        .expect("experiment dir exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(
+        jobs.len(),
+        1,
+        "expected one job folder in {}: {jobs:?}",
+        experiment_dir.display()
+    );
+    jobs.into_iter().next().unwrap()
+}

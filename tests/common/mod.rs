@@ -1,0 +1,5 @@
+//! Helpers shared by integration tests (`mod common;`).
+#![allow(dead_code)]
+
+pub mod cli;
+pub mod tensorboard;

@@ -1,0 +1,274 @@
+//! Whole runs through the binary on small real data: outputs, determinism, divergence,
+//! and the event files read back by the real TensorBoard.
+
+mod common;
+
+use std::path::Path;
+
+use common::cli::{assay, metrics, mnist_data_section, only_job, write_spec};
+
+/// A small CNN with batch norm and dropout (every layer kind that draws randomness or keeps state).
+fn tiny_spec(name: &str, extra: &str) -> String {
+    format!(
+        r#"name = "{name}"
+seed = 3
+{data}
+[split]
+validation_fraction = 0.2
+
+[model]
+architecture = "cnn"
+layers = [
+  {{ type = "conv", filters = 4, kernel = 3, padding = 1 }},
+  {{ type = "batch_norm" }},
+  {{ type = "relu" }},
+  {{ type = "max_pool", size = 4 }},
+  {{ type = "dense", units = 16 }},
+  {{ type = "gelu" }},
+  {{ type = "dropout", rate = 0.2 }},
+]
+
+[optimizer]
+kind = "adamw"
+lr = 0.003
+
+[train]
+epochs = 2
+batch_size = 50
+{extra}
+"#,
+        data = mnist_data_section(),
+    )
+}
+
+/// Runs `spec` with `--runs-dir runs` in `dir`; returns the job folder.
+fn run_ok(dir: &Path, spec_text: &str, name: &str, extra_args: &[&str]) -> std::path::PathBuf {
+    let spec = write_spec(dir, spec_text);
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--runs-dir",
+        "runs",
+        "--threads",
+        "1",
+    ];
+    args.extend_from_slice(extra_args);
+    let r = assay(dir, &args);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    only_job(&dir.join("runs").join(name))
+}
+
+#[test]
+fn a_run_writes_every_output_and_tensorboard_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_spec("tiny", "");
+    let job = run_ok(dir.path(), &text, "tiny", &[]);
+    for file in ["spec.toml", "job.json", "metrics.json", "model.safetensors"] {
+        assert!(
+            job.join(file).is_file(),
+            "{file} missing in {}",
+            job.display()
+        );
+    }
+    let m = metrics(&job);
+    assert_eq!(m["status"], "done");
+    assert_eq!(m["version"], 1);
+    assert_eq!(m["history"].as_array().unwrap().len(), 2);
+    for split in ["train", "val", "test"] {
+        let f = &m["final"][split];
+        for key in [
+            "loss",
+            "accuracy",
+            "precision_macro",
+            "recall_macro",
+            "f1_macro",
+            "precision_micro",
+            "recall_micro",
+            "f1_micro",
+        ] {
+            assert!(f[key].is_f64(), "final.{split}.{key} missing: {f}");
+        }
+        assert_eq!(f["confusion_matrix"].as_array().unwrap().len(), 10);
+        assert_eq!(f["per_class"].as_array().unwrap().len(), 10);
+    }
+    // The test set is the shipped 2,000 images; a model that learned anything beats chance by far.
+    let cm_total: u64 = m["final"]["test"]["confusion_matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(cm_total, 2000);
+    assert!(
+        m["final"]["test"]["accuracy"].as_f64().unwrap() > 0.5,
+        "{}",
+        m["final"]["test"]
+    );
+
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
+    assert_eq!(record["status"], "done");
+    assert_eq!(record["seed"], 3);
+    assert_eq!(record["data_hash"].as_str().unwrap().len(), 64);
+    assert!(record["assay_git_revision"].is_string());
+    assert_eq!(record["classes"].as_array().unwrap().len(), 10);
+
+    // The real TensorBoard reads the experiment folder: one run per split plus the job's text.
+    let tb = common::tensorboard::read_logdir(&dir.path().join("runs/tiny"));
+    let id = job.file_name().unwrap().to_str().unwrap();
+    let runs = &tb["runs"];
+    for (split, tags) in [
+        (
+            "train",
+            vec!["loss", "accuracy", "f1_macro", "learning_rate"],
+        ),
+        ("val", vec!["loss", "accuracy", "f1_macro"]),
+        ("test", vec!["accuracy"]),
+    ] {
+        let run = &runs[format!("{id}/{split}")];
+        for tag in tags {
+            let points = run["scalars"][tag]
+                .as_array()
+                .unwrap_or_else(|| panic!("{split}/{tag} missing: {run}"));
+            let expected_points = if split == "test" { 1 } else { 2 };
+            assert_eq!(points.len(), expected_points, "{split}/{tag}: {points:?}");
+        }
+    }
+    // Scalars equal metrics.json's history (as f32).
+    let val_acc = runs[format!("{id}/val")]["scalars"]["accuracy"]
+        .as_array()
+        .unwrap();
+    for (point, epoch) in val_acc.iter().zip(m["history"].as_array().unwrap()) {
+        assert_eq!(point[0], epoch["epoch"]);
+        assert_eq!(
+            point[1].as_f64().unwrap() as f32,
+            epoch["val"]["accuracy"].as_f64().unwrap() as f32
+        );
+    }
+    assert!(
+        runs[id]["text"]["spec"][0]
+            .as_str()
+            .unwrap()
+            .contains("name = \"tiny\""),
+        "{}",
+        runs[id]
+    );
+}
+
+#[test]
+fn the_same_spec_and_seed_give_identical_final_metrics() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let text = tiny_spec("same", "");
+    let ja = run_ok(a.path(), &text, "same", &[]);
+    let jb = run_ok(b.path(), &text, "same", &[]);
+    let (ma, mb) = (metrics(&ja), metrics(&jb));
+    assert_eq!(ma["final"], mb["final"]);
+    assert_eq!(ma["best_epoch"], mb["best_epoch"]);
+    assert_eq!(
+        std::fs::read(ja.join("model.safetensors")).unwrap(),
+        std::fs::read(jb.join("model.safetensors")).unwrap()
+    );
+    // Another seed gives another model.
+    let c = tempfile::tempdir().unwrap();
+    let jc = run_ok(c.path(), &text.replace("seed = 3", "seed = 4"), "same", &[]);
+    assert_ne!(metrics(&jc)["final"], ma["final"]);
+}
+
+#[test]
+fn a_diverging_job_is_marked_failed_with_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_spec("diverge", "")
+        .replace("kind = \"adamw\"\nlr = 0.003", "kind = \"sgd\"\nlr = 1e30");
+    let spec = write_spec(dir.path(), &text);
+    let r = assay(
+        dir.path(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--threads",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
+    let job = only_job(&dir.path().join("runs/diverge"));
+    let m = metrics(&job);
+    assert_eq!(m["status"], "failed");
+    assert!(
+        m["reason"]
+            .as_str()
+            .unwrap()
+            .contains("training diverged: the loss became"),
+        "{m}"
+    );
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
+    assert_eq!(record["status"], "failed");
+}
+
+#[test]
+fn a_finished_job_is_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = tiny_spec("again", "").replace("epochs = 2", "epochs = 1");
+    let job = run_ok(dir.path(), &text, "again", &[]);
+    let before = std::fs::read(job.join("metrics.json")).unwrap();
+    let spec = dir.path().join("spec.toml");
+    let r = assay(
+        dir.path(),
+        &["run", spec.to_str().unwrap(), "--runs-dir", "runs"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("already finished"), "{}", r.stdout);
+    assert_eq!(std::fs::read(job.join("metrics.json")).unwrap(), before);
+}
+
+#[test]
+fn plan_and_bench_print_what_they_promise() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &tiny_spec("planned", ""));
+    let spec = spec.to_str().unwrap();
+    let r = assay(dir.path(), &["plan", spec, "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(plan["experiment"], "planned");
+    let jobs = plan["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1);
+    let id = jobs[0]["id"].as_str().unwrap().to_string();
+    // The id is stable for the same spec and changes with the config.
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(
+            &assay(dir.path(), &["plan", spec, "--json"]).stdout
+        )
+        .unwrap()["jobs"][0]["id"],
+        id.as_str()
+    );
+    let other = assay(
+        dir.path(),
+        &["plan", spec, "--json", "--set", "optimizer.lr=0.01"],
+    );
+    assert_ne!(
+        serde_json::from_str::<serde_json::Value>(&other.stdout).unwrap()["jobs"][0]["id"],
+        id.as_str()
+    );
+    assert!(!dir.path().join("runs").exists());
+
+    let r = assay(
+        dir.path(),
+        &["bench", spec, "--steps", "3", "--threads", "1", "--json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let b: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(b["train_images_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(b["load_images_per_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(b["batch_size"], 50);
+    assert_eq!(b["threads"], 1);
+    let r = assay(
+        dir.path(),
+        &["bench", spec, "--steps", "3", "--threads", "1"],
+    );
+    assert!(r.stdout.contains("images/s"), "{}", r.stdout);
+}

@@ -1,0 +1,26 @@
+//! The README's quickstart, as a user runs it: real MNIST subset, ≥ 0.97 test accuracy.
+
+mod common;
+
+use common::cli::{assay, metrics, only_job, repo};
+
+#[test]
+fn quickstart_reaches_97_percent_test_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = repo().join("experiments/quickstart.toml");
+    let runs = dir.path().join("runs");
+    let r = assay(
+        &repo(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("epoch 5/5"), "{}", r.stdout);
+    let m = metrics(&only_job(&runs.join("quickstart")));
+    let accuracy = m["final"]["test"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.97, "test accuracy {accuracy}");
+}
