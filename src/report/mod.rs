@@ -2,5 +2,6 @@
 
 pub mod console;
 pub mod events;
+pub mod stats;
 pub mod tb_sink;
 pub mod tensorboard;
