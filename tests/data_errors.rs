@@ -58,6 +58,7 @@ fn image_folder_loads_in_order() {
     let (set, report) = load(&src, &opts(1, 4, 4)).unwrap();
     assert_eq!(set.classes, vec!["cat", "dog"]);
     assert_eq!(set.labels, vec![0, 0, 1]);
+    assert_eq!(set.groups, None);
     assert_eq!(set.image(0), &[10; 16]);
     assert_eq!(set.image(1), &[20; 16]);
     assert_eq!(set.image(2), &[76; 16]); // Pillow luma of pure red
@@ -261,6 +262,65 @@ fn csv_manifest_loads() {
     assert_eq!(set.labels, vec![1, 0, 1]); // manifest order
     assert_eq!(set.image(1), &[30; 16]);
     assert_eq!(report.decoded, 3);
+    assert_eq!(set.groups, None); // no group column
+}
+
+#[test]
+fn csv_groups_load_in_order_and_follow_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    make_folder(dir.path());
+    let bad = dir.path().join("dog/broken.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\n this is not really a png").unwrap();
+    let m = write_manifest(
+        dir.path(),
+        "Label, GROUP ,path\ncat, p2 ,cat/a.png\ndog,p9,dog/broken.png\ndog,\"p,1\",dog/c.bmp\ncat,p2,cat/sub/b.PNG\n",
+    );
+    let src = Source::Csv { manifest: m };
+    let mut o = opts(1, 4, 4);
+    o.skip_corrupt = true;
+    let (set, report) = load(&src, &o).unwrap();
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(set.labels, vec![0, 1, 0]);
+    assert_eq!(
+        set.groups,
+        Some(vec!["p2".to_string(), "p,1".into(), "p2".into()])
+    );
+    assert_eq!(set.image(1), &[76; 16]);
+    // subsets carry the groups; the hash covers them
+    let sub = set.subset(&[1, 0]);
+    assert_eq!(sub.groups, Some(vec!["p,1".to_string(), "p2".into()]));
+    let mut without = set.clone();
+    without.groups = None;
+    assert_ne!(set.content_hash(), without.content_hash());
+    // and group k-fold keeps each group in one fold
+    let groups = set.groups.as_deref().unwrap();
+    let folds = assay::data::group_kfold(groups, 2, 0).unwrap();
+    assert_eq!(folds.validation.len(), 2);
+    assert!(folds.validation.iter().any(|f| f.as_slice() == [0, 2]));
+}
+
+#[test]
+fn csv_group_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    make_folder(dir.path());
+    let o = opts(1, 4, 4);
+    let m = write_manifest(
+        dir.path(),
+        "path,label,group\ncat/a.png,cat,p1\n\ndog/c.bmp,dog,  \n",
+    );
+    let (e, s) = err_string(load(
+        &Source::Csv {
+            manifest: m.clone(),
+        },
+        &o,
+    ));
+    assert!(matches!(e, DataError::CsvSyntax { line: 4, .. }), "{s}");
+    assert!(s.starts_with(&format!("{}:4:", m.display())), "{s}");
+    assert!(s.contains("empty group"), "{s}");
+    let m = write_manifest(dir.path(), "path,group,label,Group\ncat/a.png,a,cat,b\n");
+    let (e, s) = err_string(load(&Source::Csv { manifest: m }, &o));
+    assert!(matches!(e, DataError::CsvSyntax { line: 1, .. }), "{s}");
+    assert!(s.contains("more than one \"group\" column"), "{s}");
 }
 
 #[test]
@@ -338,6 +398,7 @@ fn idx_loads_resizes_and_replicates() {
     let (set, report) = load(&src, &opts(1, 2, 2)).unwrap();
     assert_eq!(set.classes, vec!["0", "1", "2"]);
     assert_eq!(set.labels, vec![0, 2, 2]);
+    assert_eq!(set.groups, None);
     assert_eq!(set.pixels, read_idx_images(&images).unwrap().3);
     assert_eq!(report.decoded, 3);
 

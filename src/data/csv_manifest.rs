@@ -1,4 +1,4 @@
-//! CSV manifests (`path,label` columns, RFC 4180 quoting) listing image files relative to the manifest's folder.
+//! CSV manifests (`path,label` and optional `group` columns, RFC 4180 quoting) listing image files relative to the manifest's folder.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -113,10 +113,32 @@ pub fn parse_csv(text: &str, path: &Path) -> Result<Vec<CsvRecord>, DataError> {
 /// folder (absolute paths are kept); path and label values are trimmed of surrounding whitespace.
 /// Classes are the sorted set of labels, or `classes` when given (then a label outside it is an
 /// error naming file:line). Returns the classes and `(file, label)` pairs in manifest order.
+/// A `group` column, if any, is checked but its values are dropped; see [`read_manifest_grouped`].
 pub fn read_manifest(
     manifest: &Path,
     classes: Option<&[String]>,
 ) -> Result<(Vec<String>, LabeledFiles), DataError> {
+    read_manifest_grouped(manifest, classes).map(|m| (m.classes, m.files))
+}
+
+/// A manifest read by [`read_manifest_grouped`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub classes: Vec<String>,
+    /// `(file, label)` pairs in manifest order.
+    pub files: LabeledFiles,
+    /// One group per row of `files`, when the manifest has a `group` column.
+    pub groups: Option<Vec<String>>,
+}
+
+/// Like [`read_manifest`], and also returns the per-row groups (manifest order, trimmed) when
+/// the header has a `group` column (matched case-insensitively, like `path` and `label`);
+/// `None` when it has none. With a `group` column, an empty group cell is an error naming
+/// file:line.
+pub fn read_manifest_grouped(
+    manifest: &Path,
+    classes: Option<&[String]>,
+) -> Result<Manifest, DataError> {
     let bytes = std::fs::read(manifest).map_err(|e| DataError::io(manifest, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let upto = e.utf8_error().valid_up_to();
@@ -145,19 +167,24 @@ pub fn read_manifest(
         .iter()
         .map(|f| f.trim().to_ascii_lowercase())
         .collect();
-    let column = |want: &str| -> Result<usize, DataError> {
+    let optional_column = |want: &str| -> Result<Option<usize>, DataError> {
         let mut hits = names
             .iter()
             .enumerate()
             .filter(|(_, n)| n.as_str() == want)
             .map(|(i, _)| i);
         match (hits.next(), hits.next()) {
-            (Some(i), None) => Ok(i),
             (Some(_), Some(_)) => Err(syntax(
                 header.line,
                 format!("the header has more than one {want:?} column"),
             )),
-            (None, _) => Err(syntax(
+            (found, _) => Ok(found),
+        }
+    };
+    let column = |want: &str| -> Result<usize, DataError> {
+        match optional_column(want)? {
+            Some(i) => Ok(i),
+            None => Err(syntax(
                 header.line,
                 format!(
                     "the header must name the columns \"path\" and \"label\"; found [{}]",
@@ -168,9 +195,11 @@ pub fn read_manifest(
     };
     let path_col = column("path")?;
     let label_col = column("label")?;
+    let group_col = optional_column("group")?;
     let base = manifest.parent().unwrap_or_else(|| Path::new(""));
 
     let mut entries: Vec<(usize, PathBuf, String)> = Vec::new();
+    let mut groups: Option<Vec<String>> = group_col.map(|_| Vec::new());
     for row in rows {
         if row.fields.len() != names.len() {
             return Err(syntax(
@@ -189,6 +218,13 @@ pub fn read_manifest(
         }
         if label.is_empty() {
             return Err(syntax(row.line, "empty label".into()));
+        }
+        if let (Some(col), Some(groups)) = (group_col, groups.as_mut()) {
+            let group = row.fields.get(col).map(|s| s.trim()).unwrap_or("");
+            if group.is_empty() {
+                return Err(syntax(row.line, "empty group".into()));
+            }
+            groups.push(group.to_string());
         }
         entries.push((row.line, base.join(rel), label.to_string()));
     }
@@ -231,17 +267,22 @@ pub fn read_manifest(
         }
         files.push((file.clone(), l));
     }
-    Ok((class_names, files))
+    Ok(Manifest {
+        classes: class_names,
+        files,
+        groups,
+    })
 }
 
-/// Loads the images a manifest lists as an [`ImageSet`] (manifest order).
-/// Returns the set and the corrupt files skipped (only when `opts.skip_corrupt`).
+/// Loads the images a manifest lists as an [`ImageSet`] (manifest order), with per-image groups
+/// when the manifest has a `group` column. Returns the set and the corrupt files skipped (only
+/// when `opts.skip_corrupt`; their groups are dropped with them).
 pub fn load_csv(
     manifest: &Path,
     opts: &LoadOptions,
 ) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
-    let (classes, files) = read_manifest(manifest, opts.classes.as_deref())?;
-    decode_files(&files, classes, opts)
+    let m = read_manifest_grouped(manifest, opts.classes.as_deref())?;
+    decode_files(&m.files, m.groups.as_deref(), m.classes, opts)
 }
 
 #[cfg(test)]

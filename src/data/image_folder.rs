@@ -119,18 +119,29 @@ pub fn load_image_folder(
     opts: &LoadOptions,
 ) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
     let (classes, files) = list_image_folder(root, opts.classes.as_deref())?;
-    decode_files(&files, classes, opts)
+    decode_files(&files, None, classes, opts)
 }
 
 /// Decodes `(file, label)` pairs in parallel into an [`ImageSet`] of `opts.channels`×`opts.height`×`opts.width`,
 /// keeping the given order. Corrupt files are an error (the first one in order) or, with
-/// `opts.skip_corrupt`, skipped and returned with the decoder's message.
+/// `opts.skip_corrupt`, skipped and returned with the decoder's message. `groups`, when given,
+/// holds one group per file (a file's group is dropped with it when it is skipped).
 pub(crate) fn decode_files(
     files: &[(PathBuf, u32)],
+    groups: Option<&[String]>,
     classes: Vec<String>,
     opts: &LoadOptions,
 ) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
     let image_len = opts.checked_image_len()?;
+    if let Some(g) = groups {
+        if g.len() != files.len() {
+            return Err(DataError::InvalidOptions(format!(
+                "{} groups given for {} files",
+                g.len(),
+                files.len()
+            )));
+        }
+    }
     let total = image_len.checked_mul(files.len()).ok_or_else(|| {
         DataError::InvalidOptions(format!(
             "{} images of {image_len} bytes do not fit in memory",
@@ -144,6 +155,7 @@ pub(crate) fn decode_files(
         .map(|(slot, (path, _))| decode_into(path, opts, slot))
         .collect();
     let mut labels = Vec::with_capacity(files.len());
+    let mut kept_groups: Option<Vec<String>> = groups.map(|g| Vec::with_capacity(g.len()));
     let mut skipped = Vec::new();
     let mut kept = 0usize;
     for (i, (result, (_, label))) in results.into_iter().zip(files).enumerate() {
@@ -153,6 +165,9 @@ pub(crate) fn decode_files(
                     pixels.copy_within(i * image_len..(i + 1) * image_len, kept * image_len);
                 }
                 labels.push(*label);
+                if let (Some(out), Some(g)) = (kept_groups.as_mut(), groups) {
+                    out.push(g[i].clone());
+                }
                 kept += 1;
             }
             Err(DataError::CorruptImage { path, message }) if opts.skip_corrupt => {
@@ -169,6 +184,7 @@ pub(crate) fn decode_files(
         pixels,
         labels,
         classes,
+        groups: kept_groups,
     };
     Ok((set, skipped))
 }

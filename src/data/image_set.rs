@@ -1,11 +1,11 @@
-//! `ImageSet`: a decoded data set held as one contiguous u8 buffer (C×H×W per image) plus labels and class names.
+//! `ImageSet`: a decoded data set held as one contiguous u8 buffer (C×H×W per image) plus labels, class names and optional groups.
 
 use sha2::{Digest, Sha256};
 
 /// Decoded images in one contiguous u8 buffer, channel-major per image (C×H×W), plus labels.
 ///
-/// Invariant (kept by every loader): `pixels.len() == labels.len() * channels * height * width`
-/// and every label is `< classes.len()`.
+/// Invariant (kept by every loader): `pixels.len() == labels.len() * channels * height * width`,
+/// every label is `< classes.len()`, and `groups`, when present, has one entry per image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSet {
     pub channels: usize,
@@ -14,6 +14,9 @@ pub struct ImageSet {
     pub pixels: Vec<u8>,
     pub labels: Vec<u32>,
     pub classes: Vec<String>,
+    /// Per-image group (e.g. patient or session, for group k-fold), from a CSV manifest's `group`
+    /// column; `None` for IDX files, image folders and manifests without that column.
+    pub groups: Option<Vec<String>>,
 }
 
 impl ImageSet {
@@ -45,7 +48,8 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
-    /// A new set holding the images at `indices`, in that order (repeats allowed), with the same classes.
+    /// A new set holding the images at `indices`, in that order (repeats allowed), with the same
+    /// classes; groups, when present, follow their images.
     ///
     /// # Panics
     /// If an index is `>= self.len()`.
@@ -64,6 +68,10 @@ impl ImageSet {
             pixels,
             labels,
             classes: self.classes.clone(),
+            groups: self
+                .groups
+                .as_ref()
+                .map(|g| indices.iter().map(|&i| g[i].clone()).collect()),
         }
     }
 
@@ -85,12 +93,14 @@ impl ImageSet {
         counts
     }
 
-    /// sha256 hex over (channels, height, width, classes, labels, pixels) — identifies the data set.
+    /// sha256 hex over (channels, height, width, classes, labels, pixels, groups) — identifies the data set.
     ///
     /// Encoding hashed: "assay-imageset-v1", then channels, height, width as u64 little-endian,
     /// the number of classes (u64 LE) and each class as its byte length (u64 LE) followed by its UTF-8
     /// bytes, the number of labels (u64 LE) and each label as u32 LE, the pixel byte count (u64 LE)
-    /// and the pixels.
+    /// and the pixels. Only when `groups` is present: then "groups", the number of groups (u64 LE)
+    /// and each group as its byte length (u64 LE) followed by its UTF-8 bytes. So a set without
+    /// groups hashes as it did before groups existed.
     pub fn content_hash(&self) -> String {
         let mut h = Sha256::new();
         h.update(b"assay-imageset-v1");
@@ -109,6 +119,14 @@ impl ImageSet {
         h.update(&buf);
         h.update((self.pixels.len() as u64).to_le_bytes());
         h.update(&self.pixels);
+        if let Some(groups) = &self.groups {
+            h.update(b"groups");
+            h.update((groups.len() as u64).to_le_bytes());
+            for g in groups {
+                h.update((g.len() as u64).to_le_bytes());
+                h.update(g.as_bytes());
+            }
+        }
         let digest = h.finalize();
         let mut hex = String::with_capacity(64);
         for b in digest.iter() {
@@ -130,6 +148,14 @@ mod tests {
             pixels: vec![1, 2, 3, 4, 5, 6],
             labels: vec![0, 1, 1],
             classes: vec!["a".into(), "b".into(), "c".into()],
+            groups: None,
+        }
+    }
+
+    fn grouped() -> ImageSet {
+        ImageSet {
+            groups: Some(vec!["p1".into(), "p2".into(), "p1".into()]),
+            ..sample()
         }
     }
 
@@ -149,6 +175,49 @@ mod tests {
         assert_eq!(s.pixels, vec![5, 6, 1, 2]);
         assert_eq!(s.labels, vec![1, 0]);
         assert_eq!(s.classes.len(), 3);
+        assert_eq!(s.groups, None);
+    }
+
+    #[test]
+    fn subset_keeps_groups() {
+        let s = grouped().subset(&[1, 2, 1]);
+        assert_eq!(s.labels, vec![1, 1, 1]);
+        assert_eq!(
+            s.groups,
+            Some(vec!["p2".to_string(), "p1".into(), "p2".into()])
+        );
+        assert_eq!(grouped().subset(&[]).groups, Some(vec![]));
+    }
+
+    #[test]
+    fn hash_without_groups_is_unchanged() {
+        // the encoding as it was before groups existed (pins the v1 format)
+        assert_eq!(
+            sample().content_hash(),
+            "c7925e34b0f8b7615a84aa4f9245fc78513866a12d16a79f76e88c993c595cd3"
+        );
+    }
+
+    #[test]
+    fn hash_covers_groups() {
+        let h = sample().content_hash();
+        let g = grouped().content_hash();
+        assert_ne!(h, g);
+        assert_eq!(g, grouped().content_hash());
+        let mut t = grouped();
+        t.groups.as_mut().unwrap()[2] = "p3".into();
+        assert_ne!(g, t.content_hash());
+        // group boundaries are part of the encoding
+        let mut a = grouped();
+        a.groups = Some(vec!["ab".into(), "c".into(), "".into()]);
+        let mut b = grouped();
+        b.groups = Some(vec!["a".into(), "bc".into(), "".into()]);
+        assert_ne!(a.content_hash(), b.content_hash());
+        // present but empty differs from absent
+        let mut e = sample().subset(&[]);
+        let none = e.content_hash();
+        e.groups = Some(vec![]);
+        assert_ne!(none, e.content_hash());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Data layer: decoding image data sets (IDX, image folders, CSV manifests) into a compact u8 cache, plus splits and statistics.
+//! Data layer: decoding image data sets (IDX, image folders, CSV manifests) into a compact u8 cache, plus splits, cross-validation folds and statistics.
 
 pub mod csv_manifest;
 pub mod error;
+pub mod folds;
 pub mod idx;
 pub mod image_folder;
 pub mod image_set;
@@ -11,6 +12,9 @@ pub mod split;
 pub mod stats;
 
 pub use error::DataError;
+pub use folds::{
+    group_kfold, kfold, small_classes, stratified_kfold, FoldError, FoldMethod, Folds,
+};
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images_gz, write_idx_labels_gz};
 pub use image_set::ImageSet;
 pub use resize::{resize_chw, ResizeMethod};

@@ -84,7 +84,7 @@ pub enum Source {
     ImageFolder { root: PathBuf },
     /// An IDX image file and an IDX label file (plain or gzip).
     Idx { images: PathBuf, labels: PathBuf },
-    /// A CSV manifest with `path` and `label` columns.
+    /// A CSV manifest with `path` and `label` columns (and optionally `group`).
     Csv { manifest: PathBuf },
 }
 
@@ -183,5 +183,6 @@ fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<Im
         pixels,
         labels: labels_u32,
         classes,
+        groups: None,
     })
 }

@@ -65,6 +65,7 @@ mod tests {
             pixels: vec![0, 255, 51, 51, 255, 0, 51, 51],
             labels: vec![0, 0],
             classes: vec!["a".into()],
+            groups: None,
         };
         let (m, s) = channel_mean_std(&set);
         assert!(
@@ -87,6 +88,7 @@ mod tests {
             pixels: vec![0, 51, 102, 153],
             labels: vec![0, 1],
             classes: vec!["a".into(), "b".into()],
+            groups: None,
         };
         let (m, s) = channel_mean_std(&set);
         assert!((m[0] - 0.3).abs() < 1e-6);
@@ -102,6 +104,7 @@ mod tests {
             pixels: vec![],
             labels: vec![],
             classes: vec![],
+            groups: None,
         };
         assert_eq!(channel_mean_std(&set), (vec![0.0; 3], vec![0.0; 3]));
     }
