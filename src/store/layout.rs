@@ -15,6 +15,16 @@ impl ExperimentDir {
         }
     }
 
+    /// The jobs (with their resolved specs) of the current run; workers read their job from it.
+    pub fn plan(&self) -> PathBuf {
+        self.root.join("plan.json")
+    }
+
+    /// The cross-validation folds, computed once and shared by every trial.
+    pub fn folds(&self) -> PathBuf {
+        self.root.join("folds.json")
+    }
+
     pub fn job(&self, job_id: &str) -> JobDir {
         JobDir {
             root: self.root.join(job_id),
@@ -44,6 +54,14 @@ impl JobDir {
     /// The best epoch's weights.
     pub fn weights(&self) -> PathBuf {
         self.root.join("model.safetensors")
+    }
+    /// The last epoch's full training state, for resuming (removed when the job ends).
+    pub fn checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.safetensors")
+    }
+    /// The worker's console output.
+    pub fn log(&self) -> PathBuf {
+        self.root.join("log.txt")
     }
     /// TensorBoard runs: the job folder itself (spec text) and one subfolder per split.
     pub fn tensorboard(&self, split: Option<&str>) -> PathBuf {

@@ -1,7 +1,17 @@
-//! The run folder on disk: its layout and crash-safe writes.
+//! The run folder on disk: its layout, crash-safe writes, the ledger and the run lock.
 
 pub mod atomic;
 pub mod layout;
+pub mod ledger;
+pub mod lock;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use layout::{ExperimentDir, JobDir};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
