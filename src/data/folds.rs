@@ -8,10 +8,12 @@ use rand_chacha::ChaCha8Rng;
 
 /// How folds are formed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum FoldMethod {
+    #[serde(rename = "kfold")]
     KFold,
+    #[serde(rename = "stratified-kfold")]
     StratifiedKFold,
+    #[serde(rename = "group-kfold")]
     GroupKFold,
 }
 
@@ -504,15 +506,15 @@ mod tests {
     fn serde_names() {
         let f = kfold(4, 2, 9).unwrap();
         let json = serde_json::to_string(&f).unwrap();
-        assert!(json.contains("\"method\":\"k-fold\""), "{json}");
+        assert!(json.contains("\"method\":\"kfold\""), "{json}");
         assert_eq!(serde_json::from_str::<Folds>(&json).unwrap(), f);
         assert_eq!(
             serde_json::to_string(&FoldMethod::StratifiedKFold).unwrap(),
-            "\"stratified-k-fold\""
+            "\"stratified-kfold\""
         );
         assert_eq!(
             serde_json::to_string(&FoldMethod::GroupKFold).unwrap(),
-            "\"group-k-fold\""
+            "\"group-kfold\""
         );
     }
 }

@@ -4,6 +4,7 @@
 mod diagnostic;
 mod reader;
 mod source;
+mod sweep;
 mod tree;
 mod types;
 mod validate;
@@ -12,10 +13,34 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, SpecError};
 pub use source::{Origin, Sources, Span};
+pub use sweep::{Domain, ParamValue, Pruning, SweepMethod, SweepParam, SweepSpec};
 pub use types::*;
 
-/// Reads, overrides and validates the spec at `path`.
-pub fn load(path: &Path, overrides: &[String]) -> Result<Spec, SpecError> {
+use std::collections::BTreeMap;
+
+/// A validated spec with its sweep expanded: one resolved [`Spec`] per trial.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    /// The spec as written (with overrides), without the sweep applied.
+    pub base: Spec,
+    /// The spec file's folder: data paths are recorded relative to it in job ids.
+    pub spec_dir: std::path::PathBuf,
+    pub sweep: Option<SweepSpec>,
+    pub trials: Vec<Trial>,
+}
+
+/// One point of the sweep (the only one when there is no sweep).
+#[derive(Clone, Debug)]
+pub struct Trial {
+    pub params: BTreeMap<String, ParamValue>,
+    pub spec: Spec,
+}
+
+/// At most this many distinct errors are reported from a sweep's points.
+const MAX_SWEEP_ERRORS: usize = 20;
+
+/// Reads, overrides and validates the spec at `path`, and expands its sweep.
+pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, SpecError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SpecError::plain(format!("cannot read spec file {}: {e}", path.display())))?;
     let base = path
@@ -31,7 +56,7 @@ pub fn parse(
     origin: Origin,
     base: &Path,
     overrides: &[String],
-) -> Result<Spec, SpecError> {
+) -> Result<Experiment, SpecError> {
     let mut sources = Sources::default();
     let file = sources.add(origin, text.to_string());
     let mut root = tree::parse(text, file).map_err(|d| SpecError::new(vec![d], &sources))?;
@@ -44,11 +69,73 @@ pub fn parse(
     if !diags.list.is_empty() {
         return Err(SpecError::new(diags.list, &sources));
     }
+    let sweep_node = take_sweep(&mut root);
     let spec = validate::spec(&root, base, &mut diags);
-    match spec {
-        Some(spec) if diags.list.is_empty() => Ok(spec),
-        _ => Err(SpecError::new(diags.list, &sources)),
+    let spec = match spec {
+        Some(spec) if diags.list.is_empty() => spec,
+        _ => return Err(SpecError::new(diags.list, &sources)),
+    };
+    let Some(sweep_node) = sweep_node else {
+        let trial = Trial {
+            params: BTreeMap::new(),
+            spec: spec.clone(),
+        };
+        return Ok(Experiment {
+            base: spec,
+            spec_dir: base.to_path_buf(),
+            sweep: None,
+            trials: vec![trial],
+        });
+    };
+    let Some((sweep, points)) = sweep::parse(&sweep_node, spec.seed, &mut diags) else {
+        return Err(SpecError::new(diags.list, &sources));
+    };
+    let mut trials = Vec::with_capacity(points.len());
+    for point in &points {
+        let mut point_diags = reader::Diags::default();
+        let resolved = match point.apply(&root) {
+            Ok(tree) => validate::spec(&tree, base, &mut point_diags),
+            Err(d) => {
+                point_diags.list.push(d);
+                None
+            }
+        };
+        match resolved {
+            Some(s) if point_diags.list.is_empty() => trials.push(Trial {
+                params: point.params(),
+                spec: s,
+            }),
+            _ => {
+                for d in point_diags.list {
+                    let seen = diags
+                        .list
+                        .iter()
+                        .any(|e| e.span == d.span && e.message == d.message);
+                    if !seen && diags.list.len() < MAX_SWEEP_ERRORS {
+                        diags.list.push(d);
+                    }
+                }
+            }
+        }
     }
+    if !diags.list.is_empty() {
+        return Err(SpecError::new(diags.list, &sources));
+    }
+    Ok(Experiment {
+        base: spec,
+        spec_dir: base.to_path_buf(),
+        sweep: Some(sweep),
+        trials,
+    })
+}
+
+/// Removes `[sweep]` from the tree (it is not part of any one trial's spec).
+fn take_sweep(root: &mut tree::Node) -> Option<tree::Node> {
+    let tree::Value::Table(t) = &mut root.value else {
+        return None;
+    };
+    let i = t.entries.iter().position(|e| e.key == "sweep")?;
+    Some(t.entries.remove(i).node)
 }
 
 /// Applies one `key.path=value` override; the value is read as TOML, or as a plain string

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::folds::FoldMethod;
 pub use crate::data::resize::ResizeMethod;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -65,10 +66,16 @@ pub struct DataSpec {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SplitSpec {
+    /// Held out of the training data for validation; 0 with cross-validation.
     pub validation_fraction: f64,
     /// Held out of the training data as the test set; 0 when `data.test` is given or no test set is wanted.
     pub test_fraction: f64,
     pub stratify: bool,
+    /// Cross-validation folds; 0 means a single validation split.
+    pub folds: usize,
+    pub fold_method: FoldMethod,
+    /// Retrain the best trial on all training data and evaluate it on the test set.
+    pub refit: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -196,4 +203,6 @@ pub struct TrainSpec {
     pub eval_batch_size: usize,
     /// The validation metric that picks the best epoch.
     pub best_metric: String,
+    /// Stop after this many epochs without a better best metric; 0 = never.
+    pub patience: usize,
 }

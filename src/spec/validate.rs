@@ -19,6 +19,8 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         Some(e) => r::integer(at(&e.node, &top.path_of("seed")), 0, i64::MAX, d).map(|s| s as u64),
         None => Some(0),
     };
+    // [sweep] is read by the sweep module; declared here so typos of it get a suggestion.
+    top.entry("sweep");
     let task = match top.entry("task") {
         Some(e) => task(at(&e.node, &top.path_of("task")), d),
         None => Some(Task::Multiclass),
@@ -304,19 +306,85 @@ fn split(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<S
     let fraction = |a: At, d: &mut Diags| {
         r::number(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)
     };
+    let vf_span = t.entry("validation_fraction").map(|e| e.key_span);
     let validation_fraction = opt(&mut t, "validation_fraction", d, 0.1, fraction);
     let test_span = t.entry("test_fraction").map(|e| e.node.span);
     let test_fraction = opt(&mut t, "test_fraction", d, 0.0, fraction);
     let stratify = opt(&mut t, "stratify", d, true, r::boolean);
+    let folds = opt(&mut t, "folds", d, 0, |a, d| {
+        let k = r::integer(a, 0, 1000, d)?;
+        if k == 1 {
+            d.error(
+                a.node.span,
+                a.path,
+                "1 fold is not cross-validation",
+                Some("use folds = 0 (a single validation split) or at least 2".into()),
+            );
+            return None;
+        }
+        Some(k as usize)
+    });
+    let method_span = t.entry("fold_method").map(|e| e.node.span);
+    let fold_method = opt(
+        &mut t,
+        "fold_method",
+        d,
+        FoldMethod::StratifiedKFold,
+        |a, d| {
+            Some(
+                match r::choice(a, &["stratified-kfold", "kfold", "group-kfold"], d)?.as_str() {
+                    "kfold" => FoldMethod::KFold,
+                    "group-kfold" => FoldMethod::GroupKFold,
+                    _ => FoldMethod::StratifiedKFold,
+                },
+            )
+        },
+    );
+    let refit_span = t.entry("refit").map(|e| e.node.span);
+    let refit = opt(&mut t, "refit", d, false, r::boolean);
     let tf_path = t.path_of("test_fraction");
+    let path = t.path.clone();
     t.finish(d);
-    let (v, tf) = (validation_fraction?, test_fraction?);
+    let (v, tf, folds, fold_method, refit) = (
+        validation_fraction?,
+        test_fraction?,
+        folds?,
+        fold_method?,
+        refit?,
+    );
     if let (Some(span), Some(data)) = (test_span, data) {
         if data.test.is_some() && tf > 0.0 {
             d.error(span, &tf_path, "test_fraction conflicts with data.test: the test set is either a separate path or a held-out fraction", Some("remove one of them".into()));
             return None;
         }
     }
+    if folds >= 2 {
+        if let Some(span) = vf_span {
+            d.error(span, &r::child(&path, "validation_fraction"), "validation_fraction conflicts with folds: with cross-validation each fold is the validation set once", Some("remove one of them".into()));
+            return None;
+        }
+    } else if let Some(span) = method_span.or(refit_span) {
+        let key = if method_span.is_some() {
+            "fold_method"
+        } else {
+            "refit"
+        };
+        d.error(
+            span,
+            &r::child(&path, key),
+            format!("{key} needs cross-validation"),
+            Some("set split.folds = 5 (or another k ≥ 2)".into()),
+        );
+        return None;
+    }
+    if fold_method == FoldMethod::GroupKFold
+        && folds >= 2
+        && data.is_some_and(|d| d.format != DataFormat::Csv)
+    {
+        d.error(method_span.unwrap_or(t_span_fallback()), &r::child(&path, "fold_method"), "group-kfold needs groups: a CSV manifest (data.format = \"csv\") with a `group` column", None);
+        return None;
+    }
+    let v = if folds >= 2 { 0.0 } else { v };
     if v + tf >= 1.0 {
         d.error(
             test_span.unwrap_or(t_span_fallback()),
@@ -329,10 +397,22 @@ fn split(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<S
         );
         return None;
     }
+    if refit && tf == 0.0 && data.is_some_and(|d| d.test.is_none()) {
+        d.error(
+            refit_span.unwrap_or(t_span_fallback()),
+            &r::child(&path, "refit"),
+            "refit evaluates the best trial on the test set, but there is none",
+            Some("add data.test or split.test_fraction".into()),
+        );
+        return None;
+    }
     Some(SplitSpec {
         validation_fraction: v,
         test_fraction: tf,
         stratify: stratify?,
+        folds,
+        fold_method,
+        refit,
     })
 }
 
@@ -713,8 +793,10 @@ fn train(mut t: TableReader, d: &mut Diags) -> Option<TrainSpec> {
     let best_metric = opt(&mut t, "best_metric", d, "accuracy".to_string(), |a, d| {
         r::choice(a, &names, d)
     });
+    let patience = opt(&mut t, "patience", d, 0, |a, d| r::usize_at_least(a, 0, d));
     t.finish(d);
     Some(TrainSpec {
+        patience: patience?,
         epochs: epochs?,
         batch_size: batch_size?,
         eval_batch_size: eval_batch_size?,
