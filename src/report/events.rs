@@ -1,6 +1,6 @@
 //! The one event type between a running job and its outputs (console, TensorBoard, tests).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::train::metrics::MulticlassMetrics;
 
@@ -8,7 +8,7 @@ use crate::train::metrics::MulticlassMetrics;
 pub type Scalars = Vec<(String, f64)>;
 
 /// One epoch's results.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EpochRecord {
     pub epoch: usize,
     pub lr: f64,

@@ -1,10 +1,12 @@
 //! The training loop: seeded shuffling, forward/backward/optimizer steps, per-epoch
 //! validation, best-epoch tracking and divergence detection.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::Tensor;
 use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
 
 use super::batches::{make_batch, Normalizer};
 use super::evaluate::{evaluate, record};
@@ -43,13 +45,6 @@ pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
         candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
         other => other,
     }
-}
-
-/// What training produced: the history and the best epoch's weights.
-pub struct TrainOutcome {
-    pub history: Vec<EpochRecord>,
-    pub best_epoch: usize,
-    pub best_state: Vec<(String, Tensor)>,
 }
 
 pub fn make_optimizer(spec: &OptimizerSpec) -> Box<dyn Optimizer> {
@@ -91,31 +86,121 @@ fn improves(name: &str, candidate: f64, best: Option<f64>) -> bool {
     }
 }
 
-/// Trains `net` on `train`, validating on `val` after every epoch.
+/// How a training run ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Ending {
+    Completed,
+    /// No improvement of the best metric for `patience` epochs.
+    StoppedEarly {
+        epoch: usize,
+    },
+    /// A pruning rule (successive halving) stopped this job after `epoch`.
+    Pruned {
+        epoch: usize,
+    },
+    /// Asked to stop (Ctrl-C); the last epoch checkpoint is kept for resuming.
+    Interrupted,
+}
+
+/// What training produced: the history and the best epoch's weights.
+pub struct TrainOutcome {
+    pub history: Vec<EpochRecord>,
+    pub best_epoch: usize,
+    pub best_state: Vec<(String, Tensor)>,
+    pub ending: Ending,
+}
+
+/// The decision after an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    Prune,
+}
+
+/// Everything needed to continue training exactly where an epoch ended.
+pub struct Checkpoint {
+    pub epoch: usize,
+    pub history: Vec<EpochRecord>,
+    pub best_epoch: usize,
+    pub best_score: Option<f64>,
+    pub model: Vec<(String, Tensor)>,
+    pub optimizer: Vec<(String, Tensor)>,
+    pub best_model: Vec<(String, Tensor)>,
+}
+
+/// What the trainer asks of whoever runs it: persistence, interruption and pruning.
+pub trait TrainHooks {
+    /// Called after every epoch, before [`TrainHooks::verdict`]; must make `checkpoint` durable.
+    fn checkpoint(&mut self, checkpoint: &Checkpoint) -> anyhow::Result<()>;
+    /// Checked after every step: stop as soon as possible.
+    fn interrupted(&self) -> bool;
+    /// After each epoch: continue, or prune. `score` is the epoch's validation best-metric.
+    fn verdict(&mut self, epoch: usize, score: Option<f64>) -> anyhow::Result<Verdict>;
+}
+
+/// Hooks that keep nothing and never stop training (benchmarks, tests).
+pub struct NoHooks;
+
+impl TrainHooks for NoHooks {
+    fn checkpoint(&mut self, _: &Checkpoint) -> anyhow::Result<()> {
+        Ok(())
+    }
+    fn interrupted(&self) -> bool {
+        false
+    }
+    fn verdict(&mut self, _: usize, _: Option<f64>) -> anyhow::Result<Verdict> {
+        Ok(Verdict::Continue)
+    }
+}
+
+/// Trains `net` on `train` from `resume` (or from scratch), validating on `val` after every epoch.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     job: &str,
     spec: &Spec,
+    seed: u64,
     net: &Network,
     train: &ImageSet,
     val: Option<&ImageSet>,
     norm: &Normalizer,
+    resume: Option<Checkpoint>,
+    hooks: &mut dyn TrainHooks,
     sink: &mut dyn EventSink,
 ) -> Result<TrainOutcome, TrainError> {
     let t = &spec.train;
     let mut optimizer = make_optimizer(&spec.optimizer);
     let steps = train.len().div_ceil(t.batch_size);
     let mut history = Vec::with_capacity(t.epochs);
-    let mut best: Option<(usize, f64, Vec<(String, Tensor)>)> = None;
-    let mut global_step = 0;
-    for epoch in 1..=t.epochs {
+    let mut best: Option<(usize, Option<f64>, Vec<(String, Tensor)>)> = None;
+    let mut first_epoch = 1;
+    if let Some(c) = resume {
+        let model: HashMap<String, Tensor> = c.model.into_iter().collect();
+        net.load_state(&model)?;
+        optimizer.load_state(&c.optimizer.into_iter().collect())?;
+        first_epoch = c.epoch + 1;
+        history = c.history;
+        if c.best_epoch > 0 {
+            best = Some((c.best_epoch, c.best_score, c.best_model));
+        }
+    }
+    if let Some(stop) = early_stop(&history, best.as_ref().map(|b| b.0), t.patience) {
+        // Resumed after the stopping epoch was checkpointed: nothing more to train.
+        return finish(history, best, stop);
+    }
+    for epoch in first_epoch..=t.epochs {
         let started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut rng::stream(spec.seed, "shuffle", epoch as u64));
-        let mut dropout_rng = rng::stream(spec.seed, "dropout", epoch as u64);
+        order.shuffle(&mut rng::stream(seed, "shuffle", epoch as u64));
+        let mut dropout_rng = rng::stream(seed, "dropout", epoch as u64);
         let mut cm = ConfusionMatrix::new(train.classes.len());
         let mut loss_sum = 0.0;
         let mut lr = spec.optimizer.lr();
         for (step, chunk) in order.chunks(t.batch_size).enumerate() {
+            if hooks.interrupted() {
+                return finish(history, best, Ending::Interrupted);
+            }
+            let global_step = (epoch - 1) * steps + step;
             lr = schedule::learning_rate(
                 &spec.schedule,
                 spec.optimizer.lr(),
@@ -142,7 +227,6 @@ pub fn train(
                 &logits.detach(),
                 chunk.iter().map(|&i| train.labels[i] as usize),
             )?;
-            global_step += 1;
             sink.event(&Event::StepDone {
                 job: job.to_string(),
                 epoch,
@@ -163,11 +247,11 @@ pub fn train(
         // Without a validation split the last epoch is the best one.
         let score = val_metrics.as_ref().and_then(|m| m.get(&t.best_metric));
         let is_best = match score {
-            Some(s) => improves(&t.best_metric, s, best.as_ref().map(|b| b.1)),
+            Some(s) => improves(&t.best_metric, s, best.as_ref().and_then(|b| b.1)),
             None => true,
         };
         if is_best {
-            best = Some((epoch, score.unwrap_or(0.0), net.state()?));
+            best = Some((epoch, score, net.state()?));
         }
         let record = EpochRecord {
             epoch,
@@ -182,13 +266,50 @@ pub fn train(
             best: is_best,
         })?;
         history.push(record);
+        let (best_epoch, best_score, best_model) = best.clone().unwrap_or((0, None, Vec::new()));
+        hooks.checkpoint(&Checkpoint {
+            epoch,
+            history: history.clone(),
+            best_epoch,
+            best_score,
+            model: net.state()?,
+            optimizer: optimizer.state(),
+            best_model,
+        })?;
+        if hooks.verdict(epoch, score)? == Verdict::Prune {
+            return finish(history, best, Ending::Pruned { epoch });
+        }
+        if let Some(stop) = early_stop(&history, best.as_ref().map(|b| b.0), t.patience) {
+            return finish(history, best, stop);
+        }
     }
-    let (best_epoch, _, best_state) =
-        best.ok_or_else(|| anyhow::anyhow!("no epoch was trained"))?;
+    finish(history, best, Ending::Completed)
+}
+
+/// Early stopping: `patience` epochs after the best one without a better one.
+fn early_stop(
+    history: &[EpochRecord],
+    best_epoch: Option<usize>,
+    patience: usize,
+) -> Option<Ending> {
+    let last = history.last()?.epoch;
+    (patience > 0 && last >= best_epoch? + patience).then_some(Ending::StoppedEarly { epoch: last })
+}
+
+fn finish(
+    history: Vec<EpochRecord>,
+    best: Option<(usize, Option<f64>, Vec<(String, Tensor)>)>,
+    ending: Ending,
+) -> Result<TrainOutcome, TrainError> {
+    let (best_epoch, best_state) = match best {
+        Some((e, _, state)) => (e, state),
+        None => (0, Vec::new()),
+    };
     Ok(TrainOutcome {
         history,
         best_epoch,
         best_state,
+        ending,
     })
 }
 
