@@ -36,16 +36,54 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run an experiment: train and evaluate every job, writing results under the runs folder
+    /// Run an experiment: every job of the plan, resuming where an earlier run stopped
     Run {
         #[command(flatten)]
         spec: SpecArgs,
         /// Folder that receives <experiment name>/ (also the TensorBoard log dir)
         #[arg(long, default_value = "runs", value_name = "DIR")]
         runs_dir: PathBuf,
-        /// CPU threads for tensor math (default: all cores)
+        /// Jobs run side by side, each in its own worker process
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: u16,
+        /// CPU threads shared by the running jobs (default: all cores)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Where jobs run; only `cpu` for now
+        #[arg(long, default_value = "cpu", value_parser = ["cpu"])]
+        devices: String,
+        /// Extra attempts for a job whose worker crashed (divergence is not retried)
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        retries: u32,
+        /// Continue although the spec changed since the experiment started
+        #[arg(long, conflicts_with = "fresh")]
+        force: bool,
+        /// Start the experiment afresh; the old folder is moved aside, not deleted
+        #[arg(long)]
+        fresh: bool,
+    },
+    /// Show an experiment's jobs and their states (pending, running, done, failed, pruned)
+    Status {
+        /// The experiment folder, e.g. runs/quickstart-sweep
+        run_dir: PathBuf,
+        /// Print JSON for scripts
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one job of a planned experiment (started by `assay run`)
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        experiment_dir: PathBuf,
+        #[arg(long)]
+        job: String,
+        #[arg(long, default_value_t = 1)]
+        threads: u16,
+        /// Rung epochs at which to ask the orchestrator whether to go on
+        #[arg(long, value_delimiter = ',')]
+        rungs: Vec<usize>,
+        #[arg(long)]
+        spec_revision: Option<String>,
     },
     /// Measure training and data-loading throughput (images/s) of the spec's model and batch size
     Bench {

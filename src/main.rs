@@ -5,9 +5,15 @@ mod cli;
 
 use std::process::ExitCode;
 
-use assay::exec::{bench, prepare::PrepareError, run};
-use assay::report::console::ConsoleSink;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use assay::exec::orchestrator::{self, RunRefused};
+use assay::exec::progress::Progress;
+use assay::exec::worker::{run_worker, WorkerOptions};
+use assay::exec::{bench, prepare::PrepareError, status};
 use assay::spec::{self, SpecError};
+use assay::store::ExperimentDir;
 use clap::Parser;
 use cli::{Cli, Command, SpecArgs};
 
@@ -25,7 +31,9 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_INVALID);
             }
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<PrepareError>().is_some() {
+            if e.downcast_ref::<PrepareError>().is_some()
+                || e.downcast_ref::<RunRefused>().is_some()
+            {
                 ExitCode::from(EXIT_INVALID)
             } else {
                 ExitCode::from(EXIT_INTERNAL)
@@ -48,69 +56,109 @@ fn set_threads(threads: Option<u16>) -> usize {
     n
 }
 
-fn load(args: &SpecArgs) -> Result<spec::Spec, SpecError> {
+fn load(args: &SpecArgs) -> Result<spec::Experiment, SpecError> {
     spec::load(&args.spec, &args.overrides)
 }
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { spec } => {
-            let s = load(&spec)?;
-            println!("{}", toml::to_string_pretty(&s)?);
+            let e = load(&spec)?;
+            println!("{}", toml::to_string_pretty(&e.base)?);
+            if let Some(sweep) = &e.sweep {
+                println!(
+                    "# sweep: {} trial(s)\n{}",
+                    e.trials.len(),
+                    toml::to_string_pretty(sweep)?
+                );
+            }
             eprintln!("{} is valid", spec.spec.display());
             Ok(0)
         }
         Command::Plan { spec, json } => {
-            let s = load(&spec)?;
-            let plan = assay::plan::expand(&s);
+            let e = load(&spec)?;
+            let plan = assay::plan::expand(&e);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
-                println!("experiment {}: {} job(s)", plan.experiment, plan.jobs.len());
-                for job in &plan.jobs {
-                    println!(
-                        "  {}  seed {}  {} epochs, batch {}, lr {}",
-                        job.id,
-                        job.seed,
-                        job.spec.train.epochs,
-                        job.spec.train.batch_size,
-                        job.spec.optimizer.lr()
-                    );
-                }
+                print!("{}", assay::plan::render(&plan));
             }
             Ok(0)
         }
         Command::Run {
             spec,
             runs_dir,
+            jobs,
             threads,
+            devices: _,
+            retries,
+            force,
+            fresh,
         } => {
-            let s = load(&spec)?;
+            let e = load(&spec)?;
             let threads = set_threads(threads);
-            let plan = assay::plan::expand(&s);
-            let mut console = ConsoleSink::new();
-            let data = run::load_data(&plan, &mut console)?;
-            let opts = run::RunOptions { runs_dir, threads };
-            let summary = run::run_plan(&plan, &data, &spec.spec, &opts, &mut console)?;
-            println!(
-                "{} job(s) done, {} skipped (already done), {} failed; results in {}",
-                summary.done,
-                summary.skipped,
-                summary.failed.len(),
-                summary.experiment_dir.display()
-            );
+            let opts = orchestrator::RunOptions {
+                runs_dir,
+                jobs: jobs.into(),
+                threads,
+                retries,
+                force,
+                fresh,
+            };
+            let mut progress = Progress::new();
+            let summary = orchestrator::run(&e, &spec.spec, &opts, &mut progress)?;
             for (job, reason) in &summary.failed {
                 println!("  failed: {job}: {reason}");
             }
             println!(
-                "TensorBoard: tensorboard --logdir {}",
+                "results in {}; TensorBoard: tensorboard --logdir {}",
+                summary.experiment_dir.display(),
                 summary.experiment_dir.display()
             );
+            if summary.interrupted {
+                println!("interrupted: run the same command again to resume");
+                return Ok(130);
+            }
             Ok(if summary.failed.is_empty() {
                 0
             } else {
                 EXIT_JOBS_FAILED
             })
+        }
+        Command::Status { run_dir, json } => {
+            let s = status::status(&run_dir)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                print!("{}", status::render(&s));
+            }
+            Ok(0)
+        }
+        Command::Worker {
+            experiment_dir,
+            job,
+            threads,
+            rungs,
+            spec_revision,
+        } => {
+            let threads = set_threads(Some(threads));
+            let stop = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register(signal, stop.clone())?;
+            }
+            let experiment = ExperimentDir {
+                root: experiment_dir,
+            };
+            let opts = WorkerOptions {
+                experiment: &experiment,
+                job_id: &job,
+                threads,
+                rungs,
+                spec_git_revision: spec_revision,
+                stop,
+            };
+            let exit = run_worker(&opts)?;
+            Ok(exit.code() as u8)
         }
         Command::Bench {
             spec,
@@ -118,9 +166,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             threads,
             json,
         } => {
-            let s = load(&spec)?;
+            let e = load(&spec)?;
             let threads = set_threads(threads);
-            let r = bench::bench(&s, steps as usize, threads)?;
+            let r = bench::bench(&e.base, steps as usize, threads)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use candle_core::Device;
 use serde::Serialize;
 
-use super::prepare::prepare;
+use super::prepare;
 use crate::model::{Mode, Network};
 use crate::spec::Spec;
 use crate::train::batches::{make_batch, Normalizer};
@@ -28,9 +28,10 @@ pub struct BenchResult {
 }
 
 pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchResult> {
-    let data = prepare(spec)?;
-    let decoded: usize = data.reports.iter().map(|r| r.decoded).sum();
-    let decode_seconds: f64 = data.reports.iter().map(|r| r.seconds).sum();
+    let loaded = prepare::load(spec)?;
+    let decoded: usize = loaded.reports.iter().map(|r| r.decoded).sum();
+    let decode_seconds: f64 = loaded.reports.iter().map(|r| r.seconds).sum();
+    let data = prepare::for_job(spec, &loaded, None, None)?;
     let device = Device::Cpu;
     let norm = Normalizer::new(&data.mean, &data.std);
     let bs = spec.train.batch_size.min(data.train.len());

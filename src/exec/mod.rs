@@ -1,6 +1,10 @@
-//! Running work: data preparation, the worker that runs one job, the run loop, the benchmark.
+//! Running work: data preparation, the orchestrator and its scheduler, the worker that runs one
+//! job, progress and status display, the benchmark.
 
 pub mod bench;
+pub mod orchestrator;
 pub mod prepare;
-pub mod run;
+pub mod progress;
+pub mod scheduler;
+pub mod status;
 pub mod worker;

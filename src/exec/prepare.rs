@@ -1,14 +1,28 @@
-//! Loads the spec's data into the u8 cache and cuts it into train, validation and test sets,
-//! with normalisation statistics from the training split only.
+//! Loads the spec's data into the u8 cache once, carves out the test set, computes the
+//! cross-validation folds, and cuts one job's train and validation sets from that, with
+//! normalisation statistics from the job's training data only.
 
+use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use crate::data::error::DataError;
+use crate::data::folds::{self, FoldError, FoldMethod, Folds};
 use crate::data::image_set::ImageSet;
 use crate::data::source::{self, LoadOptions, LoadReport, Source};
 use crate::data::{split, stats};
-use crate::spec::{Normalize, OnCorrupt, SourceSpec, Spec};
+use crate::spec::{DataFormat, Normalize, OnCorrupt, SourceSpec, Spec};
 use crate::train::rng;
+
+/// The data set as loaded: the pool that training and validation are cut from, and the test set.
+pub struct LoadedData {
+    pub pool: ImageSet,
+    pub test: Option<ImageSet>,
+    pub classes: Vec<String>,
+    /// Identifies the data (all files before cutting), recorded with every job.
+    pub data_hash: String,
+    /// Corrupt files skipped (with `on_corrupt = "skip"`), and load timings.
+    pub reports: Vec<LoadReport>,
+}
 
 /// The data one job trains and evaluates on.
 pub struct PreparedData {
@@ -18,16 +32,15 @@ pub struct PreparedData {
     pub classes: Vec<String>,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
-    /// Identifies the data (all splits before cutting), recorded with every job.
     pub data_hash: String,
-    /// Corrupt files skipped (with `on_corrupt = "skip"`), and load timings.
-    pub reports: Vec<LoadReport>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error(transparent)]
     Data(#[from] DataError),
+    #[error("cannot form cross-validation folds: {0}")]
+    Folds(#[from] FoldError),
     #[error("the test set's classes {test:?} differ from the training set's {train:?}")]
     ClassMismatch {
         train: Vec<String>,
@@ -35,10 +48,13 @@ pub enum PrepareError {
     },
     #[error("the training data has only {0} image(s); too few to train on")]
     TooFew(usize),
+    #[error("the stored folds cover {stored} images but the data has {actual}: the data changed since the run started")]
+    FoldsMismatch { stored: usize, actual: usize },
+    #[error("group-kfold needs a `group` column in the CSV manifest")]
+    NoGroups,
 }
 
-fn to_source(s: &SourceSpec, format: crate::spec::DataFormat) -> Source {
-    use crate::spec::DataFormat;
+fn to_source(s: &SourceSpec, format: DataFormat) -> Source {
     match (s, format) {
         (SourceSpec::Idx { images, labels }, _) => Source::Idx {
             images: images.clone(),
@@ -51,8 +67,8 @@ fn to_source(s: &SourceSpec, format: crate::spec::DataFormat) -> Source {
     }
 }
 
-/// Loads and splits the data of `spec`.
-pub fn prepare(spec: &Spec) -> Result<PreparedData, PrepareError> {
+/// Loads every file of `spec`'s data and sets the test set apart.
+pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
     let d = &spec.data;
     let mut opts = LoadOptions {
         channels: d.channels,
@@ -93,21 +109,82 @@ pub fn prepare(spec: &Spec) -> Result<PreparedData, PrepareError> {
         }
         None => (full, None),
     };
-    let (train, val) = if spec.split.validation_fraction > 0.0 {
-        let (keep, held) = cut(
-            &pool,
-            spec.split.validation_fraction,
-            spec.split.stratify,
-            spec.seed,
-            "split-validation",
-        );
-        (pool.subset(&keep), Some(pool.subset(&held)))
-    } else {
-        (pool, None)
+    let data_hash = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(LoadedData {
+        pool,
+        test,
+        classes,
+        data_hash,
+        reports,
+    })
+}
+
+/// The cross-validation folds of the pool, if the spec asks for them (seeded by the spec's seed,
+/// so every trial and repeat shares them).
+pub fn make_folds(spec: &Spec, pool: &ImageSet) -> Result<Option<Folds>, PrepareError> {
+    let k = spec.split.folds;
+    if k < 2 {
+        return Ok(None);
+    }
+    let seed = rng::stream(spec.seed, "folds", 0).random::<u64>();
+    let folds = match spec.split.fold_method {
+        FoldMethod::KFold => folds::kfold(pool.len(), k, seed)?,
+        FoldMethod::StratifiedKFold => {
+            folds::stratified_kfold(&pool.labels, pool.classes.len(), k, seed)?
+        }
+        FoldMethod::GroupKFold => folds::group_kfold(
+            pool.groups.as_deref().ok_or(PrepareError::NoGroups)?,
+            k,
+            seed,
+        )?,
+    };
+    Ok(Some(folds))
+}
+
+/// One job's train/validation/test sets: fold `fold` of `folds`, or the spec's hold-out split.
+pub fn for_job(
+    spec: &Spec,
+    data: &LoadedData,
+    folds: Option<&Folds>,
+    fold: Option<usize>,
+) -> Result<PreparedData, PrepareError> {
+    let pool = &data.pool;
+    let (train, val) = match (folds, fold) {
+        (Some(folds), Some(i)) => {
+            let stored: usize = folds.validation.iter().map(Vec::len).sum();
+            let held = folds
+                .validation
+                .get(i)
+                .filter(|_| stored == pool.len())
+                .ok_or(PrepareError::FoldsMismatch {
+                    stored,
+                    actual: pool.len(),
+                })?;
+            (
+                pool.subset(&folds.train(i, pool.len())),
+                Some(pool.subset(held)),
+            )
+        }
+        _ if spec.split.validation_fraction > 0.0 => {
+            let (keep, held) = cut(
+                pool,
+                spec.split.validation_fraction,
+                spec.split.stratify,
+                spec.seed,
+                "split-validation",
+            );
+            (pool.subset(&keep), Some(pool.subset(&held)))
+        }
+        _ => (pool.clone(), None),
     };
     if train.len() < 2 {
         return Err(PrepareError::TooFew(train.len()));
     }
+    let channels = spec.data.channels;
     let (mean, std) = match &spec.preprocess.normalize {
         Normalize::Auto => {
             let (m, s) = stats::channel_mean_std(&train);
@@ -116,23 +193,17 @@ pub fn prepare(spec: &Spec) -> Result<PreparedData, PrepareError> {
                 s.iter().map(|&v| (v as f64).max(1e-6)).collect(),
             )
         }
-        Normalize::None => (vec![0.0; d.channels], vec![1.0; d.channels]),
+        Normalize::None => (vec![0.0; channels], vec![1.0; channels]),
         Normalize::Fixed { mean, std } => (mean.clone(), std.clone()),
     };
-    let data_hash = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
     Ok(PreparedData {
         train,
         val,
-        test,
-        classes,
+        test: data.test.clone(),
+        classes: data.classes.clone(),
         mean,
         std,
-        data_hash,
-        reports,
+        data_hash: data.data_hash.clone(),
     })
 }
 
@@ -143,7 +214,6 @@ fn cut(
     seed: u64,
     purpose: &str,
 ) -> (Vec<usize>, Vec<usize>) {
-    use rand::Rng;
     let split_seed = rng::stream(seed, purpose, 0).random::<u64>();
     if stratify {
         split::stratified_split(&set.labels, set.classes.len(), fraction, split_seed)

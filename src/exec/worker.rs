@@ -1,41 +1,85 @@
-//! Runs one job: builds the model, trains, evaluates, and writes its folder (resolved spec,
-//! job record, metrics, best weights, TensorBoard events).
+//! `assay worker`: runs one job of a planned experiment in its own process — loads its data
+//! and fold, resumes from its last epoch checkpoint if there is one, trains, evaluates, and
+//! writes its folder. It reports progress to the orchestrator as JSON lines on stdout.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, Write};
 use std::path::Path;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use candle_core::{Device, Tensor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::prepare::PreparedData;
+use super::prepare::{self, PreparedData};
+use crate::data::folds::Folds;
 use crate::model::Network;
-use crate::plan::Job;
+use crate::plan::{Job, Plan};
+use crate::report::console::ConsoleSink;
 use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
 use crate::report::tb_sink::TensorBoardSink;
-use crate::store::{write_atomic, write_atomic_with, ExperimentDir, JobDir};
+use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Normalizer;
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::MulticlassMetrics;
-use crate::train::{rng, trainer};
+use crate::train::rng;
+use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
 /// Version of the files a job writes (`job.json`, `metrics.json`).
 pub const FORMAT_VERSION: u32 = 1;
 
-/// What the job folder needs to know about its surroundings.
-pub struct JobContext<'a> {
-    pub experiment: &'a ExperimentDir,
-    pub spec_path: &'a Path,
-    pub threads: usize,
+/// How a worker process ends; its exit code tells the orchestrator.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkerExit {
+    Done,
+    Pruned,
+    /// Training failed in a way another try would repeat (divergence).
+    Failed(String),
+    /// Stopped on request; the last epoch checkpoint is kept.
+    Interrupted,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobStatus {
-    Done,
-    /// Already finished by an earlier run; not run again.
-    Skipped,
-    Failed(String),
+impl WorkerExit {
+    pub const FAILED_CODE: i32 = 10;
+    pub const INTERRUPTED_CODE: i32 = 11;
+
+    pub fn code(&self) -> i32 {
+        match self {
+            WorkerExit::Done | WorkerExit::Pruned => 0,
+            WorkerExit::Failed(_) => Self::FAILED_CODE,
+            WorkerExit::Interrupted => Self::INTERRUPTED_CODE,
+        }
+    }
+}
+
+/// One line of the worker → orchestrator protocol.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Report {
+    Started {
+        parameters: usize,
+        resumed_from: usize,
+    },
+    Epoch {
+        epoch: usize,
+        epochs: usize,
+        score: Option<f64>,
+    },
+    /// At a rung epoch: the worker waits for "continue" or "prune" on stdin.
+    Rung { epoch: usize, score: f64 },
+    Finished {
+        status: String,
+        reason: Option<String>,
+    },
+}
+
+fn report(r: &Report) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(r)?)?;
+    out.flush()?;
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -43,6 +87,11 @@ struct JobRecord<'a> {
     version: u32,
     job_id: &'a str,
     experiment: &'a str,
+    trial: usize,
+    trial_id: &'a str,
+    fold: Option<usize>,
+    repeat: usize,
+    params: &'a BTreeMap<String, crate::spec::ParamValue>,
     status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
@@ -55,7 +104,7 @@ struct JobRecord<'a> {
     threads: usize,
     assay_version: &'a str,
     assay_git_revision: &'a str,
-    spec_git_revision: Option<String>,
+    spec_git_revision: Option<&'a str>,
     started_at: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<f64>,
@@ -75,11 +124,16 @@ struct HistoryEntry {
 struct MetricsFile<'a> {
     version: u32,
     job_id: &'a str,
+    trial_id: &'a str,
+    fold: Option<usize>,
+    repeat: usize,
     status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a str>,
     best_epoch: Option<usize>,
     best_metric: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ending: Option<&'a Ending>,
     #[serde(rename = "final")]
     final_: BTreeMap<&'static str, MulticlassMetrics>,
     history: Vec<HistoryEntry>,
@@ -89,70 +143,52 @@ fn scalars(m: &MulticlassMetrics) -> BTreeMap<&'static str, f64> {
     m.scalars().into_iter().collect()
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+/// What the orchestrator tells a worker beyond the plan.
+pub struct WorkerOptions<'a> {
+    pub experiment: &'a ExperimentDir,
+    pub job_id: &'a str,
+    pub threads: usize,
+    /// Epochs at which to ask the orchestrator whether to go on (successive halving).
+    pub rungs: Vec<usize>,
+    /// The git revision of the spec's folder, recorded with the job.
+    pub spec_git_revision: Option<String>,
+    /// Set by a signal handler: stop at the next step, keeping the last checkpoint.
+    pub stop: Arc<AtomicBool>,
 }
 
-/// The git revision of the folder holding the spec, if it is in a git work tree.
-fn spec_git_revision(spec_path: &Path) -> Option<String> {
-    let dir = spec_path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-fn is_done(dir: &JobDir) -> bool {
-    let Ok(text) = std::fs::read_to_string(dir.job()) else {
-        return false;
+/// Runs one job of the plan in `opts.experiment`.
+pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
+    let plan_path = opts.experiment.plan();
+    let plan: Plan = serde_json::from_slice(
+        &std::fs::read(&plan_path)
+            .with_context(|| format!("cannot read {}", plan_path.display()))?,
+    )
+    .with_context(|| format!("{} is damaged", plan_path.display()))?;
+    let job = plan
+        .job(opts.job_id)
+        .with_context(|| format!("job {} is not in {}", opts.job_id, plan_path.display()))?
+        .clone();
+    let loaded = prepare::load(&job.spec)?;
+    let folds: Option<Folds> = match job.fold {
+        Some(_) => {
+            let path = opts.experiment.folds();
+            Some(
+                serde_json::from_slice(
+                    &std::fs::read(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )
+                .with_context(|| format!("{} is damaged", path.display()))?,
+            )
+        }
+        None => None,
     };
-    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| v["status"] == "done")
+    let data = prepare::for_job(&job.spec, &loaded, folds.as_ref(), job.fold)?;
+    run_job(&job, &data, opts)
 }
 
-/// Removes what an unfinished earlier attempt left, so its TensorBoard events do not mix with this one's.
-fn clear_unfinished(dir: &JobDir) -> std::io::Result<()> {
-    if dir.root.exists() {
-        std::fs::remove_dir_all(&dir.root)?;
-    }
-    Ok(())
-}
-
-/// Runs `job` to completion. Training problems (divergence, tensor errors) make the job
-/// `Failed`; an `Err` means the job folder itself could not be written.
-pub fn run_job(
-    job: &Job,
-    data: &PreparedData,
-    ctx: &JobContext,
-    console: &mut dyn EventSink,
-) -> anyhow::Result<JobStatus> {
-    let dir = ctx.experiment.job(&job.id);
-    if is_done(&dir) {
-        console.event(&Event::Warning {
-            message: format!(
-                "job {} already finished in {}; skipping it",
-                job.id,
-                dir.root.display()
-            ),
-        })?;
-        return Ok(JobStatus::Skipped);
-    }
-    clear_unfinished(&dir).with_context(|| {
-        format!(
-            "cannot clear the unfinished job folder {}",
-            dir.root.display()
-        )
-    })?;
+/// Trains and evaluates `job` on `data`, writing its folder.
+pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
+    let dir = opts.experiment.job(&job.id);
     std::fs::create_dir_all(&dir.root)
         .with_context(|| format!("cannot create {}", dir.root.display()))?;
     let spec = &job.spec;
@@ -171,10 +207,17 @@ pub fn run_job(
         &device,
     )
     .context("cannot build the model")?;
+    let resume = load_checkpoint(&dir)?;
+    let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
     let mut record = JobRecord {
         version: FORMAT_VERSION,
         job_id: &job.id,
         experiment: &spec.name,
+        trial: job.trial,
+        trial_id: &job.trial_id,
+        fold: job.fold,
+        repeat: job.repeat,
+        params: &job.params,
         status: "running",
         reason: None,
         seed: job.seed,
@@ -183,10 +226,10 @@ pub fn run_job(
         normalize_mean: &data.mean,
         normalize_std: &data.std,
         parameters: net.parameter_count(),
-        threads: ctx.threads,
+        threads: opts.threads,
         assay_version: env!("CARGO_PKG_VERSION"),
         assay_git_revision: env!("ASSAY_GIT_REVISION"),
-        spec_git_revision: spec_git_revision(ctx.spec_path),
+        spec_git_revision: opts.spec_git_revision.as_deref(),
         started_at: now(),
         finished_at: None,
     };
@@ -196,25 +239,84 @@ pub fn run_job(
             .with_context(|| format!("cannot write {}", dir.job().display()))
     };
     write_record(&record)?;
+    report(&Report::Started {
+        parameters: net.parameter_count(),
+        resumed_from,
+    })?;
 
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.log())
+        .with_context(|| format!("cannot open {}", dir.log().display()))?;
+    let mut console = ConsoleSink::to_file(log);
+    let mut progress = ProgressReporter {
+        epochs: spec.train.epochs,
+        metric: spec.train.best_metric.clone(),
+    };
     let mut tb = TensorBoardSink::new(dir.clone());
     let mut sink = Fanout {
-        sinks: vec![console, &mut tb],
+        sinks: vec![&mut console, &mut progress, &mut tb],
+    };
+    if resumed_from > 0 {
+        sink.event(&Event::Warning {
+            message: format!("resuming job {} after epoch {resumed_from}", job.id),
+        })?;
+    }
+    let mut hooks = WorkerHooks {
+        dir: &dir,
+        stop: opts.stop.clone(),
+        rungs: &opts.rungs,
     };
     let started = Instant::now();
-    let result = train_and_evaluate(job, data, &net, &dir, &spec_toml, &mut sink);
+    let result = train_and_evaluate(
+        job, data, &net, &dir, &spec_toml, resume, &mut hooks, &mut sink,
+    );
     record.finished_at = Some(now());
-    let status = match result {
-        Ok((best_epoch, history, finals)) => {
-            write_metrics(&dir, job, "done", None, Some(best_epoch), &history, finals)?;
+    let exit = match result {
+        Ok(Trained {
+            ending: Ending::Interrupted,
+            ..
+        }) => {
+            sink.event(&Event::Warning {
+                message: format!(
+                    "job {} interrupted; it resumes from its last checkpoint",
+                    job.id
+                ),
+            })?;
+            record.status = "interrupted";
+            write_record(&record)?;
+            return Ok(WorkerExit::Interrupted);
+        }
+        Ok(t) => {
+            let status = if matches!(t.ending, Ending::Pruned { .. }) {
+                "pruned"
+            } else {
+                "done"
+            };
+            write_metrics(
+                &dir,
+                job,
+                status,
+                None,
+                Some(t.best_epoch),
+                Some(&t.ending),
+                &t.history,
+                t.finals,
+            )?;
             sink.event(&Event::JobFinished {
                 job: job.id.clone(),
-                best_epoch,
+                best_epoch: t.best_epoch,
                 seconds: started.elapsed().as_secs_f64(),
             })?;
-            record.status = "done";
+            record.status = status;
             write_record(&record)?;
-            JobStatus::Done
+            remove_checkpoint(&dir)?;
+            if status == "pruned" {
+                WorkerExit::Pruned
+            } else {
+                WorkerExit::Done
+            }
         }
         Err(failure) => {
             let reason = format!("{:#}", failure.error);
@@ -224,10 +326,11 @@ pub fn run_job(
                 "failed",
                 Some(&reason),
                 None,
+                None,
                 &failure.history,
                 BTreeMap::new(),
             )?;
-            // The console must hear about the failure even if TensorBoard is what failed.
+            // The log must hear about the failure even if TensorBoard is what failed.
             let _ = sink.event(&Event::JobFailed {
                 job: job.id.clone(),
                 reason: reason.clone(),
@@ -235,10 +338,150 @@ pub fn run_job(
             record.status = "failed";
             record.reason = Some(&reason);
             write_record(&record)?;
-            JobStatus::Failed(reason)
+            WorkerExit::Failed(reason)
         }
     };
-    Ok(status)
+    let (status, reason) = match &exit {
+        WorkerExit::Done => ("done", None),
+        WorkerExit::Pruned => ("pruned", None),
+        WorkerExit::Failed(r) => ("failed", Some(r.clone())),
+        WorkerExit::Interrupted => ("interrupted", None),
+    };
+    report(&Report::Finished {
+        status: status.into(),
+        reason,
+    })?;
+    Ok(exit)
+}
+
+/// Sends each finished epoch to the orchestrator.
+struct ProgressReporter {
+    epochs: usize,
+    metric: String,
+}
+
+impl EventSink for ProgressReporter {
+    fn event(&mut self, event: &Event) -> anyhow::Result<()> {
+        if let Event::EpochDone { record, .. } = event {
+            let score = record.val.as_ref().and_then(|v| v.get(&self.metric));
+            report(&Report::Epoch {
+                epoch: record.epoch,
+                epochs: self.epochs,
+                score,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+struct WorkerHooks<'a> {
+    dir: &'a JobDir,
+    stop: Arc<AtomicBool>,
+    rungs: &'a [usize],
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    version: u32,
+    epoch: usize,
+    history: Vec<EpochRecord>,
+    best_epoch: usize,
+    best_score: Option<f64>,
+}
+
+impl TrainHooks for WorkerHooks<'_> {
+    fn checkpoint(&mut self, c: &Checkpoint) -> anyhow::Result<()> {
+        let meta = CheckpointMeta {
+            version: FORMAT_VERSION,
+            epoch: c.epoch,
+            history: c.history.clone(),
+            best_epoch: c.best_epoch,
+            best_score: c.best_score,
+        };
+        let meta = serde_json::to_vec(&meta)?;
+        let mut tensors: HashMap<String, Tensor> = HashMap::new();
+        let groups = [
+            ("model.", &c.model),
+            ("optim.", &c.optimizer),
+            ("best.", &c.best_model),
+        ];
+        for (prefix, list) in groups {
+            for (name, t) in list.iter() {
+                tensors.insert(format!("{prefix}{name}"), t.clone());
+            }
+        }
+        let meta_len = meta.len();
+        tensors.insert(
+            "meta.json".into(),
+            Tensor::from_vec(meta, meta_len, &Device::Cpu)?,
+        );
+        let path = self.dir.checkpoint();
+        write_atomic_with(&path, |tmp| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
+        })
+        .with_context(|| format!("cannot write the checkpoint {}", path.display()))
+    }
+
+    fn interrupted(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn verdict(&mut self, epoch: usize, score: Option<f64>) -> anyhow::Result<Verdict> {
+        let (true, Some(score)) = (self.rungs.contains(&epoch), score) else {
+            return Ok(Verdict::Continue);
+        };
+        report(&Report::Rung { epoch, score })?;
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("the orchestrator did not answer at a rung")?;
+        Ok(if line.trim() == "prune" {
+            Verdict::Prune
+        } else {
+            Verdict::Continue
+        })
+    }
+}
+
+/// The job's last checkpoint, if it has one.
+fn load_checkpoint(dir: &JobDir) -> anyhow::Result<Option<Checkpoint>> {
+    let path = dir.checkpoint();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
+    let meta_tensor = tensors
+        .get("meta.json")
+        .with_context(|| format!("{} has no progress record", path.display()))?;
+    let meta: CheckpointMeta = serde_json::from_slice(&meta_tensor.to_vec1::<u8>()?)
+        .with_context(|| format!("{} is damaged", path.display()))?;
+    let take = |prefix: &str| -> Vec<(String, Tensor)> {
+        let mut v: Vec<(String, Tensor)> = tensors
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    };
+    Ok(Some(Checkpoint {
+        epoch: meta.epoch,
+        history: meta.history,
+        best_epoch: meta.best_epoch,
+        best_score: meta.best_score,
+        model: take("model."),
+        optimizer: take("optim."),
+        best_model: take("best."),
+    }))
+}
+
+fn remove_checkpoint(dir: &JobDir) -> anyhow::Result<()> {
+    match std::fs::remove_file(dir.checkpoint()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", dir.checkpoint().display())),
+    }
 }
 
 struct Failure {
@@ -248,14 +491,24 @@ struct Failure {
 
 type Finals = BTreeMap<&'static str, MulticlassMetrics>;
 
+struct Trained {
+    best_epoch: usize,
+    history: Vec<EpochRecord>,
+    finals: Finals,
+    ending: Ending,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn train_and_evaluate(
     job: &Job,
     data: &PreparedData,
     net: &Network,
     dir: &JobDir,
     spec_toml: &str,
+    resume: Option<Checkpoint>,
+    hooks: &mut dyn TrainHooks,
     sink: &mut dyn EventSink,
-) -> Result<(usize, Vec<EpochRecord>, Finals), Failure> {
+) -> Result<Trained, Failure> {
     let fail = |error: anyhow::Error| Failure {
         error,
         history: Vec::new(),
@@ -277,14 +530,25 @@ fn train_and_evaluate(
     let outcome = trainer::train(
         &job.id,
         spec,
+        job.seed,
         net,
         &data.train,
         data.val.as_ref(),
         &norm,
+        resume,
+        hooks,
         sink,
     )
     .map_err(|e| fail(e.into()))?;
     let history = outcome.history;
+    if outcome.ending == Ending::Interrupted {
+        return Ok(Trained {
+            best_epoch: outcome.best_epoch,
+            history,
+            finals: Finals::new(),
+            ending: Ending::Interrupted,
+        });
+    }
     let with_history = |error: anyhow::Error| Failure {
         error,
         history: history.clone(),
@@ -297,13 +561,22 @@ fn train_and_evaluate(
     })
     .with_context(|| format!("cannot write {}", dir.weights().display()))
     .map_err(with_history)?;
-    let best_record = &history[outcome.best_epoch - 1];
+    let best_record = history
+        .iter()
+        .find(|r| r.epoch == outcome.best_epoch)
+        .ok_or_else(|| {
+            with_history(anyhow::anyhow!(
+                "no record of the best epoch {}",
+                outcome.best_epoch
+            ))
+        })?;
     let mut finals = Finals::new();
     finals.insert("train", best_record.train.clone());
     if let Some(val) = &best_record.val {
         finals.insert("val", val.clone());
     }
-    if let Some(test) = &data.test {
+    // Pruned jobs stop before the end; their test score would only tempt selection on the test set.
+    if let (Some(test), false) = (&data.test, matches!(outcome.ending, Ending::Pruned { .. })) {
         let m = evaluate(net, test, &norm, spec.train.eval_batch_size)
             .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
         sink.event(&Event::Evaluated {
@@ -315,25 +588,36 @@ fn train_and_evaluate(
         .map_err(with_history)?;
         finals.insert("test", m);
     }
-    Ok((outcome.best_epoch, history, finals))
+    Ok(Trained {
+        best_epoch: outcome.best_epoch,
+        history,
+        finals,
+        ending: outcome.ending,
+    })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_metrics(
     dir: &JobDir,
     job: &Job,
     status: &str,
     reason: Option<&str>,
     best_epoch: Option<usize>,
+    ending: Option<&Ending>,
     history: &[EpochRecord],
     finals: Finals,
 ) -> anyhow::Result<()> {
     let file = MetricsFile {
         version: FORMAT_VERSION,
         job_id: &job.id,
+        trial_id: &job.trial_id,
+        fold: job.fold,
+        repeat: job.repeat,
         status,
         reason,
         best_epoch,
         best_metric: format!("val.{}", job.spec.train.best_metric),
+        ending,
         final_: finals,
         history: history
             .iter()
@@ -349,4 +633,21 @@ fn write_metrics(
     let json = serde_json::to_vec_pretty(&file)?;
     write_atomic(&dir.metrics(), &json)
         .with_context(|| format!("cannot write {}", dir.metrics().display()))
+}
+
+/// The git revision of the folder holding the spec, if it is in a git work tree.
+pub fn spec_git_revision(spec_path: &Path) -> Option<String> {
+    let dir = spec_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

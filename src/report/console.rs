@@ -1,6 +1,6 @@
 //! Console output: a progress bar per epoch on a terminal, plain per-epoch lines otherwise.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -11,6 +11,8 @@ pub struct ConsoleSink {
     tty: bool,
     bar: Option<ProgressBar>,
     epochs: usize,
+    /// Plain lines go here instead of stdout (a job's log file).
+    file: Option<std::fs::File>,
 }
 
 impl ConsoleSink {
@@ -19,10 +21,26 @@ impl ConsoleSink {
             tty: std::io::stdout().is_terminal(),
             bar: None,
             epochs: 0,
+            file: None,
         }
     }
 
-    fn say(&self, line: &str) {
+    /// Plain per-epoch lines into `file`, no progress bar.
+    pub fn to_file(file: std::fs::File) -> Self {
+        ConsoleSink {
+            tty: false,
+            bar: None,
+            epochs: 0,
+            file: Some(file),
+        }
+    }
+
+    fn say(&mut self, line: &str) {
+        if let Some(f) = &mut self.file {
+            // A log line that cannot be written is not worth failing the job for.
+            let _ = writeln!(f, "{line}");
+            return;
+        }
         match &self.bar {
             Some(bar) => bar.println(line),
             None => println!("{line}"),

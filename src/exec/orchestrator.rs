@@ -1,0 +1,647 @@
+//! `assay run`: the orchestrator. It owns the experiment folder (lock, ledger, plan, folds),
+//! starts one worker process per job in parallel slots, follows their progress, answers
+//! successive-halving rungs, retries crashed jobs, and resumes where an earlier run stopped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use super::prepare;
+use super::progress::Progress;
+use super::scheduler::{self, Slots};
+use super::worker::{Report, WorkerExit};
+use crate::plan::Plan;
+use crate::spec::Experiment;
+use crate::store::ledger::{JobEntry, JobState, Ledger, LEDGER_VERSION};
+use crate::store::lock::{LockError, RunLock};
+use crate::store::{now, write_atomic, ExperimentDir};
+use crate::train::metrics::SCALAR_METRICS;
+
+pub struct RunOptions {
+    pub runs_dir: PathBuf,
+    /// Jobs run side by side.
+    pub jobs: usize,
+    /// CPU threads shared by the running jobs.
+    pub threads: usize,
+    /// Extra attempts for a job whose worker crashed.
+    pub retries: u32,
+    /// Continue although the spec changed since the experiment started.
+    pub force: bool,
+    /// Move an existing experiment folder aside and start afresh.
+    pub fresh: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct RunSummary {
+    pub done: usize,
+    pub failed: Vec<(String, String)>,
+    pub pruned: usize,
+    pub pending: usize,
+    pub interrupted: bool,
+    pub experiment_dir: PathBuf,
+}
+
+/// Problems with the user's request rather than with assay (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunRefused {
+    #[error(transparent)]
+    Locked(#[from] LockError),
+    #[error("the spec changed since {dir} was started:\n{changes}\nrun with --force to continue with the new spec (finished jobs that still match are kept), or --fresh to start over (the old folder is kept beside it)")]
+    SpecChanged { dir: PathBuf, changes: String },
+    #[error(transparent)]
+    Data(#[from] prepare::PrepareError),
+}
+
+/// Lists the key paths whose values differ between two JSON documents.
+fn json_changes(
+    old: &serde_json::Value,
+    new: &serde_json::Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for k in keys {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (a.get(k), b.get(k)) {
+                    (Some(x), Some(y)) => json_changes(x, y, &p, out),
+                    (Some(x), None) => out.push(format!("  {p}: {x} → (removed)")),
+                    (None, Some(y)) => out.push(format!("  {p}: (absent) → {y}")),
+                    (None, None) => {}
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                json_changes(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        (a, b) if a != b => out.push(format!("  {path}: {a} → {b}")),
+        _ => {}
+    }
+}
+
+fn entry_for(job: &crate::plan::Job) -> JobEntry {
+    JobEntry {
+        state: JobState::Pending,
+        trial: job.trial,
+        trial_id: job.trial_id.clone(),
+        fold: job.fold,
+        repeat: job.repeat,
+        attempts: 0,
+        reason: None,
+        retryable: false,
+        epochs_done: 0,
+        epochs: job.spec.train.epochs,
+        refit: false,
+        last_score: None,
+        updated_at: now(),
+    }
+}
+
+/// Opens (or creates) the ledger for `plan`, refusing a changed spec unless forced.
+fn open_ledger(
+    dir: &ExperimentDir,
+    experiment: &Experiment,
+    plan: &Plan,
+    force: bool,
+) -> anyhow::Result<Ledger> {
+    let fingerprint = plan.fingerprint();
+    let spec = crate::plan::portable_json(&experiment.base, &experiment.spec_dir);
+    let mut ledger = match Ledger::load(&dir.root)? {
+        Some(old) if old.fingerprint != fingerprint && !force => {
+            let mut changes = Vec::new();
+            json_changes(&old.spec, &spec, "", &mut changes);
+            if changes.is_empty() {
+                changes.push("  the sweep (its parameters, trials or repeats)".into());
+            }
+            return Err(RunRefused::SpecChanged {
+                dir: dir.root.clone(),
+                changes: changes.join("\n"),
+            }
+            .into());
+        }
+        Some(mut old) => {
+            old.jobs.retain(|id, e| e.refit || plan.job(id).is_some());
+            old.fingerprint = fingerprint;
+            old.spec = spec;
+            old
+        }
+        None => Ledger {
+            version: LEDGER_VERSION,
+            experiment: plan.experiment.clone(),
+            fingerprint,
+            spec,
+            created_at: now(),
+            updated_at: now(),
+            jobs: BTreeMap::new(),
+            rungs: BTreeMap::new(),
+        },
+    };
+    for entry in ledger.jobs.values_mut() {
+        match entry.state {
+            // Its worker died with the last orchestrator: resume it from its checkpoint.
+            JobState::Running => entry.state = JobState::Pending,
+            // A crash may pass on another try; divergence would only repeat.
+            JobState::Failed if entry.retryable => {
+                entry.state = JobState::Pending;
+                entry.attempts = 0;
+                entry.reason = None;
+            }
+            _ => {}
+        }
+    }
+    for job in &plan.jobs {
+        ledger
+            .jobs
+            .entry(job.id.clone())
+            .or_insert_with(|| entry_for(job));
+    }
+    Ok(ledger)
+}
+
+/// The best trial by its mean validation score over its finished jobs; trials with a failed or
+/// pruned job are not candidates.
+pub fn best_trial(plan: &Plan, ledger: &Ledger, dir: &ExperimentDir) -> Option<usize> {
+    let mut scores: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    let mut excluded = std::collections::BTreeSet::new();
+    for job in &plan.jobs {
+        let entry = ledger.jobs.get(&job.id)?;
+        if entry.refit {
+            continue;
+        }
+        if entry.state != JobState::Done {
+            excluded.insert(job.trial);
+            continue;
+        }
+        let text = std::fs::read_to_string(dir.job(&job.id).metrics()).ok()?;
+        let m: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let score = m["final"]["val"][&job.spec.train.best_metric].as_f64()?;
+        scores.entry(job.trial).or_default().push(score);
+    }
+    let metric = &plan.jobs.first()?.spec.train.best_metric;
+    let higher = SCALAR_METRICS
+        .iter()
+        .find(|(n, _)| n == metric)
+        .is_none_or(|(_, h)| *h);
+    scores
+        .into_iter()
+        .filter(|(t, _)| !excluded.contains(t))
+        .map(|(t, s)| (t, s.iter().sum::<f64>() / s.len() as f64))
+        .max_by(|a, b| {
+            if higher {
+                a.1.total_cmp(&b.1)
+            } else {
+                b.1.total_cmp(&a.1)
+            }
+        })
+        .map(|(t, _)| t)
+}
+
+/// The best trial retrained on the whole training pool (no validation; the last epoch is kept)
+/// and evaluated on the test set.
+fn refit_job(plan: &Plan, trial: usize) -> Option<crate::plan::Job> {
+    let template = plan
+        .jobs
+        .iter()
+        .find(|j| j.trial == trial && j.repeat == 0)?;
+    let mut spec = template.spec.clone();
+    spec.split.folds = 0;
+    spec.split.validation_fraction = 0.0;
+    spec.split.refit = false;
+    let json = serde_json::to_string(&spec).unwrap_or_default();
+    let id = sha_id(&[json.as_bytes(), b"refit", &template.seed.to_le_bytes()]);
+    Some(crate::plan::Job {
+        id,
+        fold: None,
+        spec,
+        ..template.clone()
+    })
+}
+
+fn sha_id(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+enum Message {
+    Report(String, Report),
+    Closed(String),
+}
+
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    finished: Option<(String, Option<String>)>,
+    /// Its stdout reached end of file: every report it sent has been handled.
+    closed: bool,
+    stderr_path: PathBuf,
+}
+
+/// How many interrupt signals (Ctrl-C, SIGTERM) arrived.
+pub fn interrupt_counter() -> anyhow::Result<Arc<AtomicUsize>> {
+    let count = Arc::new(AtomicUsize::new(0));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let c = count.clone();
+        // SAFETY: the handler only increments an atomic counter, which is async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(signal, move || {
+                c.fetch_add(1, Ordering::SeqCst);
+            })
+        }
+        .context("cannot install the Ctrl-C handler")?;
+    }
+    Ok(count)
+}
+
+/// Runs every job of the experiment that is not finished yet.
+pub fn run(
+    experiment: &Experiment,
+    spec_path: &Path,
+    opts: &RunOptions,
+    progress: &mut Progress,
+) -> anyhow::Result<RunSummary> {
+    let mut plan = crate::plan::expand(experiment);
+    let dir = ExperimentDir::new(&opts.runs_dir, &plan.experiment);
+    // Load the data first: bad data is refused before anything is written.
+    let data = prepare::load(&experiment.base).map_err(RunRefused::from)?;
+    for report in &data.reports {
+        for (path, reason) in &report.skipped {
+            progress.note(&format!(
+                "warning: skipped corrupt image {}: {reason}",
+                path.display()
+            ));
+        }
+    }
+    if opts.fresh && dir.root.exists() {
+        let aside = dir
+            .root
+            .with_file_name(format!("{}.{}", plan.experiment, now() as u64));
+        std::fs::rename(&dir.root, &aside)
+            .with_context(|| format!("cannot move {} aside", dir.root.display()))?;
+        progress.note(&format!("moved the earlier run to {}", aside.display()));
+    }
+    let _lock = RunLock::acquire(&dir.root).map_err(RunRefused::from)?;
+    let mut ledger = open_ledger(&dir, experiment, &plan, opts.force)?;
+    let folds_path = dir.folds();
+    if !folds_path.exists() {
+        if let Some(folds) =
+            prepare::make_folds(&experiment.base, &data.pool).map_err(RunRefused::from)?
+        {
+            write_atomic(&folds_path, &serde_json::to_vec(&folds)?)
+                .with_context(|| format!("cannot write {}", folds_path.display()))?;
+        }
+    }
+    write_atomic(&dir.plan(), &serde_json::to_vec(&plan)?)
+        .with_context(|| format!("cannot write {}", dir.plan().display()))?;
+    ledger.save(&dir.root)?;
+
+    let slots = scheduler::slots(opts.jobs, opts.threads);
+    let interrupts = interrupt_counter()?;
+    let spec_revision = super::worker::spec_git_revision(spec_path);
+    let pruning = experiment.sweep.as_ref().and_then(|s| s.pruning.clone());
+    let (tx, rx) = mpsc::channel::<Message>();
+    let mut running: BTreeMap<String, Running> = BTreeMap::new();
+    let started = Instant::now();
+    let mut stopping = false;
+    let mut refit_considered = false;
+    progress.start(&plan, &ledger, slots);
+    loop {
+        let signals = interrupts.load(Ordering::SeqCst);
+        if signals >= 1 && !stopping {
+            stopping = true;
+            progress.note("interrupted: running jobs stop at their next step and keep their last epoch checkpoint (Ctrl-C again to stop at once)");
+            for r in running.values() {
+                // SAFETY: kill(2) with a child's pid; no memory is touched.
+                unsafe { libc::kill(r.child.id() as i32, libc::SIGTERM) };
+            }
+        }
+        if signals >= 2 {
+            for r in running.values_mut() {
+                let _ = r.child.kill();
+            }
+        }
+        if !stopping {
+            let free = slots.jobs.saturating_sub(running.len());
+            for id in scheduler::next_jobs(&plan, &ledger, free) {
+                let job = plan
+                    .job(&id)
+                    .context("a scheduled job vanished from the plan")?;
+                let rungs = pruning
+                    .as_ref()
+                    .map(|p| p.rungs(job.spec.train.epochs))
+                    .unwrap_or_default();
+                let r = spawn(
+                    &dir,
+                    &id,
+                    slots,
+                    &rungs,
+                    spec_revision.as_deref(),
+                    tx.clone(),
+                )?;
+                running.insert(id.clone(), r);
+                if let Some(e) = ledger.jobs.get_mut(&id) {
+                    e.state = JobState::Running;
+                    e.attempts += 1;
+                    e.updated_at = now();
+                }
+                ledger.save(&dir.root)?;
+                progress.job_started(&id, &ledger);
+            }
+        }
+        if running.is_empty() {
+            if experiment.base.split.refit && !refit_considered && !stopping {
+                refit_considered = true;
+                if let Some(job) =
+                    best_trial(&plan, &ledger, &dir).and_then(|t| refit_job(&plan, t))
+                {
+                    progress.note(&format!(
+                        "refit: trial {} retrained on all training data as job {}",
+                        job.trial, job.id
+                    ));
+                    let mut entry = entry_for(&job);
+                    entry.refit = true;
+                    let entry = ledger.jobs.entry(job.id.clone()).or_insert(entry);
+                    if entry.state == JobState::Running {
+                        entry.state = JobState::Pending;
+                    }
+                    plan.jobs.push(job);
+                    write_atomic(&dir.plan(), &serde_json::to_vec(&plan)?)
+                        .with_context(|| format!("cannot write {}", dir.plan().display()))?;
+                    ledger.save(&dir.root)?;
+                    continue;
+                }
+            }
+            break;
+        }
+        let mut next = rx.recv_timeout(Duration::from_millis(100)).ok();
+        while let Some(msg) = next {
+            match msg {
+                Message::Report(
+                    id,
+                    Report::Epoch {
+                        epoch,
+                        epochs,
+                        score,
+                    },
+                ) => {
+                    if let Some(e) = ledger.jobs.get_mut(&id) {
+                        e.epochs_done = epoch;
+                        e.epochs = epochs;
+                        e.last_score = score;
+                        e.updated_at = now();
+                    }
+                    ledger.save(&dir.root)?;
+                    progress.epoch(&id, epoch, epochs, score, &ledger);
+                }
+                Message::Report(id, Report::Rung { epoch, score }) => {
+                    let job = plan
+                        .job(&id)
+                        .context("a running job vanished from the plan")?;
+                    let higher = SCALAR_METRICS
+                        .iter()
+                        .find(|(n, _)| *n == job.spec.train.best_metric)
+                        .is_none_or(|(_, h)| *h);
+                    let factor = pruning.as_ref().map_or(3, |p| p.reduction_factor);
+                    let rung = ledger.rungs.entry(epoch).or_default();
+                    let promoted =
+                        scheduler::rung_verdict(rung, &id, job.trial, score, factor, higher);
+                    ledger.save(&dir.root)?;
+                    if let Some(r) = running.get_mut(&id) {
+                        // A worker that died meanwhile is handled when its exit is seen.
+                        let _ =
+                            writeln!(r.stdin, "{}", if promoted { "continue" } else { "prune" });
+                        let _ = r.stdin.flush();
+                    }
+                }
+                Message::Report(id, Report::Finished { status, reason }) => {
+                    if let Some(r) = running.get_mut(&id) {
+                        r.finished = Some((status, reason));
+                    }
+                }
+                Message::Report(_, Report::Started { .. }) => {}
+                Message::Closed(id) => {
+                    if let Some(r) = running.get_mut(&id) {
+                        r.closed = true;
+                    }
+                }
+            }
+            next = rx.try_recv().ok();
+        }
+        // Reap workers whose reports are all read and whose process has ended.
+        let ids: Vec<String> = running
+            .iter()
+            .filter(|(_, r)| r.closed)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let Some(r) = running.get_mut(&id) else {
+                continue;
+            };
+            let Some(status) = r.child.try_wait().context("cannot wait for a worker")? else {
+                continue;
+            };
+            let Some(r) = running.remove(&id) else {
+                continue;
+            };
+            let entry = ledger
+                .jobs
+                .get_mut(&id)
+                .context("a running job vanished from the ledger")?;
+            let code = status.code();
+            let finished = r.finished;
+            let (state, reason, retryable) = match (code, finished) {
+                (Some(0), Some((s, _))) if s == "pruned" => (
+                    JobState::Pruned,
+                    Some(format!("pruned after epoch {}", entry.epochs_done)),
+                    false,
+                ),
+                (Some(0), _) => (JobState::Done, None, false),
+                (Some(WorkerExit::FAILED_CODE), f) => (
+                    JobState::Failed,
+                    Some(
+                        f.and_then(|f| f.1)
+                            .unwrap_or_else(|| "training failed".into()),
+                    ),
+                    false,
+                ),
+                (Some(WorkerExit::INTERRUPTED_CODE), _) => (JobState::Pending, None, false),
+                _ => {
+                    let how = match (code, std::os::unix::process::ExitStatusExt::signal(&status)) {
+                        (_, Some(sig)) => format!("the worker was killed by signal {sig}"),
+                        (Some(c), None) => format!("the worker crashed (exit code {c})"),
+                        (None, None) => "the worker crashed".to_string(),
+                    };
+                    let tail = last_line(&r.stderr_path)
+                        .map(|l| format!(": {l}"))
+                        .unwrap_or_default();
+                    (JobState::Failed, Some(format!("{how}{tail}")), true)
+                }
+            };
+            // Keep a worker's stderr only when it said something (a panic, an error).
+            if std::fs::metadata(&r.stderr_path).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(&r.stderr_path);
+            }
+            entry.state = state;
+            entry.reason = reason;
+            entry.retryable = retryable;
+            entry.updated_at = now();
+            if state == JobState::Failed && retryable && entry.attempts <= opts.retries && !stopping
+            {
+                entry.state = JobState::Pending;
+                progress.note(&format!(
+                    "job {id} failed ({}); retrying",
+                    entry.reason.as_deref().unwrap_or("")
+                ));
+            }
+            ledger.save(&dir.root)?;
+            progress.job_ended(&id, &ledger);
+        }
+        if signals >= 2 && running.is_empty() {
+            break;
+        }
+    }
+    let mut summary = RunSummary {
+        experiment_dir: dir.root.clone(),
+        interrupted: stopping,
+        ..Default::default()
+    };
+    for (id, e) in &ledger.jobs {
+        match e.state {
+            JobState::Done => summary.done += 1,
+            JobState::Pruned => summary.pruned += 1,
+            JobState::Failed => summary
+                .failed
+                .push((id.clone(), e.reason.clone().unwrap_or_default())),
+            JobState::Pending | JobState::Running => summary.pending += 1,
+        }
+    }
+    progress.finish(&ledger, started.elapsed());
+    Ok(summary)
+}
+
+fn last_line(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+}
+
+/// Starts `assay worker` for one job; its reports arrive on `tx`.
+fn spawn(
+    dir: &ExperimentDir,
+    id: &str,
+    slots: Slots,
+    rungs: &[usize],
+    spec_revision: Option<&str>,
+    tx: mpsc::Sender<Message>,
+) -> anyhow::Result<Running> {
+    let exe = std::env::current_exe().context("cannot find the assay executable")?;
+    let job_dir = dir.job(id);
+    std::fs::create_dir_all(&job_dir.root)
+        .with_context(|| format!("cannot create {}", job_dir.root.display()))?;
+    let stderr_path = job_dir.root.join("worker-stderr.txt");
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&stderr_path)
+        .with_context(|| format!("cannot open {}", stderr_path.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("worker")
+        .arg("--experiment-dir")
+        .arg(&dir.root)
+        .arg("--job")
+        .arg(id)
+        .arg("--threads")
+        .arg(slots.threads_per_job.to_string());
+    if !rungs.is_empty() {
+        cmd.arg("--rungs").arg(
+            rungs
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    if let Some(rev) = spec_revision {
+        cmd.arg("--spec-revision").arg(rev);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(stderr));
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the worker when the
+    // orchestrator dies, so no worker outlives it and keeps writing into a resumed run.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().context("cannot start a worker process")?;
+    let stdin = child.stdin.take().context("the worker has no stdin")?;
+    let stdout = child.stdout.take().context("the worker has no stdout")?;
+    let job = id.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(report) = serde_json::from_str::<Report>(&line) {
+                if tx.send(Message::Report(job.clone(), report)).is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = tx.send(Message::Closed(job));
+    });
+    Ok(Running {
+        child,
+        stdin,
+        finished: None,
+        closed: false,
+        stderr_path,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_changes;
+
+    #[test]
+    fn changes_name_the_key_paths() {
+        let a =
+            serde_json::json!({"optimizer": {"lr": 0.1, "kind": "sgd"}, "train": {"epochs": 3}});
+        let b = serde_json::json!({"optimizer": {"lr": 0.2, "kind": "sgd"}, "train": {"epochs": 3, "patience": 2}});
+        let mut out = Vec::new();
+        json_changes(&a, &b, "", &mut out);
+        assert_eq!(
+            out,
+            vec![
+                "  optimizer.lr: 0.1 → 0.2".to_string(),
+                "  train.patience: (absent) → 2".to_string()
+            ]
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Scheduling decisions, apart from side effects: how many jobs run side by side with how many
+//! threads each, which job starts next, and successive-halving verdicts at rungs. Pure.
+
+use crate::plan::Plan;
+use crate::store::ledger::{JobState, Ledger, Rung, RungScore};
+
+/// Parallel slots and the threads each job gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slots {
+    pub jobs: usize,
+    pub threads_per_job: usize,
+}
+
+/// `jobs` slots sharing `threads` CPU threads (at least one each).
+pub fn slots(jobs: usize, threads: usize) -> Slots {
+    let jobs = jobs.max(1);
+    Slots {
+        jobs,
+        threads_per_job: (threads / jobs).max(1),
+    }
+}
+
+/// The next pending jobs to start, in plan order (trial by trial, fold by fold), at most `free`.
+pub fn next_jobs(plan: &Plan, ledger: &Ledger, free: usize) -> Vec<String> {
+    plan.jobs
+        .iter()
+        .filter(|j| {
+            ledger
+                .jobs
+                .get(&j.id)
+                .is_some_and(|e| e.state == JobState::Pending)
+        })
+        .take(free)
+        .map(|j| j.id.clone())
+        .collect()
+}
+
+/// The mean score of each trial at a rung, over the jobs (folds, repeats) that reached it.
+fn trial_means(rung: &Rung) -> Vec<(usize, f64)> {
+    let mut sums: std::collections::BTreeMap<usize, (f64, usize)> = Default::default();
+    for s in rung.values() {
+        let e = sums.entry(s.trial).or_default();
+        e.0 += s.score;
+        e.1 += 1;
+    }
+    sums.into_iter()
+        .map(|(t, (sum, n))| (t, sum / n as f64))
+        .collect()
+}
+
+/// ASHA's rule, aware of folds: record `score` for `job` of `trial` at this rung, then let it go
+/// on only if its trial's mean is among the best ⌈trials / reduction_factor⌉ trial means there.
+/// A job that already has a verdict at this rung keeps it (decisions survive crashes).
+pub fn rung_verdict(
+    rung: &mut Rung,
+    job: &str,
+    trial: usize,
+    score: f64,
+    reduction_factor: usize,
+    higher_is_better: bool,
+) -> bool {
+    if let Some(existing) = rung.get(job) {
+        return existing.promoted;
+    }
+    rung.insert(
+        job.to_string(),
+        RungScore {
+            trial,
+            score,
+            promoted: false,
+        },
+    );
+    let mut means = trial_means(rung);
+    means.sort_by(|a, b| {
+        if higher_is_better {
+            b.1.total_cmp(&a.1)
+        } else {
+            a.1.total_cmp(&b.1)
+        }
+    });
+    let keep = means.len().div_ceil(reduction_factor.max(2));
+    let promoted = means.iter().take(keep).any(|(t, _)| *t == trial);
+    if let Some(entry) = rung.get_mut(job) {
+        entry.promoted = promoted;
+    }
+    promoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_are_divided_between_slots() {
+        assert_eq!(
+            slots(2, 2),
+            Slots {
+                jobs: 2,
+                threads_per_job: 1
+            }
+        );
+        assert_eq!(
+            slots(1, 2),
+            Slots {
+                jobs: 1,
+                threads_per_job: 2
+            }
+        );
+        assert_eq!(
+            slots(4, 2),
+            Slots {
+                jobs: 4,
+                threads_per_job: 1
+            }
+        );
+        assert_eq!(
+            slots(0, 8),
+            Slots {
+                jobs: 1,
+                threads_per_job: 8
+            }
+        );
+    }
+
+    #[test]
+    fn asha_keeps_the_top_third_by_trial_mean_over_folds() {
+        let mut rung = Rung::new();
+        // The first trial to arrive always goes on.
+        assert!(rung_verdict(&mut rung, "a0", 0, 0.5, 3, true));
+        // A worse second trial: 2 trials, keep ⌈2/3⌉ = 1, trial 0 leads.
+        assert!(!rung_verdict(&mut rung, "b0", 1, 0.4, 3, true));
+        // A better third trial goes on.
+        assert!(rung_verdict(&mut rung, "c0", 2, 0.9, 3, true));
+        // Trial 0's second fold is poor: its mean drops to 0.3, below trial 2.
+        assert!(!rung_verdict(&mut rung, "a1", 0, 0.1, 3, true));
+        // A verdict once given is kept.
+        assert!(rung_verdict(&mut rung, "a0", 0, 0.0, 3, true));
+        // Lower is better for losses.
+        let mut loss = Rung::new();
+        assert!(rung_verdict(&mut loss, "x", 0, 1.0, 2, false));
+        assert!(rung_verdict(&mut loss, "y", 1, 0.5, 2, false));
+        assert!(!rung_verdict(&mut loss, "z", 2, 2.0, 2, false));
+    }
+}
