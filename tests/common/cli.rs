@@ -79,3 +79,38 @@ pub fn only_job(experiment_dir: &Path) -> PathBuf {
     );
     jobs.into_iter().next().unwrap()
 }
+
+/// Writes the first `n_train` training and `n_test` test images of the shipped MNIST subset as
+/// IDX files into `dir` and returns a `[data]` section for them.
+pub fn small_mnist(dir: &Path, n_train: usize, n_test: usize) -> String {
+    use assay::data::idx::{
+        read_idx_images, read_idx_labels, write_idx_images_gz, write_idx_labels_gz,
+    };
+    let mut paths = Vec::new();
+    for (split, n) in [("train", n_train), ("test", n_test)] {
+        let (_, h, w, pixels) =
+            read_idx_images(mnist_subset(&format!("{split}-images-idx3-ubyte.gz"))).unwrap();
+        let labels =
+            read_idx_labels(mnist_subset(&format!("{split}-labels-idx1-ubyte.gz"))).unwrap();
+        let images = dir.join(format!("{split}-images.gz"));
+        let label_file = dir.join(format!("{split}-labels.gz"));
+        write_idx_images_gz(&images, n, h, w, &pixels[..n * h * w]).unwrap();
+        write_idx_labels_gz(&label_file, &labels[..n]).unwrap();
+        paths.push((
+            images.display().to_string(),
+            label_file.display().to_string(),
+        ));
+    }
+    format!(
+        "[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\n",
+        paths[0].0, paths[0].1, paths[1].0, paths[1].1
+    )
+}
+
+/// Reads `<experiment>/ledger.json`.
+pub fn ledger(experiment_dir: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(experiment_dir.join("ledger.json")).expect("ledger.json exists"),
+    )
+    .expect("ledger is JSON")
+}

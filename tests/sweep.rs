@@ -1,0 +1,501 @@
+//! Sweeps, cross-validation and the crash-safe orchestrator, through the binary.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cli::{assay, ledger, repo, small_mnist, write_spec};
+
+fn sweep_spec(name: &str, data: &str, epochs: usize, sweep: &str) -> String {
+    format!(
+        r#"name = "{name}"
+seed = 2
+{data}
+[split]
+folds = 2
+
+[model]
+architecture = "cnn"
+layers = [
+  {{ type = "conv", filters = 4, kernel = 3, padding = 1 }},
+  {{ type = "relu" }},
+  {{ type = "max_pool", size = 2 }},
+  {{ type = "dense", units = 16 }},
+  {{ type = "relu" }},
+]
+
+[optimizer]
+kind = "adam"
+lr = 0.003
+
+[train]
+epochs = {epochs}
+batch_size = 32
+
+[sweep]
+{sweep}
+"#
+    )
+}
+
+fn job_dirs(experiment: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(experiment)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("job.json").exists())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn plan_of_a_grid_with_folds_and_repeats_matches_the_snapshot() {
+    let spec = repo().join("tests/fixtures/sweep-plan.toml");
+    let r = assay(&repo(), &["plan", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let snapshot = repo().join("tests/snapshots/sweep-plan.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&snapshot, &r.stdout).unwrap();
+    }
+    let expected =
+        std::fs::read_to_string(&snapshot).expect("snapshot exists (UPDATE_SNAPSHOTS=1 writes it)");
+    assert_eq!(r.stdout, expected);
+    assert!(
+        r.stdout.starts_with(
+            "experiment plan-snapshot: 4 trial(s) × 3 fold(s) × 2 repeat(s) = 24 job(s)\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    let json = assay(&repo(), &["plan", spec.to_str().unwrap(), "--json"]);
+    let plan: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let ids: std::collections::BTreeSet<&str> = plan["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 24, "job ids are unique");
+}
+
+#[test]
+fn sweep_errors_point_into_the_sweep_section() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 100, 20);
+    let cases = [
+        (
+            "\"optimizer.lrr\" = [0.1, 0.2]",
+            "error: unknown key `lrr` in [optimizer]",
+            "\"optimizer.lrr\"",
+            "= help: did you mean `lr`?",
+        ),
+        (
+            "\"optimizer.lr\" = [0.1, \"fast\"]",
+            "error: expected a number, found the string \"fast\"",
+            "\"fast\"",
+            "= key: optimizer.lr",
+        ),
+        (
+            "\"optimizer.lr\" = { loguniform = [1e-4, 1e-2] }",
+            "error: `loguniform` draws random values; a grid needs a list",
+            "loguniform",
+            "= key: sweep.parameters.optimizer.lr.loguniform",
+        ),
+        (
+            "\"seed\" = [1, 2]",
+            "error: `seed` cannot be swept",
+            "\"seed\"",
+            "use sweep.repeats",
+        ),
+    ];
+    for (param, message, marked, hint) in cases {
+        let text = sweep_spec(
+            "bad-sweep",
+            &data,
+            1,
+            &format!("method = \"grid\"\n[sweep.parameters]\n{param}\n"),
+        );
+        let spec = write_spec(dir.path(), &text);
+        let r = assay(dir.path(), &["validate", spec.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{param}: {}", r.stderr);
+        assert!(r.stderr.starts_with(message), "{param}: {}", r.stderr);
+        let line = text.lines().position(|l| l.contains(param)).unwrap() + 1;
+        let col = text.lines().nth(line - 1).unwrap().find(marked).unwrap() + 1;
+        assert!(
+            r.stderr.contains(&format!("spec.toml:{line}:{col}\n")),
+            "{param}: expected {line}:{col} in {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(hint), "{param}: {}", r.stderr);
+    }
+}
+
+#[test]
+fn a_diverging_point_fails_while_the_others_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 300, 50);
+    let text = sweep_spec(
+        "diverge-sweep",
+        &data,
+        2,
+        "[sweep.parameters]\n\"optimizer.kind\" = [\"sgd\"]\n\"optimizer.lr\" = [0.01, 1e30]\n",
+    );
+    let spec = write_spec(dir.path(), &text);
+    let r = assay(
+        dir.path(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--jobs",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let exp = dir.path().join("runs/diverge-sweep");
+    let status = assay(dir.path(), &["status", exp.to_str().unwrap(), "--json"]);
+    assert_eq!(status.code, 0, "{}", status.stderr);
+    let s: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(s["live"], false);
+    for job in s["jobs"].as_array().unwrap() {
+        let expected = if job["trial"] == 0 { "done" } else { "failed" };
+        assert_eq!(job["state"], expected, "{job}");
+        if expected == "failed" {
+            assert!(
+                job["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("training diverged"),
+                "{job}"
+            );
+        }
+        assert!(Path::new(job["folder"].as_str().unwrap())
+            .join("metrics.json")
+            .exists());
+    }
+    assert!(
+        r.stdout.contains("2 done, 2 failed, 0 pruned"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn asha_prunes_weak_trials_and_records_its_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 400, 50);
+    // Trial 0 learns, trial 1 barely moves: at the rung after epoch 1 trial 1 is behind.
+    let sweep = "pruning = \"asha\"\nmin_epochs = 1\nreduction_factor = 2\n[sweep.parameters]\n\"optimizer.lr\" = [0.003, 1e-7]\n";
+    let text =
+        sweep_spec("asha", &data, 3, sweep).replace("folds = 2", "folds = 2\nstratify = true");
+    let spec = write_spec(dir.path(), &text);
+    let r = assay(
+        dir.path(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--jobs",
+            "1",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let exp = dir.path().join("runs/asha");
+    let l = ledger(&exp);
+    let mut states: Vec<(u64, String)> = l["jobs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| {
+            (
+                e["trial"].as_u64().unwrap(),
+                e["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    states.sort();
+    assert_eq!(
+        states,
+        vec![
+            (0, "done".into()),
+            (0, "done".into()),
+            (1, "pruned".into()),
+            (1, "pruned".into())
+        ],
+        "{l}"
+    );
+    let rung = l["rungs"]["1"].as_object().expect("rung 1 recorded");
+    assert_eq!(rung.len(), 4, "{l}");
+    for dir in job_dirs(&exp) {
+        let m = common::cli::metrics(&dir);
+        if m["status"] == "pruned" {
+            assert_eq!(m["history"].as_array().unwrap().len(), 1);
+            assert!(
+                m["final"].get("test").is_none(),
+                "pruned jobs are not evaluated on the test set"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_second_live_run_and_a_changed_spec_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 1500, 50);
+    let text = sweep_spec(
+        "locked",
+        &data,
+        6,
+        "[sweep.parameters]\n\"optimizer.lr\" = [0.003]\n",
+    );
+    let spec = write_spec(dir.path(), &text);
+    let mut first = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(dir.path())
+        .args([
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--threads",
+            "1",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exp = dir.path().join("runs/locked");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !exp.join("lock").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = assay(
+        dir.path(),
+        &["run", spec.to_str().unwrap(), "--runs-dir", "runs"],
+    );
+    let first_status = first.wait().unwrap();
+    assert_eq!(second.code, 2, "{}\n{}", second.stdout, second.stderr);
+    assert!(
+        second.stderr.contains("another `assay run` (pid"),
+        "{}",
+        second.stderr
+    );
+    assert!(first_status.success());
+
+    let changed = assay(
+        dir.path(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--set",
+            "train.batch_size=16",
+        ],
+    );
+    assert_eq!(changed.code, 2, "{}", changed.stderr);
+    assert!(
+        changed.stderr.contains("the spec changed since"),
+        "{}",
+        changed.stderr
+    );
+    assert!(
+        changed.stderr.contains("train.batch_size: 32 → 16"),
+        "{}",
+        changed.stderr
+    );
+    // Running the unchanged spec again finds everything done.
+    let again = assay(
+        dir.path(),
+        &["run", spec.to_str().unwrap(), "--runs-dir", "runs"],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(
+        again.stdout.contains("2 jobs; 2 already finished"),
+        "{}",
+        again.stdout
+    );
+}
+
+/// Counts the times a job's worker started training (from its log).
+fn starts(job_dir: &Path) -> usize {
+    let log = std::fs::read_to_string(job_dir.join("log.txt")).unwrap_or_default();
+    let id = job_dir.file_name().unwrap().to_str().unwrap();
+    log.lines()
+        .filter(|l| l.starts_with(&format!("job {id}: ")))
+        .count()
+}
+
+#[test]
+fn a_killed_sweep_resumes_and_ends_as_if_nothing_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 1500, 100);
+    let text = sweep_spec(
+        "killed",
+        &data,
+        5,
+        "[sweep.parameters]\n\"optimizer.lr\" = [0.003, 0.001]\n",
+    );
+    let spec = write_spec(dir.path(), &text);
+    let spec_arg = spec.to_str().unwrap();
+
+    // The reference: the same sweep, never interrupted.
+    let reference = assay(
+        dir.path(),
+        &["run", spec_arg, "--runs-dir", "reference", "--jobs", "2"],
+    );
+    assert_eq!(
+        reference.code, 0,
+        "{}\n{}",
+        reference.stdout, reference.stderr
+    );
+
+    let mut run = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(dir.path())
+        .args(["run", spec_arg, "--runs-dir", "runs", "--jobs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exp = dir.path().join("runs/killed");
+    // Kill it once a job has finished and another is part-way through.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut killed_mid_job = false;
+    while Instant::now() < deadline {
+        if let Ok(text) = std::fs::read_to_string(exp.join("ledger.json")) {
+            if let Ok(l) = serde_json::from_str::<serde_json::Value>(&text) {
+                let jobs = l["jobs"].as_object().unwrap();
+                let done = jobs.values().filter(|e| e["state"] == "done").count();
+                let mid = jobs.values().any(|e| {
+                    e["state"] == "running"
+                        && e["epochs_done"].as_u64().unwrap() >= 1
+                        && e["epochs_done"].as_u64().unwrap() < 5
+                });
+                if done >= 1 && mid {
+                    killed_mid_job = true;
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    assert!(
+        killed_mid_job,
+        "the sweep never reached a state with one job done and another mid-way"
+    );
+    let before = ledger(&exp);
+    let done_before: Vec<String> = before["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["state"] == "done")
+        .map(|(id, _)| id.clone())
+        .collect();
+    let interrupted: Vec<String> = before["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["state"] == "running" && e["epochs_done"].as_u64().unwrap() >= 1)
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(!interrupted.is_empty());
+
+    let again = assay(
+        dir.path(),
+        &["run", spec_arg, "--runs-dir", "runs", "--jobs", "2"],
+    );
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let after = ledger(&exp);
+    for (id, e) in after["jobs"].as_object().unwrap() {
+        assert_eq!(e["state"], "done", "{id}: {e}");
+        let job_dir = exp.join(id);
+        if done_before.contains(id) {
+            assert_eq!(
+                starts(&job_dir),
+                1,
+                "{id} finished before the kill and must not run again"
+            );
+        }
+        if interrupted.contains(id) {
+            let log = std::fs::read_to_string(job_dir.join("log.txt")).unwrap();
+            assert!(
+                log.contains(&format!("resuming job {id} after epoch")),
+                "{id} resumed from its checkpoint:\n{log}"
+            );
+            assert!(!job_dir.join("checkpoint.safetensors").exists());
+        }
+        let resumed = common::cli::metrics(&job_dir);
+        let clean = common::cli::metrics(&dir.path().join("reference/killed").join(id));
+        assert_eq!(
+            resumed["final"], clean["final"],
+            "{id}: final metrics differ from the uninterrupted run"
+        );
+        assert_eq!(resumed["best_epoch"], clean["best_epoch"]);
+    }
+}
+
+#[test]
+fn refit_retrains_the_best_trial_on_all_training_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 300, 60);
+    let text = sweep_spec(
+        "refit",
+        &data,
+        2,
+        "[sweep.parameters]\n\"optimizer.lr\" = [1e-7, 0.003]\n",
+    )
+    .replace("folds = 2", "folds = 2\nrefit = true");
+    let spec = write_spec(dir.path(), &text);
+    let r = assay(
+        dir.path(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--jobs",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("refit: trial 1 retrained on all training data"),
+        "{}",
+        r.stdout
+    );
+    let exp = dir.path().join("runs/refit");
+    let l = ledger(&exp);
+    let refits: Vec<(&String, &serde_json::Value)> = l["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["refit"] == true)
+        .collect();
+    assert_eq!(refits.len(), 1, "{l}");
+    let (id, entry) = refits[0];
+    assert_eq!(entry["state"], "done");
+    assert_eq!(entry["trial"], 1);
+    let m = common::cli::metrics(&exp.join(id));
+    assert!(m["final"]["test"]["accuracy"].is_f64(), "{m}");
+    assert!(
+        m["final"].get("val").is_none(),
+        "the refit has no validation split: {m}"
+    );
+    let job: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exp.join(id).join("job.json")).unwrap())
+            .unwrap();
+    assert_eq!(job["fold"], serde_json::Value::Null);
+    // Running again keeps the finished refit.
+    let again = assay(
+        dir.path(),
+        &["run", spec.to_str().unwrap(), "--runs-dir", "runs"],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(common::cli::metrics(&exp.join(id)), m);
+}
