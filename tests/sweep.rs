@@ -499,3 +499,116 @@ fn refit_retrains_the_best_trial_on_all_training_data() {
     assert_eq!(again.code, 0, "{}", again.stderr);
     assert_eq!(common::cli::metrics(&exp.join(id)), m);
 }
+
+#[test]
+fn ctrl_c_checkpoints_and_a_second_run_finishes_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 1500, 50);
+    let text = sweep_spec(
+        "interrupted",
+        &data,
+        6,
+        "[sweep.parameters]\n\"optimizer.lr\" = [0.003]\n",
+    );
+    let spec = write_spec(dir.path(), &text);
+    let spec_arg = spec.to_str().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(dir.path())
+        .args(["run", spec_arg, "--runs-dir", "runs", "--jobs", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let exp = dir.path().join("runs/interrupted");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut mid_job = false;
+    while Instant::now() < deadline && !mid_job {
+        if let Ok(l) = std::fs::read_to_string(exp.join("ledger.json"))
+            .map(|t| serde_json::from_str::<serde_json::Value>(&t))
+        {
+            if let Ok(l) = l {
+                mid_job = l["jobs"].as_object().unwrap().values().any(|e| {
+                    e["state"] == "running"
+                        && e["epochs_done"].as_u64().unwrap() >= 1
+                        && e["epochs_done"].as_u64().unwrap() < 5
+                });
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(mid_job, "the run never got part-way through a job");
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(run.id() as i32, libc::SIGINT) };
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(
+        stdout.contains("interrupted: run the same command again to resume"),
+        "{stdout}"
+    );
+    let l = ledger(&exp);
+    let states: Vec<&str> = l["jobs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert!(!states.contains(&"running"), "{l}");
+    assert!(states.contains(&"pending"), "{l}");
+    assert!(!exp.join("lock").exists());
+    let resumed: Vec<String> = l["jobs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, e)| e["state"] == "pending" && e["epochs_done"].as_u64().unwrap() >= 1)
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in &resumed {
+        assert!(
+            exp.join(id).join("checkpoint.safetensors").exists(),
+            "{id} kept its checkpoint"
+        );
+    }
+    let again = assay(
+        dir.path(),
+        &["run", spec_arg, "--runs-dir", "runs", "--jobs", "2"],
+    );
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    for id in &resumed {
+        let log = std::fs::read_to_string(exp.join(id).join("log.txt")).unwrap();
+        assert!(log.contains("resuming job"), "{log}");
+    }
+    assert!(ledger(&exp)["jobs"]
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|e| e["state"] == "done"));
+}
+
+#[test]
+fn a_random_sweep_draws_the_same_points_from_the_same_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 100, 20);
+    let sweep = "method = \"random\"\ntrials = 5\n[sweep.parameters]\n\"optimizer.lr\" = { loguniform = [1e-4, 1e-2] }\n\"train.batch_size\" = { int = [16, 64, 16] }\n\"optimizer.kind\" = [\"adam\", \"sgd\"]\n";
+    let spec = write_spec(dir.path(), &sweep_spec("random", &data, 1, sweep));
+    let plan = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["plan", spec.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let r = assay(dir.path(), &args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let a = plan(&[]);
+    assert_eq!(a, plan(&[]));
+    assert_eq!(a["trials"], 5);
+    assert_eq!(a["jobs"].as_array().unwrap().len(), 10);
+    for job in a["jobs"].as_array().unwrap() {
+        let lr = job["params"]["optimizer.lr"].as_f64().unwrap();
+        assert!((1e-4..1e-2).contains(&lr), "{lr}");
+        let bs = job["params"]["train.batch_size"].as_i64().unwrap();
+        assert!([16, 32, 48, 64].contains(&bs), "{bs}");
+        assert_eq!(job["spec"]["train"]["batch_size"].as_i64().unwrap(), bs);
+    }
+    let other_seed = plan(&["--set", "seed=3"]);
+    assert_ne!(a["jobs"][0]["params"], other_seed["jobs"][0]["params"]);
+}

@@ -318,6 +318,38 @@ mod tests {
     use super::improves;
 
     #[test]
+    fn early_stopping_waits_patience_epochs_after_the_best() {
+        use super::{early_stop, Ending};
+        use crate::report::events::EpochRecord;
+        use crate::train::metrics::{ConfusionMatrix, MulticlassMetrics};
+        let m = MulticlassMetrics::from_confusion(
+            &ConfusionMatrix::new(2),
+            0.0,
+            &["a".into(), "b".into()],
+        );
+        let history: Vec<EpochRecord> = (1..=5)
+            .map(|epoch| EpochRecord {
+                epoch,
+                lr: 0.1,
+                seconds: 0.0,
+                train: m.clone(),
+                val: None,
+            })
+            .collect();
+        assert_eq!(
+            early_stop(&history[..4], Some(2), 2),
+            Some(Ending::StoppedEarly { epoch: 4 })
+        );
+        assert_eq!(early_stop(&history[..3], Some(2), 2), None);
+        assert_eq!(
+            early_stop(&history, Some(2), 0),
+            None,
+            "patience 0 never stops"
+        );
+        assert_eq!(early_stop(&[], Some(2), 1), None);
+    }
+
+    #[test]
     fn loss_improves_downwards_and_accuracy_upwards() {
         assert!(improves("loss", 0.1, Some(0.2)));
         assert!(!improves("loss", 0.3, Some(0.2)));
