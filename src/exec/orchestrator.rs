@@ -224,10 +224,13 @@ fn refit_job(plan: &Plan, trial: usize) -> Option<crate::plan::Job> {
     spec.split.refit = false;
     let json = serde_json::to_string(&spec).unwrap_or_default();
     let id = sha_id(&[json.as_bytes(), b"refit", &template.seed.to_le_bytes()]);
+    // Its own HParams group and trial id: it must not be averaged with the trial's folds.
+    let trial_id = format!("{}-refit", template.trial_id);
     Some(crate::plan::Job {
         id,
         fold: None,
         spec,
+        trial_id,
         ..template.clone()
     })
 }
@@ -315,6 +318,10 @@ pub fn run(
     }
     write_atomic(&dir.plan(), &serde_json::to_vec(&plan)?)
         .with_context(|| format!("cannot write {}", dir.plan().display()))?;
+    if ledger.jobs.values().all(|e| e.attempts == 0) {
+        crate::report::tb_sink::write_experiment_summary(&dir.root, experiment.sweep.as_ref())
+            .context("cannot write the TensorBoard experiment summary")?;
+    }
     ledger.save(&dir.root)?;
 
     let slots = scheduler::slots(opts.jobs, opts.threads);

@@ -20,6 +20,7 @@ use crate::plan::{Job, Plan};
 use crate::report::console::ConsoleSink;
 use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
 use crate::report::tb_sink::TensorBoardSink;
+use crate::report::tensorboard::SessionStatus;
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Normalizer;
 use crate::train::evaluate::evaluate;
@@ -254,7 +255,7 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
         epochs: spec.train.epochs,
         metric: spec.train.best_metric.clone(),
     };
-    let mut tb = TensorBoardSink::new(dir.clone());
+    let mut tb = TensorBoardSink::new(dir.clone()).with_session(&job.params, &job.trial_id);
     let mut sink = Fanout {
         sinks: vec![&mut console, &mut progress, &mut tb],
     };
@@ -347,6 +348,13 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
         WorkerExit::Failed(r) => ("failed", Some(r.clone())),
         WorkerExit::Interrupted => ("interrupted", None),
     };
+    drop(sink);
+    let session_status = if exit == WorkerExit::Done {
+        SessionStatus::Success
+    } else {
+        SessionStatus::Failure
+    };
+    tb.end_session(session_status)?;
     report(&Report::Finished {
         status: status.into(),
         reason,

@@ -1,16 +1,75 @@
-//! Writes a job's events to TensorBoard: the job folder holds the spec as text, and the
+//! Writes a job's events to TensorBoard: the job folder holds the spec as text and the job's
+//! HParams session (its swept values, grouped by trial so folds average into one row), and the
 //! `train`, `val` and `test` subfolders hold each split's scalars so the dashboard overlays them.
+//! The experiment folder holds the HParams experiment summary.
 
 use std::collections::BTreeMap;
 
 use super::events::{Event, EventSink};
-use super::tensorboard::EventWriter;
+use super::tensorboard::{
+    experiment_value, session_end_value, session_start_value, EventWriter, HParamSpec, HParamValue,
+    SessionStatus,
+};
+use crate::spec::{Domain, ParamValue, SweepSpec};
 use crate::store::JobDir;
 use crate::train::metrics::MulticlassMetrics;
 
 pub struct TensorBoardSink {
     dir: JobDir,
     writers: BTreeMap<&'static str, EventWriter>,
+    /// The job's swept values and its trial (the HParams group), written when the job starts.
+    session: Option<(BTreeMap<String, HParamValue>, String)>,
+}
+
+fn hparam_value(v: &ParamValue) -> HParamValue {
+    match v {
+        ParamValue::Bool(b) => HParamValue::from(*b),
+        ParamValue::Int(i) => HParamValue::from(*i),
+        ParamValue::Float(f) => HParamValue::from(*f),
+        ParamValue::Text(s) => HParamValue::from(s.as_str()),
+    }
+}
+
+/// The validation metrics the HParams dashboard shows for every session.
+pub const HPARAMS_METRICS: &[(&str, &str)] = &[
+    ("val", "accuracy"),
+    ("val", "loss"),
+    ("val", "f1_macro"),
+    ("val", "precision_macro"),
+    ("val", "recall_macro"),
+    ("train", "loss"),
+];
+
+/// Writes the HParams experiment summary (every swept parameter with its full domain, and the
+/// metrics) into the experiment folder, the log dir's root.
+pub fn write_experiment_summary(
+    experiment_dir: &std::path::Path,
+    sweep: Option<&SweepSpec>,
+) -> anyhow::Result<()> {
+    let specs: Vec<HParamSpec> = sweep
+        .map(|s| s.parameters.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| match &p.domain {
+            Domain::Values { values } => {
+                HParamSpec::discrete(p.path.clone(), values.iter().map(hparam_value))
+            }
+            Domain::Int { low, high, step } if (high - low) / step < 1000 => HParamSpec::discrete(
+                p.path.clone(),
+                (0..=(high - low) / step).map(|i| HParamValue::from(low + i * step)),
+            ),
+            Domain::Int { low, high, .. } => {
+                HParamSpec::interval(p.path.clone(), *low as f64, *high as f64)
+            }
+            Domain::Uniform { low, high } | Domain::LogUniform { low, high } => {
+                HParamSpec::interval(p.path.clone(), *low, *high)
+            }
+        })
+        .collect();
+    let mut w = EventWriter::create(experiment_dir)?;
+    w.add_values(vec![experiment_value(&specs, HPARAMS_METRICS)], 0)?;
+    w.flush()?;
+    Ok(())
 }
 
 impl TensorBoardSink {
@@ -18,7 +77,28 @@ impl TensorBoardSink {
         TensorBoardSink {
             dir,
             writers: BTreeMap::new(),
+            session: None,
         }
+    }
+
+    /// Makes the job an HParams session with these swept values, in group `group` (its trial).
+    pub fn with_session(mut self, params: &BTreeMap<String, ParamValue>, group: &str) -> Self {
+        let values = params
+            .iter()
+            .map(|(k, v)| (k.clone(), hparam_value(v)))
+            .collect();
+        self.session = Some((values, group.to_string()));
+        self
+    }
+
+    /// Ends the HParams session with the job's outcome.
+    pub fn end_session(&mut self, status: SessionStatus) -> anyhow::Result<()> {
+        if self.session.is_some() {
+            let w = self.writer("")?;
+            w.add_values(vec![session_end_value(status, crate::store::now())], 0)?;
+            w.flush()?;
+        }
+        Ok(())
     }
 
     /// The writer for one run: "" is the job folder itself, otherwise a split's subfolder.
@@ -58,7 +138,15 @@ impl EventSink for TensorBoardSink {
         match event {
             Event::JobStarted { spec_toml, .. } => {
                 let text = format!("```toml\n{spec_toml}\n```");
-                self.writer("")?.add_text("spec", &text, 0)?;
+                let session = self.session.clone();
+                let w = self.writer("")?;
+                w.add_text("spec", &text, 0)?;
+                if let Some((values, group)) = session {
+                    w.add_values(
+                        vec![session_start_value(&values, &group, crate::store::now())],
+                        0,
+                    )?;
+                }
             }
             Event::EpochDone { record, .. } => {
                 self.scalars("train", &record.train, record.epoch)?;

@@ -61,3 +61,26 @@ pub fn read_logdir(dir: &Path) -> serde_json::Value {
         panic!("tb_read.py printed invalid JSON ({e}):\n{stdout}\nstderr:\n{stderr}")
     })
 }
+
+/// Starts a real TensorBoard server on `dir` (scripts/tb_http.py), waits for `groups` HParams
+/// session groups, and returns what its HTTP API answered; the server is stopped by its PID.
+pub fn serve_logdir(dir: &Path, groups: usize) -> serde_json::Value {
+    let python = tb_python();
+    let script = repo_root().join("scripts").join("tb_http.py");
+    let output = Command::new(&python)
+        .arg(&script)
+        .arg(dir)
+        .arg(groups.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "tb_http.py failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!("tb_http.py printed invalid JSON ({e}):\n{stdout}\nstderr:\n{stderr}")
+    })
+}
