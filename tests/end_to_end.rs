@@ -146,6 +146,19 @@ fn a_run_writes_every_output_and_tensorboard_reads_it() {
             epoch["val"]["accuracy"].as_f64().unwrap() as f32
         );
     }
+    let samples = &runs[id]["images"]["samples"];
+    assert_eq!(
+        samples[0]["width"],
+        4 * 28 + 5 * 2,
+        "a 4×4 grid of 28×28 samples: {samples}"
+    );
+    assert_eq!(
+        runs[format!("{id}/test")]["images"]["confusion_matrix"][0]["width"],
+        160
+    );
+    assert!(runs[format!("{id}/val")]["images"]["confusion_matrix"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
     assert!(
         runs[id]["text"]["spec"][0]
             .as_str()

@@ -256,6 +256,9 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
         metric: spec.train.best_metric.clone(),
     };
     let mut tb = TensorBoardSink::new(dir.clone()).with_session(&job.params, &job.trial_id);
+    if resumed_from == 0 {
+        tb.add_samples(&data.train)?;
+    }
     let mut sink = Fanout {
         sinks: vec![&mut console, &mut progress, &mut tb],
     };

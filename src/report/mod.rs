@@ -2,6 +2,7 @@
 
 pub mod console;
 pub mod events;
+pub mod images;
 pub mod stats;
 pub mod tb_sink;
 pub mod tensorboard;

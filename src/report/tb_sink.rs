@@ -91,6 +91,39 @@ impl TensorBoardSink {
         self
     }
 
+    /// A grid of the first training samples, as the model's input sees them before normalisation.
+    pub fn add_samples(&mut self, set: &crate::data::image_set::ImageSet) -> anyhow::Result<()> {
+        if let Some(g) = super::images::sample_grid(set, 16) {
+            self.writer("")?.add_image_rgb8(
+                "samples",
+                g.width as u32,
+                g.height as u32,
+                &g.pixels,
+                0,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The confusion matrix of `split` at `step` as a heatmap.
+    pub fn add_confusion(
+        &mut self,
+        split: &'static str,
+        m: &MulticlassMetrics,
+        step: usize,
+    ) -> anyhow::Result<()> {
+        if let Some(h) = super::images::confusion_heatmap(&m.confusion_matrix, 16) {
+            self.writer(split)?.add_image_rgb8(
+                "confusion_matrix",
+                h.width as u32,
+                h.height as u32,
+                &h.pixels,
+                step as i64,
+            )?;
+        }
+        Ok(())
+    }
+
     /// Ends the HParams session with the job's outcome.
     pub fn end_session(&mut self, status: SessionStatus) -> anyhow::Result<()> {
         if self.session.is_some() {
@@ -148,7 +181,7 @@ impl EventSink for TensorBoardSink {
                     )?;
                 }
             }
-            Event::EpochDone { record, .. } => {
+            Event::EpochDone { record, best, .. } => {
                 self.scalars("train", &record.train, record.epoch)?;
                 self.writer("train")?.add_scalar(
                     "learning_rate",
@@ -157,6 +190,10 @@ impl EventSink for TensorBoardSink {
                 )?;
                 if let Some(val) = &record.val {
                     self.scalars("val", val, record.epoch)?;
+                    if *best {
+                        // The last of these images is the best epoch's.
+                        self.add_confusion("val", val, record.epoch)?;
+                    }
                 }
             }
             Event::Evaluated {
@@ -164,7 +201,10 @@ impl EventSink for TensorBoardSink {
                 step,
                 metrics,
                 ..
-            } => self.scalars("test", metrics, *step)?,
+            } => {
+                self.scalars("test", metrics, *step)?;
+                self.add_confusion("test", metrics, *step)?;
+            }
             Event::JobFinished { .. } | Event::JobFailed { .. } => self.flush_all()?,
             _ => {}
         }
