@@ -98,7 +98,7 @@ mod tests {
         };
         let g = sample_grid(&set, 16).unwrap();
         // 3 images → 2 columns × 2 rows of 2×2 with 2-pixel gaps.
-        assert_eq!((g.width, g.height), (8, 8));
+        assert_eq!((g.width, g.height), (10, 10));
         let px = |x: usize, y: usize| g.pixels[(y * g.width + x) * 3];
         assert_eq!(px(2, 2), 10);
         assert_eq!(px(6, 2), 20);
