@@ -2,12 +2,11 @@
 
 use std::time::Instant;
 
-use anyhow::Context;
 use candle_core::Device;
 use serde::Serialize;
 
 use super::prepare;
-use crate::model::{Mode, Network};
+use crate::model::Mode;
 use crate::spec::Spec;
 use crate::train::batches::{make_batch, Normalizer};
 use crate::train::{rng, trainer};
@@ -54,16 +53,7 @@ pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchR
     let load_images_per_sec = loaded as f64 / started.elapsed().as_secs_f64();
 
     // Training: a few warm-up steps, then `steps` timed ones on prepared batches.
-    let net = Network::build(
-        &spec.model,
-        data.train.channels,
-        data.train.height,
-        data.train.width,
-        data.classes.len(),
-        &mut rng::stream(spec.seed, "init", 0),
-        &device,
-    )
-    .context("cannot build the model")?;
+    let net = prepare::build_network(spec, &data, spec.seed, &device)?;
     let prepared: Vec<_> = batches
         .iter()
         .take(16)

@@ -223,7 +223,7 @@ fn refit_job(plan: &Plan, trial: usize) -> Option<crate::plan::Job> {
     spec.split.validation_fraction = 0.0;
     spec.split.refit = false;
     let json = serde_json::to_string(&spec).unwrap_or_default();
-    let id = sha_id(&[json.as_bytes(), b"refit", &template.seed.to_le_bytes()]);
+    let id = crate::plan::hex_hash(&[json.as_bytes(), b"refit", &template.seed.to_le_bytes()]);
     // Its own HParams group and trial id: it must not be averaged with the trial's folds.
     let trial_id = format!("{}-refit", template.trial_id);
     Some(crate::plan::Job {
@@ -233,19 +233,6 @@ fn refit_job(plan: &Plan, trial: usize) -> Option<crate::plan::Job> {
         trial_id,
         ..template.clone()
     })
-}
-
-fn sha_id(parts: &[&[u8]]) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 enum Message {

@@ -221,3 +221,28 @@ fn cut(
         split::random_split(set.len(), fraction, split_seed)
     }
 }
+
+/// The spec's network for this data (input shape, one output per class), initialised from `seed`.
+pub fn build_network(
+    spec: &Spec,
+    data: &PreparedData,
+    seed: u64,
+    device: &candle_core::Device,
+) -> anyhow::Result<crate::model::Network> {
+    let t = &data.train;
+    crate::model::Network::build(
+        &spec.model,
+        t.channels,
+        t.height,
+        t.width,
+        data.classes.len(),
+        &mut rng::stream(seed, "init", 0),
+        device,
+    )
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot build the model: {}",
+            crate::train::trainer::without_backtrace(e)
+        )
+    })
+}

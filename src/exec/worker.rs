@@ -25,7 +25,6 @@ use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Normalizer;
 use crate::train::evaluate::evaluate;
 use crate::train::metrics::MulticlassMetrics;
-use crate::train::rng;
 use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
 /// Version of the files a job writes (`job.json`, `metrics.json`).
@@ -198,16 +197,7 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
         .with_context(|| format!("cannot write {}", dir.spec().display()))?;
 
     let device = Device::Cpu;
-    let net = Network::build(
-        &spec.model,
-        data.train.channels,
-        data.train.height,
-        data.train.width,
-        data.classes.len(),
-        &mut rng::stream(job.seed, "init", 0),
-        &device,
-    )
-    .context("cannot build the model")?;
+    let net = prepare::build_network(spec, data, job.seed, &device)?;
     let resume = load_checkpoint(&dir)?;
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
     let mut record = JobRecord {

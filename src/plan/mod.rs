@@ -38,7 +38,8 @@ pub struct Plan {
     pub jobs: Vec<Job>,
 }
 
-fn hex_hash(parts: &[&[u8]]) -> String {
+/// The first 12 hex digits of a SHA-256 over length-prefixed parts: ids of jobs and trials.
+pub fn hex_hash(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_le_bytes());
