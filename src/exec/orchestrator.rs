@@ -435,6 +435,9 @@ pub fn run(
                     }
                 }
                 Message::Report(_, Report::Started { .. }) => {}
+                Message::Report(id, Report::Step { epoch, step, steps }) => {
+                    progress.step(&id, epoch, step, steps, &ledger)
+                }
                 Message::Closed(id) => {
                     if let Some(r) = running.get_mut(&id) {
                         r.closed = true;

@@ -16,6 +16,8 @@ pub struct Progress {
     /// Epochs finished since this run started (for the ETA).
     epochs_seen: usize,
     total: usize,
+    /// The step each running job last reported: (epoch, step, steps).
+    steps: std::collections::BTreeMap<String, (usize, usize, usize)>,
 }
 
 impl Default for Progress {
@@ -49,6 +51,7 @@ impl Progress {
             started: Instant::now(),
             epochs_seen: 0,
             total: 0,
+            steps: Default::default(),
         }
     }
 
@@ -68,7 +71,12 @@ impl Progress {
             .jobs
             .iter()
             .filter(|(_, e)| e.state == JobState::Running)
-            .map(|(id, e)| format!("{id} {}/{}", e.epochs_done, e.epochs))
+            .map(|(id, e)| match self.steps.get(id) {
+                Some((epoch, step, steps)) if *epoch > e.epochs_done => {
+                    format!("{id} epoch {epoch}/{} [{step}/{steps}]", e.epochs)
+                }
+                _ => format!("{id} {}/{}", e.epochs_done, e.epochs),
+            })
             .collect();
         let remaining: usize = ledger
             .jobs
@@ -134,6 +142,12 @@ impl Progress {
         self.update(ledger);
     }
 
+    /// Progress within an epoch (shown in the live line on a terminal).
+    pub fn step(&mut self, id: &str, epoch: usize, step: usize, steps: usize, ledger: &Ledger) {
+        self.steps.insert(id.to_string(), (epoch, step, steps));
+        self.update(ledger);
+    }
+
     pub fn epoch(
         &mut self,
         id: &str,
@@ -143,9 +157,10 @@ impl Progress {
         ledger: &Ledger,
     ) {
         self.epochs_seen += 1;
-        if self.bar.is_none() {
-            let score = score.map(|s| format!(", val {s:.4}")).unwrap_or_default();
-            println!("{id} epoch {epoch}/{epochs}{score} | {}", self.line(ledger));
+        let score = score.map(|s| format!(", val {s:.4}")).unwrap_or_default();
+        match &self.bar {
+            Some(_) => self.note(&format!("{id} epoch {epoch}/{epochs}{score}")),
+            None => println!("{id} epoch {epoch}/{epochs}{score} | {}", self.line(ledger)),
         }
         self.update(ledger);
     }

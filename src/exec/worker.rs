@@ -62,6 +62,12 @@ pub enum Report {
         parameters: usize,
         resumed_from: usize,
     },
+    /// Within an epoch, at most twice a second.
+    Step {
+        epoch: usize,
+        step: usize,
+        steps: usize,
+    },
     Epoch {
         epoch: usize,
         epochs: usize,
@@ -244,6 +250,7 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
     let mut progress = ProgressReporter {
         epochs: spec.train.epochs,
         metric: spec.train.best_metric.clone(),
+        last_step: None,
     };
     let mut tb = TensorBoardSink::new(dir.clone()).with_session(&job.params, &job.trial_id);
     if resumed_from == 0 {
@@ -359,10 +366,28 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
 struct ProgressReporter {
     epochs: usize,
     metric: String,
+    /// When the last step report went out (they are sent at most twice a second).
+    last_step: Option<Instant>,
 }
 
 impl EventSink for ProgressReporter {
     fn event(&mut self, event: &Event) -> anyhow::Result<()> {
+        if let Event::StepDone {
+            epoch, step, steps, ..
+        } = event
+        {
+            if self
+                .last_step
+                .is_none_or(|t| t.elapsed().as_secs_f64() >= 0.5)
+            {
+                self.last_step = Some(Instant::now());
+                report(&Report::Step {
+                    epoch: *epoch,
+                    step: *step,
+                    steps: *steps,
+                })?;
+            }
+        }
         if let Event::EpochDone { record, .. } = event {
             let score = record.val.as_ref().and_then(|v| v.get(&self.metric));
             report(&Report::Epoch {
