@@ -9,8 +9,8 @@ use super::report_json::Report;
 use crate::train::metrics::SCALAR_METRICS;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1400px}\
-table{border-collapse:collapse;margin:1em 0;font-size:13px}\
-th,td{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}\
+table{border-collapse:collapse;margin:1em 0;font-size:12px}.wide{overflow-x:auto}\
+th,td{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}\
 th{background:#f0f3f7}td.l,th.l{text-align:left}tr.best td{background:#eef8ee}\
 tr.worse td{color:#888}.plots{display:flex;flex-wrap:wrap;gap:12px}\
 .note{color:#555;font-size:14px;max-width:60em}small{color:#666}";
@@ -40,7 +40,7 @@ pub fn render(r: &Report) -> String {
         esc(&r.best_metric), r.folds, r.repeats, esc(&r.best_metric), r.significance
     );
     let params = param_names(r);
-    o.push_str("<h2>Ranking</h2>\n<table><tr><th>rank</th><th class=\"l\">trial</th>");
+    o.push_str("<h2>Ranking</h2>\n<div class=\"wide\"><table><tr><th>rank</th><th class=\"l\">trial</th>");
     for p in &params {
         let _ = write!(o, "<th class=\"l\">{}</th>", esc(p));
     }
@@ -70,7 +70,7 @@ pub fn render(r: &Report) -> String {
         for (m, _) in SCALAR_METRICS {
             match (t.mean.get(*m), t.std.get(*m), t.ci95.get(*m)) {
                 (Some(mean), Some(sd), Some([lo, hi])) => {
-                    let _ = write!(o, "<td>{mean:.4} ± {sd:.4}<br><small>[{lo:.4}, {hi:.4}]</small></td>");
+                    let _ = write!(o, "<td style=\"white-space:nowrap\">{mean:.4} ± {sd:.4}<br><small>[{lo:.4}, {hi:.4}]</small></td>");
                 }
                 _ => o.push_str("<td>–</td>"),
             }
@@ -82,7 +82,7 @@ pub fn render(r: &Report) -> String {
             verdict(&t.comparison)
         );
     }
-    o.push_str("</table>\n<h2>Plots</h2>\n<div class=\"plots\">\n");
+    o.push_str("</table></div>\n<h2>Plots</h2>\n<div class=\"plots\">\n");
     let mut plot = |svg: Result<String, String>| match svg {
         Ok(s) => {
             o.push_str("<div>");

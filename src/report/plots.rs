@@ -57,6 +57,9 @@ fn draw_curves(r: &Report, svg: &mut String) -> DrawResult {
             .build_cartesian_2d(1f64..max_epoch as f64, lo..hi)?;
         chart
             .configure_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .x_labels(max_epoch.min(20))
+            .x_label_formatter(&|x| format!("{x:.0}"))
             .x_desc("epoch")
             .y_desc(r.best_metric.as_str())
             .draw()?;
@@ -150,12 +153,18 @@ fn draw_scatter(r: &Report, param: &str, svg: &mut String) -> DrawResult {
     let color = COLORS[0];
     if log {
         let mut chart = builder.build_cartesian_2d((xlo / 1.5..xhi * 1.5).log_scale(), ylo..yhi)?;
-        chart.configure_mesh().x_desc(desc).y_desc(r.best_metric.as_str()).draw()?;
+        chart
+            .configure_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .x_desc(desc.clone()).y_desc(r.best_metric.as_str()).draw()?;
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
     } else {
         let (xlo, xhi) = padded(xlo, xhi);
         let mut chart = builder.build_cartesian_2d(xlo..xhi, ylo..yhi)?;
-        chart.configure_mesh().x_desc(desc).y_desc(r.best_metric.as_str()).draw()?;
+        chart
+            .configure_mesh()
+            .light_line_style(RGBColor(238, 238, 238))
+            .x_desc(desc.clone()).y_desc(r.best_metric.as_str()).draw()?;
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
     }
     root.present()?;
