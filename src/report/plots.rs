@@ -156,7 +156,8 @@ fn draw_scatter(r: &Report, param: &str, svg: &mut String) -> DrawResult {
         chart
             .configure_mesh()
             .light_line_style(RGBColor(238, 238, 238))
-            .x_desc(desc.clone()).y_desc(r.best_metric.as_str()).draw()?;
+            .x_label_formatter(&|x| format!("{x:.0e}"))
+            .x_desc(format!("{desc} (log scale)")).y_desc(r.best_metric.as_str()).draw()?;
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
     } else {
         let (xlo, xhi) = padded(xlo, xhi);

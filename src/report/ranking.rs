@@ -84,6 +84,9 @@ pub fn compare(trial: &BTreeMap<Slot, f64>, best: &BTreeMap<Slot, f64>, folds: u
     if folds < 2 {
         return Comparison::note("no test: it needs folds (a single validation split gives one score per trial)");
     }
+    if trial.is_empty() {
+        return Comparison::note("no test: the trial has no finished job");
+    }
     let (a, b) = pair(trial, best);
     if a.len() < 2 {
         return Comparison::note(format!(
