@@ -340,3 +340,100 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
         classes: first.classes.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::TrialResult;
+
+    fn job(fold: usize, status: &str, acc: Option<f64>, cm: Vec<Vec<f64>>) -> JobResult {
+        JobResult {
+            id: format!("j{fold}{status}{}", acc.unwrap_or(0.0)),
+            fold: Some(fold),
+            status: status.into(),
+            reason: (status != "done").then(|| "training diverged".to_string()),
+            val: acc.map(|a| [("accuracy".to_string(), a)].into()).unwrap_or_default(),
+            confusion: Some(cm),
+            per_class: vec![ClassScore {
+                class: "a".into(),
+                precision: acc.unwrap_or(0.0),
+                recall: 1.0,
+                f1: 0.5,
+            }],
+            ..JobResult::default()
+        }
+    }
+
+    fn experiment(name: &str, trials: Vec<Vec<JobResult>>) -> ExperimentResults {
+        ExperimentResults {
+            name: name.into(),
+            dir: name.into(),
+            best_metric: "accuracy".into(),
+            folds: 3,
+            repeats: 1,
+            trials: trials
+                .into_iter()
+                .enumerate()
+                .map(|(i, jobs)| TrialResult {
+                    trial: i,
+                    trial_id: format!("t{i}"),
+                    params: BTreeMap::new(),
+                    jobs,
+                })
+                .collect(),
+            refit: None,
+            classes: vec!["a".into()],
+            data_hash: Some("d".into()),
+            folds_json: Some("f".into()),
+        }
+    }
+
+    #[test]
+    fn ranks_summarizes_tests_and_sums_the_best_confusion_matrix() {
+        let cm = |x: f64| vec![vec![x]];
+        let e = experiment(
+            "e",
+            vec![
+                (0..3).map(|f| job(f, "done", Some(0.80 + 0.01 * f as f64), cm(1.0))).collect(),
+                (0..3).map(|f| job(f, "done", Some(0.90 + 0.01 * f as f64), cm(2.0))).collect(),
+                vec![job(0, "failed", None, cm(0.0)), job(1, "done", Some(0.99), cm(0.0))],
+            ],
+        );
+        let r = build(&[e], false).unwrap();
+        let order: Vec<usize> = r.trials.iter().map(|t| t.trial).collect();
+        assert_eq!(order, vec![1, 0, 2], "the failed trial ranks last despite its score");
+        assert_eq!(r.best_trial, Some(serde_json::json!(1)));
+        assert!((r.trials[0].mean["accuracy"] - 0.91).abs() < 1e-12);
+        assert!((r.trials[0].std["accuracy"] - 0.01).abs() < 1e-12);
+        assert_eq!(r.trials[0].comparison.note.as_deref(), Some("best"));
+        // Differences all −0.10: zero variance, t = −∞, p = 0.
+        assert_eq!(r.trials[1].comparison.p_value, Some(0.0));
+        assert_eq!(r.trials[1].comparison.distinguishable, Some(true));
+        assert_eq!(r.trials[2].status, "failed");
+        assert_eq!(r.trials[2].comparison.n, 0, "one pair is not enough");
+        let best = r.best.unwrap();
+        assert_eq!(best.confusion_matrix, Some(vec![vec![6.0]]));
+        assert!((best.per_class[0].precision - 0.91).abs() < 1e-12);
+        assert_eq!(r.problems.len(), 1);
+    }
+
+    #[test]
+    fn comparisons_refuse_other_metrics_or_data_and_pair_only_same_folds() {
+        let jobs = |base: f64| -> Vec<JobResult> {
+            (0..3).map(|f| job(f, "done", Some(base + 0.01 * (f * f) as f64), vec![])).collect()
+        };
+        let a = experiment("a", vec![jobs(0.9)]);
+        let mut b = experiment("b", vec![jobs(0.8)]);
+        let r = build(&[a.clone(), b.clone()], true).unwrap();
+        assert_eq!(r.trials[0].label, "a/0");
+        assert!(r.trials[1].comparison.p_value.is_some());
+        b.folds_json = Some("other".into());
+        let r = build(&[a.clone(), b.clone()], true).unwrap();
+        assert!(r.trials[1].comparison.note.as_deref().unwrap().contains("not paired"));
+        b.data_hash = Some("x".into());
+        assert!(matches!(build(&[a.clone(), b.clone()], true), Err(ReportError::Incompatible(_))));
+        let mut c = experiment("c", vec![jobs(0.8)]);
+        c.best_metric = "loss".into();
+        assert!(matches!(build(&[a, c], true), Err(ReportError::Incompatible(_))));
+    }
+}
