@@ -34,8 +34,7 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<PrepareError>().is_some()
                 || e.downcast_ref::<RunRefused>().is_some()
-                || e
-                    .downcast_ref::<ReportError>()
+                || e.downcast_ref::<ReportError>()
                     .is_some_and(ReportError::is_invalid_input)
             {
                 ExitCode::from(EXIT_INVALID)

@@ -62,15 +62,32 @@ fn runs() -> &'static Runs {
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
         let spec_a = write_spec(&a, &spec("sweep", &data, "[0.02, 1e-7, 1e30]"));
-        let spec_b = write_spec(&b, &spec("other", &data, "[0.01]").replace("refit = true", ""));
+        let spec_b = write_spec(
+            &b,
+            &spec("other", &data, "[0.01]").replace("refit = true", ""),
+        );
         let r = assay(
             &root,
-            &["run", spec_a.to_str().unwrap(), "--runs-dir", "runs", "--jobs", "2"],
+            &[
+                "run",
+                spec_a.to_str().unwrap(),
+                "--runs-dir",
+                "runs",
+                "--jobs",
+                "2",
+            ],
         );
         assert_eq!(r.code, 1, "a trial diverges: {}\n{}", r.stdout, r.stderr);
         let r2 = assay(
             &root,
-            &["run", spec_b.to_str().unwrap(), "--runs-dir", "runs", "--jobs", "2"],
+            &[
+                "run",
+                spec_b.to_str().unwrap(),
+                "--runs-dir",
+                "runs",
+                "--jobs",
+                "2",
+            ],
         );
         assert_eq!(r2.code, 0, "{}\n{}", r2.stdout, r2.stderr);
         Runs {
@@ -99,7 +116,7 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn trial_with_lr<'a>(report: &'a serde_json::Value, lr: f64) -> &'a serde_json::Value {
+fn trial_with_lr(report: &serde_json::Value, lr: f64) -> &serde_json::Value {
     report["trials"]
         .as_array()
         .unwrap()
@@ -113,7 +130,10 @@ fn run_writes_a_report_with_ranked_trials_tests_and_failures() {
     let r = runs();
     assert!(r.sweep_stdout.contains("report: "), "{}", r.sweep_stdout);
     for ext in ["json", "md", "csv", "html"] {
-        assert!(r.sweep.join(format!("report.{ext}")).is_file(), "report.{ext}");
+        assert!(
+            r.sweep.join(format!("report.{ext}")).is_file(),
+            "report.{ext}"
+        );
     }
     // `assay report` rewrites it, the same.
     let before = json(&r.sweep.join("report.json"));
@@ -131,7 +151,16 @@ fn run_writes_a_report_with_ranked_trials_tests_and_failures() {
     assert_eq!(trials.len(), 3, "{report}");
     for t in trials {
         assert_eq!(t["jobs"].as_array().unwrap().len(), 2, "two folds: {t}");
-        for key in ["trial", "trial_id", "params", "status", "mean", "std", "ci95", "comparison"] {
+        for key in [
+            "trial",
+            "trial_id",
+            "params",
+            "status",
+            "mean",
+            "std",
+            "ci95",
+            "comparison",
+        ] {
             assert!(t.get(key).is_some(), "{key} missing in {t}");
         }
         for job in t["jobs"].as_array().unwrap() {
@@ -149,7 +178,10 @@ fn run_writes_a_report_with_ranked_trials_tests_and_failures() {
     assert_eq!(good["comparison"]["p_value"], serde_json::Value::Null);
     let acc = &good["mean"]["accuracy"];
     let ci = good["ci95"]["accuracy"].as_array().unwrap();
-    assert!(ci[0].as_f64() <= acc.as_f64() && acc.as_f64() <= ci[1].as_f64(), "{good}");
+    assert!(
+        ci[0].as_f64() <= acc.as_f64() && acc.as_f64() <= ci[1].as_f64(),
+        "{good}"
+    );
     // The known-worse trial gets a paired test.
     let worse = trial_with_lr(&report, 1e-7);
     assert_eq!(worse["rank"], 2);
@@ -169,8 +201,15 @@ fn run_writes_a_report_with_ranked_trials_tests_and_failures() {
     let best = &report["best"];
     assert_eq!(best["per_class"].as_array().unwrap().len(), 10, "{best}");
     let cm = best["confusion_matrix"].as_array().unwrap();
-    let total: f64 = cm.iter().flat_map(|r| r.as_array().unwrap()).map(|x| x.as_f64().unwrap()).sum();
-    assert_eq!(total, 300.0, "the two validation folds cover the training data");
+    let total: f64 = cm
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|x| x.as_f64().unwrap())
+        .sum();
+    assert_eq!(
+        total, 300.0,
+        "the two validation folds cover the training data"
+    );
     assert!(good["test_mean"]["accuracy"].is_f64());
     let refit = report["refit"].as_array().unwrap();
     assert_eq!(refit.len(), 1, "{report}");
@@ -205,7 +244,9 @@ fn the_html_report_is_self_contained_with_inline_plots() {
         }
     }
     assert!(!html.contains("url(http"));
-    assert!(html.contains("not distinguishable from the best") || html.contains("worse than the best"));
+    assert!(
+        html.contains("not distinguishable from the best") || html.contains("worse than the best")
+    );
 }
 
 #[test]
@@ -223,9 +264,16 @@ fn compare_ranks_trials_of_several_experiments_together() {
         ],
     );
     assert_eq!(c.code, 0, "{}", c.stderr);
-    assert!(c.stdout.contains("sweep/0") && c.stdout.contains("other/0"), "{}", c.stdout);
+    assert!(
+        c.stdout.contains("sweep/0") && c.stdout.contains("other/0"),
+        "{}",
+        c.stdout
+    );
     for ext in ["json", "md", "csv", "html"] {
-        assert!(out.join(format!("compare.{ext}")).is_file(), "compare.{ext}");
+        assert!(
+            out.join(format!("compare.{ext}")).is_file(),
+            "compare.{ext}"
+        );
     }
     let report = json(&out.join("compare.json"));
     let trials = report["trials"].as_array().unwrap();
@@ -250,14 +298,28 @@ fn compare_refuses_experiments_with_other_metrics_or_data_and_says_when_folds_di
         plan.replace("\"best_metric\":\"accuracy\"", "\"best_metric\":\"loss\""),
     )
     .unwrap();
-    let c = assay(&r.root, &["compare", r.sweep.to_str().unwrap(), loss.to_str().unwrap()]);
+    let c = assay(
+        &r.root,
+        &["compare", r.sweep.to_str().unwrap(), loss.to_str().unwrap()],
+    );
     assert_eq!(c.code, 2, "{}\n{}", c.stdout, c.stderr);
-    assert!(c.stderr.contains("selects by accuracy") && c.stderr.contains("loss"), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("selects by accuracy") && c.stderr.contains("loss"),
+        "{}",
+        c.stderr
+    );
     // Other folds: compared, but not paired.
     let folds = scratch.path().join("folds");
     copy_dir(&r.other, &folds);
     std::fs::write(folds.join("folds.json"), "{\"changed\": true}").unwrap();
-    let c = assay(&r.root, &["compare", r.sweep.to_str().unwrap(), folds.to_str().unwrap()]);
+    let c = assay(
+        &r.root,
+        &[
+            "compare",
+            r.sweep.to_str().unwrap(),
+            folds.to_str().unwrap(),
+        ],
+    );
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(c.stdout.contains("not paired"), "{}", c.stdout);
     // Other data: refused.
@@ -269,7 +331,14 @@ fn compare_refuses_experiments_with_other_metrics_or_data_and_says_when_folds_di
             std::fs::write(&job, v.to_string()).unwrap();
         }
     }
-    let c = assay(&r.root, &["compare", r.sweep.to_str().unwrap(), folds.to_str().unwrap()]);
+    let c = assay(
+        &r.root,
+        &[
+            "compare",
+            r.sweep.to_str().unwrap(),
+            folds.to_str().unwrap(),
+        ],
+    );
     assert_eq!(c.code, 2);
     assert!(c.stderr.contains("different data"), "{}", c.stderr);
 }
@@ -280,7 +349,11 @@ fn report_errors_name_the_folder_or_file() {
     let scratch = tempfile::tempdir_in(&r.root).unwrap();
     let c = assay(&r.root, &["report", scratch.path().to_str().unwrap()]);
     assert_eq!(c.code, 2);
-    assert!(c.stderr.contains("is not an experiment folder"), "{}", c.stderr);
+    assert!(
+        c.stderr.contains("is not an experiment folder"),
+        "{}",
+        c.stderr
+    );
     let damaged = scratch.path().join("damaged");
     copy_dir(&r.other, &damaged);
     let job = std::fs::read_dir(&damaged)
@@ -291,11 +364,7 @@ fn report_errors_name_the_folder_or_file() {
     std::fs::write(job.join("metrics.json"), "{ not json").unwrap();
     let c = assay(&r.root, &["report", damaged.to_str().unwrap()]);
     assert_eq!(c.code, 2);
-    assert!(
-        c.stderr.contains("metrics.json is damaged"),
-        "{}",
-        c.stderr
-    );
+    assert!(c.stderr.contains("metrics.json is damaged"), "{}", c.stderr);
     let c = assay(&r.root, &["compare"]);
     assert_eq!(c.code, 2, "usage error");
 }

@@ -36,7 +36,9 @@ pub fn render(r: &Report) -> String {
             t.trial_id.clone(),
         ];
         row.extend(params.iter().map(|p| {
-            t.params.get(p).map_or(String::new(), |v| param_text(Some(v)))
+            t.params
+                .get(p)
+                .map_or(String::new(), |v| param_text(Some(v)))
         }));
         row.extend([t.status.clone(), t.n.to_string()]);
         for (m, _) in SCALAR_METRICS {

@@ -41,7 +41,10 @@ pub fn write_report(dir: &Path) -> Result<Report, ReportError> {
 
 /// Reads the experiments in `dirs` and compares them; writes compare.* into `out` if given.
 pub fn compare(dirs: &[PathBuf], out: Option<&Path>) -> Result<Report, ReportError> {
-    let results = dirs.iter().map(|d| load(d)).collect::<Result<Vec<_>, _>>()?;
+    let results = dirs
+        .iter()
+        .map(|d| load(d))
+        .collect::<Result<Vec<_>, _>>()?;
     let report = build(&results, true)?;
     if let Some(out) = out {
         std::fs::create_dir_all(out).map_err(|source| ReportError::Write {

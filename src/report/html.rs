@@ -30,7 +30,11 @@ pub fn render(r: &Report) -> String {
         o,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
     );
-    let dir = if r.higher_is_better { "higher" } else { "lower" };
+    let dir = if r.higher_is_better {
+        "higher"
+    } else {
+        "lower"
+    };
     let _ = writeln!(
         o,
         "<p class=\"note\">Trials ranked by the mean validation <b>{}</b> ({dir} is better) over {} fold(s) × {} repeat(s). \
@@ -40,7 +44,9 @@ pub fn render(r: &Report) -> String {
         esc(&r.best_metric), r.folds, r.repeats, esc(&r.best_metric), r.significance
     );
     let params = param_names(r);
-    o.push_str("<h2>Ranking</h2>\n<div class=\"wide\"><table><tr><th>rank</th><th class=\"l\">trial</th>");
+    o.push_str(
+        "<h2>Ranking</h2>\n<div class=\"wide\"><table><tr><th>rank</th><th class=\"l\">trial</th>",
+    );
     for p in &params {
         let _ = write!(o, "<th class=\"l\">{}</th>", esc(p));
     }
@@ -64,7 +70,11 @@ pub fn render(r: &Report) -> String {
             esc(&t.label)
         );
         for p in &params {
-            let _ = write!(o, "<td class=\"l\">{}</td>", esc(&param_text(t.params.get(p))));
+            let _ = write!(
+                o,
+                "<td class=\"l\">{}</td>",
+                esc(&param_text(t.params.get(p)))
+            );
         }
         let _ = write!(o, "<td class=\"l\">{}</td><td>{}</td>", esc(&t.status), t.n);
         for (m, _) in SCALAR_METRICS {
@@ -109,7 +119,8 @@ pub fn render(r: &Report) -> String {
         if !best.per_class.is_empty() {
             o.push_str("<p class=\"note\">Per-class validation scores, mean over its folds.</p><table><tr><th class=\"l\">class</th><th>precision</th><th>recall</th><th>f1</th></tr>\n");
             for c in &best.per_class {
-                let _ = writeln!(
+                let _ =
+                    writeln!(
                     o,
                     "<tr><td class=\"l\">{}</td><td>{:.4}</td><td>{:.4}</td><td>{:.4}</td></tr>",
                     esc(&c.class), c.precision, c.recall, c.f1
@@ -118,7 +129,11 @@ pub fn render(r: &Report) -> String {
             o.push_str("</table>\n");
         }
     }
-    let with_test: Vec<_> = r.trials.iter().filter(|t| !t.test_mean.is_empty()).collect();
+    let with_test: Vec<_> = r
+        .trials
+        .iter()
+        .filter(|t| !t.test_mean.is_empty())
+        .collect();
     if !with_test.is_empty() || !r.refit.is_empty() {
         o.push_str("<h2>Test set</h2><p class=\"note\">Never used for selection; mean over each trial's finished jobs.</p><table><tr><th class=\"l\">trial</th>");
         for (m, _) in SCALAR_METRICS {
@@ -128,7 +143,11 @@ pub fn render(r: &Report) -> String {
         for t in &with_test {
             let _ = write!(o, "<tr><td class=\"l\">{}</td>", esc(&t.label));
             for (m, _) in SCALAR_METRICS {
-                let _ = write!(o, "<td>{}</td>", super::markdown::num(t.test_mean.get(*m).copied()));
+                let _ = write!(
+                    o,
+                    "<td>{}</td>",
+                    super::markdown::num(t.test_mean.get(*m).copied())
+                );
             }
             o.push_str("</tr>\n");
         }

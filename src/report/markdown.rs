@@ -52,7 +52,11 @@ pub fn param_names(r: &Report) -> Vec<String> {
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
-    let dir = if r.higher_is_better { "higher" } else { "lower" };
+    let dir = if r.higher_is_better {
+        "higher"
+    } else {
+        "lower"
+    };
     let _ = writeln!(o, "# Report: {}\n", r.experiment);
     let _ = writeln!(
         o,
@@ -93,7 +97,10 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "\n## Best trial: {}\n", best.label);
         if !best.per_class.is_empty() {
             let _ = writeln!(o, "Per-class validation scores (mean over its folds):\n");
-            let _ = writeln!(o, "| class | precision | recall | f1 |\n| --- | --- | --- | --- |");
+            let _ = writeln!(
+                o,
+                "| class | precision | recall | f1 |\n| --- | --- | --- | --- |"
+            );
             for c in &best.per_class {
                 let _ = writeln!(
                     o,
@@ -118,13 +125,25 @@ pub fn render(r: &Report) -> String {
             }
         }
     }
-    let with_test: Vec<_> = r.trials.iter().filter(|t| !t.test_mean.is_empty()).collect();
+    let with_test: Vec<_> = r
+        .trials
+        .iter()
+        .filter(|t| !t.test_mean.is_empty())
+        .collect();
     if !with_test.is_empty() || !r.refit.is_empty() {
         let _ = writeln!(o, "\n## Test set\n");
-        let _ = writeln!(o, "Never used for selection. Mean over each trial's finished jobs.\n");
+        let _ = writeln!(
+            o,
+            "Never used for selection. Mean over each trial's finished jobs.\n"
+        );
         let mut head = vec!["trial".to_string()];
         head.extend(SCALAR_METRICS.iter().map(|(m, _)| m.to_string()));
-        let _ = writeln!(o, "| {} |\n|{}", head.join(" | "), " --- |".repeat(head.len()));
+        let _ = writeln!(
+            o,
+            "| {} |\n|{}",
+            head.join(" | "),
+            " --- |".repeat(head.len())
+        );
         for t in &with_test {
             let cells: Vec<String> = SCALAR_METRICS
                 .iter()
@@ -149,7 +168,10 @@ pub fn render(r: &Report) -> String {
     }
     if !r.problems.is_empty() {
         let _ = writeln!(o, "\n## Failed and pruned jobs\n");
-        let _ = writeln!(o, "| trial | job | status | reason |\n| --- | --- | --- | --- |");
+        let _ = writeln!(
+            o,
+            "| trial | job | status | reason |\n| --- | --- | --- | --- |"
+        );
         for p in &r.problems {
             let _ = writeln!(
                 o,
@@ -157,7 +179,11 @@ pub fn render(r: &Report) -> String {
                 p.label,
                 p.job,
                 p.status,
-                p.reason.as_deref().unwrap_or("–").replace('|', "\\|").replace('\n', " ")
+                p.reason
+                    .as_deref()
+                    .unwrap_or("–")
+                    .replace('|', "\\|")
+                    .replace('\n', " ")
             );
         }
     }

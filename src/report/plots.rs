@@ -43,14 +43,26 @@ fn draw_curves(r: &Report, svg: &mut String) -> DrawResult {
         .max()
         .unwrap_or(1)
         .max(2);
-    let lo = curves.iter().flat_map(|t| t.curve.iter().map(|c| c.2)).fold(f64::INFINITY, f64::min);
-    let hi = curves.iter().flat_map(|t| t.curve.iter().map(|c| c.3)).fold(f64::NEG_INFINITY, f64::max);
+    let lo = curves
+        .iter()
+        .flat_map(|t| t.curve.iter().map(|c| c.2))
+        .fold(f64::INFINITY, f64::min);
+    let hi = curves
+        .iter()
+        .flat_map(|t| t.curve.iter().map(|c| c.3))
+        .fold(f64::NEG_INFINITY, f64::max);
     let (lo, hi) = padded(lo, hi);
     {
         let root = SVGBackend::with_string(svg, (900, 420)).into_drawing_area();
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("validation {} per epoch (mean over folds, band min–max)", r.best_metric), ("sans-serif", 18))
+            .caption(
+                format!(
+                    "validation {} per epoch (mean over folds, band min–max)",
+                    r.best_metric
+                ),
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -67,16 +79,23 @@ fn draw_curves(r: &Report, svg: &mut String) -> DrawResult {
             let color = COLORS[i % COLORS.len()];
             let mut band: Vec<(f64, f64)> = t.curve.iter().map(|c| (c.0 as f64, c.3)).collect();
             band.extend(t.curve.iter().rev().map(|c| (c.0 as f64, c.2)));
-            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.15).filled())))?;
+            chart.draw_series(std::iter::once(Polygon::new(
+                band,
+                color.mix(0.15).filled(),
+            )))?;
             chart
                 .draw_series(LineSeries::new(
                     t.curve.iter().map(|c| (c.0 as f64, c.1)),
                     color.stroke_width(2),
                 ))?
                 .label(format!("trial {}", t.label))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                });
             chart.draw_series(
-                t.curve.iter().map(|c| Circle::new((c.0 as f64, c.1), 3, color.filled())),
+                t.curve
+                    .iter()
+                    .map(|c| Circle::new((c.0 as f64, c.1), 3, color.filled())),
             )?;
         }
         chart
@@ -124,7 +143,8 @@ fn draw_scatter(r: &Report, param: &str, svg: &mut String) -> DrawResult {
         .filter_map(|t| {
             let v = t.params.get(param)?;
             let x = numeric(v).or_else(|| {
-                categories.iter().position(|c| *c == v.to_string()).map(|i| i as f64)
+                let text = v.to_string();
+                categories.iter().position(|c| *c == text).map(|i| i as f64)
             })?;
             Some((x, *t.mean.get(&r.best_metric)?))
         })
@@ -157,7 +177,9 @@ fn draw_scatter(r: &Report, param: &str, svg: &mut String) -> DrawResult {
             .configure_mesh()
             .light_line_style(RGBColor(238, 238, 238))
             .x_label_formatter(&|x| format!("{x:.0e}"))
-            .x_desc(format!("{desc} (log scale)")).y_desc(r.best_metric.as_str()).draw()?;
+            .x_desc(format!("{desc} (log scale)"))
+            .y_desc(r.best_metric.as_str())
+            .draw()?;
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
     } else {
         let (xlo, xhi) = padded(xlo, xhi);
@@ -165,7 +187,9 @@ fn draw_scatter(r: &Report, param: &str, svg: &mut String) -> DrawResult {
         chart
             .configure_mesh()
             .light_line_style(RGBColor(238, 238, 238))
-            .x_desc(desc.clone()).y_desc(r.best_metric.as_str()).draw()?;
+            .x_desc(desc.clone())
+            .y_desc(r.best_metric.as_str())
+            .draw()?;
         chart.draw_series(points.iter().map(|p| Circle::new(*p, 5, color.filled())))?;
     }
     root.present()?;
@@ -191,7 +215,10 @@ fn draw_heatmap(r: &Report, cm: &[Vec<f64>], svg: &mut String) -> DrawResult {
     let root = SVGBackend::with_string(svg, (560, 540)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("best trial: validation confusion matrix (summed over folds)", ("sans-serif", 15))
+        .caption(
+            "best trial: validation confusion matrix (summed over folds)",
+            ("sans-serif", 15),
+        )
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(50)

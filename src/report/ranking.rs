@@ -80,9 +80,15 @@ impl Comparison {
 
 /// The corrected resampled t-test of `trial` against `best`, paired by slot, for `folds`-fold
 /// cross-validation (test/train ratio `1/(folds − 1)`).
-pub fn compare(trial: &BTreeMap<Slot, f64>, best: &BTreeMap<Slot, f64>, folds: usize) -> Comparison {
+pub fn compare(
+    trial: &BTreeMap<Slot, f64>,
+    best: &BTreeMap<Slot, f64>,
+    folds: usize,
+) -> Comparison {
     if folds < 2 {
-        return Comparison::note("no test: it needs folds (a single validation split gives one score per trial)");
+        return Comparison::note(
+            "no test: it needs folds (a single validation split gives one score per trial)",
+        );
     }
     if trial.is_empty() {
         return Comparison::note("no test: the trial has no finished job");
@@ -148,7 +154,10 @@ mod tests {
         let best = [0.91, 0.93, 0.90, 0.94, 0.92];
         let other = [0.89, 0.92, 0.90, 0.91, 0.90];
         let slots = |v: &[f64]| -> BTreeMap<Slot, f64> {
-            v.iter().enumerate().map(|(i, x)| ((Some(i), 0), *x)).collect()
+            v.iter()
+                .enumerate()
+                .map(|(i, x)| ((Some(i), 0), *x))
+                .collect()
         };
         let c = compare(&slots(&best), &slots(&other), 5);
         assert!((c.t.unwrap() - 2.091905).abs() < 1e-6);

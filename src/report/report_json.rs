@@ -110,7 +110,10 @@ pub struct Report {
 
 fn summaries(t: &mut TrialReport, done: &[&JobResult]) {
     for (metric, _) in SCALAR_METRICS {
-        let values: Vec<f64> = done.iter().filter_map(|j| j.val.get(*metric).copied()).collect();
+        let values: Vec<f64> = done
+            .iter()
+            .filter_map(|j| j.val.get(*metric).copied())
+            .collect();
         if let Some(s) = summarize(&values) {
             t.mean.insert(metric.to_string(), s.mean);
             t.std.insert(metric.to_string(), s.std);
@@ -121,8 +124,10 @@ fn summaries(t: &mut TrialReport, done: &[&JobResult]) {
             .filter_map(|j| j.test.as_ref()?.get(*metric).copied())
             .collect();
         if !tests.is_empty() {
-            t.test_mean
-                .insert(metric.to_string(), tests.iter().sum::<f64>() / tests.len() as f64);
+            t.test_mean.insert(
+                metric.to_string(),
+                tests.iter().sum::<f64>() / tests.len() as f64,
+            );
         }
     }
 }
@@ -252,7 +257,11 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
                 curve: curve(&t.jobs),
             };
             summaries(&mut row, &done);
-            for j in t.jobs.iter().filter(|j| j.status == "failed" || j.status == "pruned") {
+            for j in t
+                .jobs
+                .iter()
+                .filter(|j| j.status == "failed" || j.status == "pruned")
+            {
                 problems.push(Problem {
                     label: label.clone(),
                     trial: t.trial,
@@ -294,7 +303,9 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
             Some(b) if b == i => Comparison::note("best"),
             Some(b) => {
                 let (ea, eb) = (&experiments[origin[i]], &experiments[origin[b]]);
-                if origin[i] != origin[b] && (ea.folds_json != eb.folds_json || ea.folds != eb.folds) {
+                if origin[i] != origin[b]
+                    && (ea.folds_json != eb.folds_json || ea.folds != eb.folds)
+                {
                     Comparison::note(format!(
                         "not paired: {} and {} use different folds (folds.json differs)",
                         ea.name, eb.name
@@ -352,7 +363,9 @@ mod tests {
             fold: Some(fold),
             status: status.into(),
             reason: (status != "done").then(|| "training diverged".to_string()),
-            val: acc.map(|a| [("accuracy".to_string(), a)].into()).unwrap_or_default(),
+            val: acc
+                .map(|a| [("accuracy".to_string(), a)].into())
+                .unwrap_or_default(),
             confusion: Some(cm),
             per_class: vec![ClassScore {
                 class: "a".into(),
@@ -394,14 +407,25 @@ mod tests {
         let e = experiment(
             "e",
             vec![
-                (0..3).map(|f| job(f, "done", Some(0.80 + 0.01 * f as f64), cm(1.0))).collect(),
-                (0..3).map(|f| job(f, "done", Some(0.90 + 0.01 * f as f64), cm(2.0))).collect(),
-                vec![job(0, "failed", None, cm(0.0)), job(1, "done", Some(0.99), cm(0.0))],
+                (0..3)
+                    .map(|f| job(f, "done", Some(0.80 + 0.01 * f as f64), cm(1.0)))
+                    .collect(),
+                (0..3)
+                    .map(|f| job(f, "done", Some(0.90 + 0.01 * f as f64), cm(2.0)))
+                    .collect(),
+                vec![
+                    job(0, "failed", None, cm(0.0)),
+                    job(1, "done", Some(0.99), cm(0.0)),
+                ],
             ],
         );
         let r = build(&[e], false).unwrap();
         let order: Vec<usize> = r.trials.iter().map(|t| t.trial).collect();
-        assert_eq!(order, vec![1, 0, 2], "the failed trial ranks last despite its score");
+        assert_eq!(
+            order,
+            vec![1, 0, 2],
+            "the failed trial ranks last despite its score"
+        );
         assert_eq!(r.best_trial, Some(serde_json::json!(1)));
         assert!((r.trials[0].mean["accuracy"] - 0.91).abs() < 1e-12);
         assert!((r.trials[0].std["accuracy"] - 0.01).abs() < 1e-12);
@@ -420,7 +444,9 @@ mod tests {
     #[test]
     fn comparisons_refuse_other_metrics_or_data_and_pair_only_same_folds() {
         let jobs = |base: f64| -> Vec<JobResult> {
-            (0..3).map(|f| job(f, "done", Some(base + 0.01 * (f * f) as f64), vec![])).collect()
+            (0..3)
+                .map(|f| job(f, "done", Some(base + 0.01 * (f * f) as f64), vec![]))
+                .collect()
         };
         let a = experiment("a", vec![jobs(0.9)]);
         let mut b = experiment("b", vec![jobs(0.8)]);
@@ -429,11 +455,22 @@ mod tests {
         assert!(r.trials[1].comparison.p_value.is_some());
         b.folds_json = Some("other".into());
         let r = build(&[a.clone(), b.clone()], true).unwrap();
-        assert!(r.trials[1].comparison.note.as_deref().unwrap().contains("not paired"));
+        assert!(r.trials[1]
+            .comparison
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not paired"));
         b.data_hash = Some("x".into());
-        assert!(matches!(build(&[a.clone(), b.clone()], true), Err(ReportError::Incompatible(_))));
+        assert!(matches!(
+            build(&[a.clone(), b.clone()], true),
+            Err(ReportError::Incompatible(_))
+        ));
         let mut c = experiment("c", vec![jobs(0.8)]);
         c.best_metric = "loss".into();
-        assert!(matches!(build(&[a, c], true), Err(ReportError::Incompatible(_))));
+        assert!(matches!(
+            build(&[a, c], true),
+            Err(ReportError::Incompatible(_))
+        ));
     }
 }

@@ -285,7 +285,10 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
             }
             if classes.is_empty() {
                 if let Some(c) = info["classes"].as_array() {
-                    classes = c.iter().filter_map(|x| x.as_str().map(str::to_string)).collect();
+                    classes = c
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect();
                 }
             }
         }
