@@ -25,7 +25,7 @@ pub fn esc(s: &str) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
-    let title = esc(&format!("Report: {}", r.experiment));
+    let title = esc(&super::markdown::title(r));
     let _ = write!(
         o,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"

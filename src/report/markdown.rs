@@ -50,6 +50,15 @@ pub fn param_names(r: &Report) -> Vec<String> {
     names
 }
 
+/// "Report: <experiment>", or "Comparison: <a>, <b>" for several experiments.
+pub fn title(r: &Report) -> String {
+    if r.experiments.len() > 1 {
+        format!("Comparison: {}", r.experiment)
+    } else {
+        format!("Report: {}", r.experiment)
+    }
+}
+
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
     let dir = if r.higher_is_better {
@@ -57,7 +66,7 @@ pub fn render(r: &Report) -> String {
     } else {
         "lower"
     };
-    let _ = writeln!(o, "# Report: {}\n", r.experiment);
+    let _ = writeln!(o, "# {}\n", title(r));
     let _ = writeln!(
         o,
         "Trials ranked by the mean validation `{}` ({dir} is better) over {} fold(s) × {} repeat(s). \
