@@ -265,6 +265,11 @@ fn compare_ranks_trials_of_several_experiments_together() {
     );
     assert_eq!(c.code, 0, "{}", c.stderr);
     assert!(
+        c.stdout.contains("# Comparison: sweep, other"),
+        "{}",
+        c.stdout
+    );
+    assert!(
         c.stdout.contains("sweep/0") && c.stdout.contains("other/0"),
         "{}",
         c.stdout
