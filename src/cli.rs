@@ -70,6 +70,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write report.{json,md,csv,html} into an experiment folder: ranked trials, paired tests, plots
+    Report {
+        /// The experiment folder, e.g. runs/quickstart-sweep
+        run_dir: PathBuf,
+    },
+    /// Rank the trials of several experiments together (same best metric and data); prints Markdown
+    Compare {
+        /// Experiment folders, e.g. runs/a runs/b
+        #[arg(required = true, num_args = 1..)]
+        run_dirs: Vec<PathBuf>,
+        /// Also write compare.{md,json,csv,html} into this folder
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Run one job of a planned experiment (started by `assay run`)
     #[command(hide = true)]
     Worker {

@@ -12,6 +12,7 @@ use assay::exec::orchestrator::{self, RunRefused};
 use assay::exec::progress::Progress;
 use assay::exec::worker::{run_worker, WorkerOptions};
 use assay::exec::{bench, prepare::PrepareError, status};
+use assay::report::ReportError;
 use assay::spec::{self, SpecError};
 use assay::store::ExperimentDir;
 use clap::Parser;
@@ -33,6 +34,8 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<PrepareError>().is_some()
                 || e.downcast_ref::<RunRefused>().is_some()
+                || e.downcast_ref::<ReportError>()
+                    .is_some_and(ReportError::is_invalid_input)
             {
                 ExitCode::from(EXIT_INVALID)
             } else {
@@ -115,6 +118,15 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 summary.experiment_dir.display(),
                 summary.experiment_dir.display()
             );
+            if !summary.interrupted {
+                match assay::report::write_report(&summary.experiment_dir) {
+                    Ok(_) => println!(
+                        "report: {}",
+                        summary.experiment_dir.join("report.html").display()
+                    ),
+                    Err(e) => eprintln!("warning: no report: {e}"),
+                }
+            }
             if summary.interrupted {
                 println!("interrupted: run the same command again to resume");
                 return Ok(130);
@@ -131,6 +143,23 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 print!("{}", status::render(&s));
+            }
+            Ok(0)
+        }
+        Command::Report { run_dir } => {
+            let r = assay::report::write_report(&run_dir)?;
+            print!("{}", assay::report::markdown::render(&r));
+            println!(
+                "\nwritten: {}/report.{{json,md,csv,html}}",
+                run_dir.display()
+            );
+            Ok(0)
+        }
+        Command::Compare { run_dirs, out } => {
+            let r = assay::report::compare(&run_dirs, out.as_deref())?;
+            print!("{}", assay::report::markdown::render(&r));
+            if let Some(out) = out {
+                eprintln!("written: {}/compare.{{json,md,csv,html}}", out.display());
             }
             Ok(0)
         }

@@ -1,0 +1,476 @@
+//! The report model (what report.json holds, see the README's "report.json" section) and its
+//! construction from one or several experiments' results: ranking, summaries, paired tests.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::ranking::{self, Comparison, Slot, Standing, SIGNIFICANCE};
+use super::stats::summarize;
+use super::summary::{higher_is_better, ClassScore, ExperimentResults, JobResult, ReportError};
+use crate::train::metrics::SCALAR_METRICS;
+
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JobReport {
+    pub id: String,
+    pub fold: Option<usize>,
+    pub repeat: usize,
+    pub status: String,
+    pub reason: Option<String>,
+    pub val: BTreeMap<String, f64>,
+    pub test: Option<BTreeMap<String, f64>>,
+}
+
+impl JobReport {
+    fn of(j: &JobResult) -> Self {
+        JobReport {
+            id: j.id.clone(),
+            fold: j.fold,
+            repeat: j.repeat,
+            status: j.status.clone(),
+            reason: j.reason.clone(),
+            val: j.val.clone(),
+            test: j.test.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrialReport {
+    /// 1 = best; null for trials without a finished job.
+    pub rank: Option<usize>,
+    /// `trial` for a report, `<experiment>/<trial>` for a comparison.
+    pub label: String,
+    pub experiment: String,
+    pub trial: usize,
+    pub trial_id: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub status: String,
+    /// Finished (done) jobs the summaries are over.
+    pub n: usize,
+    pub jobs: Vec<JobReport>,
+    pub mean: BTreeMap<String, f64>,
+    pub std: BTreeMap<String, f64>,
+    pub ci95: BTreeMap<String, [f64; 2]>,
+    /// Mean test scalars over the finished jobs that have a test set.
+    pub test_mean: BTreeMap<String, f64>,
+    pub comparison: Comparison,
+    /// Mean validation `best_metric` per epoch over the jobs: (epoch, mean, min, max).
+    #[serde(skip)]
+    pub curve: Vec<(usize, f64, f64, f64)>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BestDetail {
+    pub trial: usize,
+    pub label: String,
+    /// Mean over the best trial's finished jobs of final.val.per_class.
+    pub per_class: Vec<ClassScore>,
+    /// Sum over its finished jobs of final.val.confusion_matrix (rows true, columns predicted).
+    pub confusion_matrix: Option<Vec<Vec<f64>>>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RefitReport {
+    pub trial: usize,
+    pub job: JobReport,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Problem {
+    pub label: String,
+    pub trial: usize,
+    pub job: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub version: u32,
+    /// The experiment name (for a comparison, the names joined by ", ").
+    pub experiment: String,
+    pub experiments: Vec<String>,
+    pub best_metric: String,
+    pub higher_is_better: bool,
+    pub folds: usize,
+    pub repeats: usize,
+    pub significance: f64,
+    /// The best trial's label (its index for a single experiment), null if none finished.
+    pub best_trial: Option<serde_json::Value>,
+    /// Trials in rank order.
+    pub trials: Vec<TrialReport>,
+    pub best: Option<BestDetail>,
+    pub refit: Vec<RefitReport>,
+    pub problems: Vec<Problem>,
+    pub classes: Vec<String>,
+}
+
+fn summaries(t: &mut TrialReport, done: &[&JobResult]) {
+    for (metric, _) in SCALAR_METRICS {
+        let values: Vec<f64> = done
+            .iter()
+            .filter_map(|j| j.val.get(*metric).copied())
+            .collect();
+        if let Some(s) = summarize(&values) {
+            t.mean.insert(metric.to_string(), s.mean);
+            t.std.insert(metric.to_string(), s.std);
+            t.ci95.insert(metric.to_string(), [s.ci95_low, s.ci95_high]);
+        }
+        let tests: Vec<f64> = done
+            .iter()
+            .filter_map(|j| j.test.as_ref()?.get(*metric).copied())
+            .collect();
+        if !tests.is_empty() {
+            t.test_mean.insert(
+                metric.to_string(),
+                tests.iter().sum::<f64>() / tests.len() as f64,
+            );
+        }
+    }
+}
+
+fn curve(jobs: &[JobResult]) -> Vec<(usize, f64, f64, f64)> {
+    let mut by_epoch: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+    for j in jobs {
+        for (e, v) in &j.curve {
+            if v.is_finite() {
+                by_epoch.entry(*e).or_default().push(*v);
+            }
+        }
+    }
+    by_epoch
+        .into_iter()
+        .map(|(e, v)| {
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (e, mean, min, max)
+        })
+        .collect()
+}
+
+fn best_detail(label: String, trial: usize, done: &[&JobResult]) -> BestDetail {
+    let mut per_class: Vec<ClassScore> = Vec::new();
+    let mut counts: Vec<usize> = Vec::new();
+    for j in done {
+        for (i, c) in j.per_class.iter().enumerate() {
+            if i == per_class.len() {
+                per_class.push(ClassScore {
+                    class: c.class.clone(),
+                    precision: 0.0,
+                    recall: 0.0,
+                    f1: 0.0,
+                });
+                counts.push(0);
+            }
+            per_class[i].precision += c.precision;
+            per_class[i].recall += c.recall;
+            per_class[i].f1 += c.f1;
+            counts[i] += 1;
+        }
+    }
+    for (c, n) in per_class.iter_mut().zip(&counts) {
+        let n = *n as f64;
+        c.precision /= n;
+        c.recall /= n;
+        c.f1 /= n;
+    }
+    let mut confusion: Option<Vec<Vec<f64>>> = None;
+    for m in done.iter().filter_map(|j| j.confusion.as_ref()) {
+        match &mut confusion {
+            None => confusion = Some(m.clone()),
+            Some(sum) if sum.len() == m.len() => {
+                for (row, add) in sum.iter_mut().zip(m) {
+                    for (x, y) in row.iter_mut().zip(add) {
+                        *x += y;
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    BestDetail {
+        trial,
+        label,
+        per_class,
+        confusion_matrix: confusion,
+    }
+}
+
+/// Builds the report of one experiment (`labelled` false) or the comparison of several
+/// (`labelled` true: trials are labelled `<experiment>/<trial>`). Experiments must share the
+/// best metric and data; trials of two experiments are paired only if their folds are the same.
+pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report, ReportError> {
+    let first = experiments
+        .first()
+        .ok_or_else(|| ReportError::Incompatible("no experiment given".into()))?;
+    for e in &experiments[1..] {
+        if e.best_metric != first.best_metric {
+            return Err(ReportError::Incompatible(format!(
+                "{} selects by {} but {} by {}",
+                first.name, first.best_metric, e.name, e.best_metric
+            )));
+        }
+        if e.data_hash != first.data_hash {
+            return Err(ReportError::Incompatible(format!(
+                "{} and {} were trained on different data (data hash {} vs {})",
+                first.name,
+                e.name,
+                first.data_hash.as_deref().unwrap_or("unknown"),
+                e.data_hash.as_deref().unwrap_or("unknown")
+            )));
+        }
+    }
+    let metric = first.best_metric.clone();
+    let higher = higher_is_better(&metric);
+    let mut rows = Vec::new();
+    let mut scores: Vec<BTreeMap<Slot, f64>> = Vec::new();
+    let mut origin: Vec<usize> = Vec::new();
+    let mut problems = Vec::new();
+    let mut refit = Vec::new();
+    for (ei, e) in experiments.iter().enumerate() {
+        for t in &e.trials {
+            let label = if labelled {
+                format!("{}/{}", e.name, t.trial)
+            } else {
+                t.trial.to_string()
+            };
+            let done: Vec<&JobResult> = t.jobs.iter().filter(|j| j.is_done()).collect();
+            let mut row = TrialReport {
+                rank: None,
+                label: label.clone(),
+                experiment: e.name.clone(),
+                trial: t.trial,
+                trial_id: t.trial_id.clone(),
+                params: t.params.clone(),
+                status: t.status().to_string(),
+                n: done.len(),
+                jobs: t.jobs.iter().map(JobReport::of).collect(),
+                mean: BTreeMap::new(),
+                std: BTreeMap::new(),
+                ci95: BTreeMap::new(),
+                test_mean: BTreeMap::new(),
+                comparison: Comparison::default(),
+                curve: curve(&t.jobs),
+            };
+            summaries(&mut row, &done);
+            for j in t
+                .jobs
+                .iter()
+                .filter(|j| j.status == "failed" || j.status == "pruned")
+            {
+                problems.push(Problem {
+                    label: label.clone(),
+                    trial: t.trial,
+                    job: j.id.clone(),
+                    status: j.status.clone(),
+                    reason: j.reason.clone(),
+                });
+            }
+            scores.push(
+                done.iter()
+                    .filter_map(|j| Some(((j.fold, j.repeat), *j.val.get(&metric)?)))
+                    .collect(),
+            );
+            origin.push(ei);
+            rows.push(row);
+        }
+        if let Some((trial, job)) = &e.refit {
+            refit.push(RefitReport {
+                trial: *trial,
+                job: JobReport::of(job),
+            });
+        }
+    }
+    let standings: Vec<Standing> = rows
+        .iter()
+        .map(|r| Standing {
+            finished: r.status == "done",
+            mean: r.mean.get(&metric).copied(),
+        })
+        .collect();
+    let order = ranking::rank(&standings, higher);
+    let best = order.first().copied().filter(|&b| standings[b].finished);
+    for (pos, &i) in order.iter().enumerate() {
+        if standings[i].mean.is_some() {
+            rows[i].rank = Some(pos + 1);
+        }
+        rows[i].comparison = match best {
+            None => Comparison::note("no finished trial to compare with"),
+            Some(b) if b == i => Comparison::note("best"),
+            Some(b) => {
+                let (ea, eb) = (&experiments[origin[i]], &experiments[origin[b]]);
+                if origin[i] != origin[b]
+                    && (ea.folds_json != eb.folds_json || ea.folds != eb.folds)
+                {
+                    Comparison::note(format!(
+                        "not paired: {} and {} use different folds (folds.json differs)",
+                        ea.name, eb.name
+                    ))
+                } else {
+                    ranking::compare(&scores[i], &scores[b], ea.folds)
+                }
+            }
+        };
+    }
+    let detail = best.map(|b| {
+        let e = &experiments[origin[b]];
+        let t = e.trials.iter().find(|t| t.trial == rows[b].trial);
+        let done: Vec<&JobResult> = t
+            .map(|t| t.jobs.iter().filter(|j| j.is_done()).collect())
+            .unwrap_or_default();
+        best_detail(rows[b].label.clone(), rows[b].trial, &done)
+    });
+    let best_trial = best.map(|b| {
+        if labelled {
+            serde_json::Value::String(rows[b].label.clone())
+        } else {
+            serde_json::Value::from(rows[b].trial)
+        }
+    });
+    let mut ranked: Vec<Option<TrialReport>> = rows.into_iter().map(Some).collect();
+    let trials = order.iter().filter_map(|&i| ranked[i].take()).collect();
+    let names: Vec<String> = experiments.iter().map(|e| e.name.clone()).collect();
+    Ok(Report {
+        version: REPORT_VERSION,
+        experiment: names.join(", "),
+        experiments: names,
+        best_metric: metric,
+        higher_is_better: higher,
+        folds: first.folds,
+        repeats: first.repeats,
+        significance: SIGNIFICANCE,
+        best_trial,
+        trials,
+        best: detail,
+        refit,
+        problems,
+        classes: first.classes.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::summary::TrialResult;
+
+    fn job(fold: usize, status: &str, acc: Option<f64>, cm: Vec<Vec<f64>>) -> JobResult {
+        JobResult {
+            id: format!("j{fold}{status}{}", acc.unwrap_or(0.0)),
+            fold: Some(fold),
+            status: status.into(),
+            reason: (status != "done").then(|| "training diverged".to_string()),
+            val: acc
+                .map(|a| [("accuracy".to_string(), a)].into())
+                .unwrap_or_default(),
+            confusion: Some(cm),
+            per_class: vec![ClassScore {
+                class: "a".into(),
+                precision: acc.unwrap_or(0.0),
+                recall: 1.0,
+                f1: 0.5,
+            }],
+            ..JobResult::default()
+        }
+    }
+
+    fn experiment(name: &str, trials: Vec<Vec<JobResult>>) -> ExperimentResults {
+        ExperimentResults {
+            name: name.into(),
+            dir: name.into(),
+            best_metric: "accuracy".into(),
+            folds: 3,
+            repeats: 1,
+            trials: trials
+                .into_iter()
+                .enumerate()
+                .map(|(i, jobs)| TrialResult {
+                    trial: i,
+                    trial_id: format!("t{i}"),
+                    params: BTreeMap::new(),
+                    jobs,
+                })
+                .collect(),
+            refit: None,
+            classes: vec!["a".into()],
+            data_hash: Some("d".into()),
+            folds_json: Some("f".into()),
+        }
+    }
+
+    #[test]
+    fn ranks_summarizes_tests_and_sums_the_best_confusion_matrix() {
+        let cm = |x: f64| vec![vec![x]];
+        let e = experiment(
+            "e",
+            vec![
+                (0..3)
+                    .map(|f| job(f, "done", Some(0.80 + 0.01 * f as f64), cm(1.0)))
+                    .collect(),
+                (0..3)
+                    .map(|f| job(f, "done", Some(0.90 + 0.01 * f as f64), cm(2.0)))
+                    .collect(),
+                vec![
+                    job(0, "failed", None, cm(0.0)),
+                    job(1, "done", Some(0.99), cm(0.0)),
+                ],
+            ],
+        );
+        let r = build(&[e], false).unwrap();
+        let order: Vec<usize> = r.trials.iter().map(|t| t.trial).collect();
+        assert_eq!(
+            order,
+            vec![1, 0, 2],
+            "the failed trial ranks last despite its score"
+        );
+        assert_eq!(r.best_trial, Some(serde_json::json!(1)));
+        assert!((r.trials[0].mean["accuracy"] - 0.91).abs() < 1e-12);
+        assert!((r.trials[0].std["accuracy"] - 0.01).abs() < 1e-12);
+        assert_eq!(r.trials[0].comparison.note.as_deref(), Some("best"));
+        // Differences all −0.10: zero variance, t = −∞, p = 0.
+        assert_eq!(r.trials[1].comparison.p_value, Some(0.0));
+        assert_eq!(r.trials[1].comparison.distinguishable, Some(true));
+        assert_eq!(r.trials[2].status, "failed");
+        assert_eq!(r.trials[2].comparison.n, 0, "one pair is not enough");
+        let best = r.best.unwrap();
+        assert_eq!(best.confusion_matrix, Some(vec![vec![6.0]]));
+        assert!((best.per_class[0].precision - 0.91).abs() < 1e-12);
+        assert_eq!(r.problems.len(), 1);
+    }
+
+    #[test]
+    fn comparisons_refuse_other_metrics_or_data_and_pair_only_same_folds() {
+        let jobs = |base: f64| -> Vec<JobResult> {
+            (0..3)
+                .map(|f| job(f, "done", Some(base + 0.01 * (f * f) as f64), vec![]))
+                .collect()
+        };
+        let a = experiment("a", vec![jobs(0.9)]);
+        let mut b = experiment("b", vec![jobs(0.8)]);
+        let r = build(&[a.clone(), b.clone()], true).unwrap();
+        assert_eq!(r.trials[0].label, "a/0");
+        assert!(r.trials[1].comparison.p_value.is_some());
+        b.folds_json = Some("other".into());
+        let r = build(&[a.clone(), b.clone()], true).unwrap();
+        assert!(r.trials[1]
+            .comparison
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("not paired"));
+        b.data_hash = Some("x".into());
+        assert!(matches!(
+            build(&[a.clone(), b.clone()], true),
+            Err(ReportError::Incompatible(_))
+        ));
+        let mut c = experiment("c", vec![jobs(0.8)]);
+        c.best_metric = "loss".into();
+        assert!(matches!(
+            build(&[a, c], true),
+            Err(ReportError::Incompatible(_))
+        ));
+    }
+}

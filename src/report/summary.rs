@@ -1,0 +1,329 @@
+//! Reads a finished (or partly finished) experiment folder — plan.json, ledger.json and each
+//! job's metrics.json and job.json — into trials with their per-job metrics. Pure given the files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::store::ledger::{Ledger, LedgerError};
+use crate::store::ExperimentDir;
+use crate::train::metrics::SCALAR_METRICS;
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{dir} is not an experiment folder (no ledger.json or plan.json; expected runs/<name>/ as written by `assay run`)")]
+    NotExperiment { dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is damaged: {message}")]
+    Damaged { path: PathBuf, message: String },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("cannot compare these experiments: {0}")]
+    Incompatible(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ReportError {
+    /// Whether the error is the user's input (exit code 2) rather than an internal failure.
+    pub fn is_invalid_input(&self) -> bool {
+        !matches!(self, ReportError::Write { .. })
+    }
+}
+
+/// One class's precision, recall and F1 on the validation split.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassScore {
+    pub class: String,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+}
+
+/// One job's outcome as read from its files.
+#[derive(Clone, Debug, Default)]
+pub struct JobResult {
+    pub id: String,
+    pub fold: Option<usize>,
+    pub repeat: usize,
+    /// The ledger state: pending, running, done, failed or pruned.
+    pub status: String,
+    pub reason: Option<String>,
+    /// Final validation scalars (best epoch); empty when the job has none.
+    pub val: BTreeMap<String, f64>,
+    /// Final test scalars, when the job was evaluated on a test set.
+    pub test: Option<BTreeMap<String, f64>>,
+    pub per_class: Vec<ClassScore>,
+    pub confusion: Option<Vec<Vec<f64>>>,
+    /// The validation `best_metric` per epoch: (epoch, value).
+    pub curve: Vec<(usize, f64)>,
+}
+
+impl JobResult {
+    pub fn is_done(&self) -> bool {
+        self.status == "done"
+    }
+}
+
+/// One sweep point with its jobs (folds × repeats).
+#[derive(Clone, Debug)]
+pub struct TrialResult {
+    pub trial: usize,
+    pub trial_id: String,
+    pub params: BTreeMap<String, serde_json::Value>,
+    pub jobs: Vec<JobResult>,
+}
+
+impl TrialResult {
+    /// done (every job done), failed (any failed), pruned (any pruned, none failed), or partial.
+    pub fn status(&self) -> &'static str {
+        if self.jobs.iter().any(|j| j.status == "failed") {
+            "failed"
+        } else if self.jobs.iter().any(|j| j.status == "pruned") {
+            "pruned"
+        } else if !self.jobs.is_empty() && self.jobs.iter().all(JobResult::is_done) {
+            "done"
+        } else {
+            "partial"
+        }
+    }
+}
+
+/// Everything a report needs about one experiment.
+#[derive(Clone, Debug)]
+pub struct ExperimentResults {
+    pub name: String,
+    pub dir: PathBuf,
+    pub best_metric: String,
+    /// Folds per trial (1 without cross-validation).
+    pub folds: usize,
+    pub repeats: usize,
+    pub trials: Vec<TrialResult>,
+    /// The refit job (best trial retrained on all training data), with its trial index.
+    pub refit: Option<(usize, JobResult)>,
+    pub classes: Vec<String>,
+    /// The data hash recorded in the jobs' job.json.
+    pub data_hash: Option<String>,
+    /// The content of folds.json, if any (trials compared across experiments need the same).
+    pub folds_json: Option<String>,
+}
+
+/// Whether a larger value of `metric` is better (only `loss` is lower-is-better).
+pub fn higher_is_better(metric: &str) -> bool {
+    SCALAR_METRICS
+        .iter()
+        .find(|(n, _)| *n == metric)
+        .is_none_or(|(_, h)| *h)
+}
+
+fn read(path: &Path) -> Result<String, ReportError> {
+    std::fs::read_to_string(path).map_err(|source| ReportError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>, ReportError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| ReportError::Damaged {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(ReportError::Read {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+fn scalars(v: &serde_json::Value) -> BTreeMap<String, f64> {
+    SCALAR_METRICS
+        .iter()
+        .filter_map(|(name, _)| v.get(*name)?.as_f64().map(|x| (name.to_string(), x)))
+        .collect()
+}
+
+/// Fills `job`'s metrics from its metrics.json (absent: the job has no metrics yet).
+fn read_metrics(path: &Path, best_metric: &str, job: &mut JobResult) -> Result<(), ReportError> {
+    let Some(m) = read_json(path)? else {
+        return Ok(());
+    };
+    if !m.is_object() {
+        return Err(ReportError::Damaged {
+            path: path.to_path_buf(),
+            message: "expected a JSON object".into(),
+        });
+    }
+    let val = &m["final"]["val"];
+    job.val = scalars(val);
+    if let Some(test) = m["final"].get("test").filter(|t| t.is_object()) {
+        job.test = Some(scalars(test));
+    }
+    if let Some(rows) = val["per_class"].as_array() {
+        job.per_class = rows
+            .iter()
+            .filter_map(|r| {
+                Some(ClassScore {
+                    class: r["class"].as_str()?.to_string(),
+                    precision: r["precision"].as_f64()?,
+                    recall: r["recall"].as_f64()?,
+                    f1: r["f1"].as_f64()?,
+                })
+            })
+            .collect();
+    }
+    if let Some(rows) = val["confusion_matrix"].as_array() {
+        job.confusion = rows
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .map(|c| c.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect())
+            })
+            .collect();
+    }
+    if let Some(history) = m["history"].as_array() {
+        job.curve = history
+            .iter()
+            .filter_map(|h| {
+                Some((
+                    h["epoch"].as_u64()? as usize,
+                    h["val"][best_metric].as_f64()?,
+                ))
+            })
+            .collect();
+    }
+    Ok(())
+}
+
+/// The parts of plan.json a report needs (read loosely, so that older plans still report).
+#[derive(serde::Deserialize)]
+struct PlanView {
+    experiment: String,
+    folds: usize,
+    repeats: usize,
+    jobs: Vec<JobView>,
+}
+
+#[derive(serde::Deserialize)]
+struct JobView {
+    id: String,
+    trial: usize,
+    trial_id: String,
+    fold: Option<usize>,
+    repeat: usize,
+    #[serde(default)]
+    params: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "spec", deserialize_with = "best_metric_of_spec")]
+    best_metric: String,
+}
+
+fn best_metric_of_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let spec: serde_json::Value = serde::Deserialize::deserialize(d)?;
+    Ok(spec["train"]["best_metric"]
+        .as_str()
+        .unwrap_or("accuracy")
+        .to_string())
+}
+
+fn read_plan(path: &Path) -> Result<PlanView, ReportError> {
+    serde_json::from_str(&read(path)?).map_err(|e| ReportError::Damaged {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads the experiment in `dir`.
+pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
+    let exp = ExperimentDir {
+        root: dir.to_path_buf(),
+    };
+    let plan_path = exp.plan();
+    if !dir.is_dir() || !plan_path.exists() {
+        return Err(ReportError::NotExperiment {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let ledger = Ledger::load(dir)?.ok_or_else(|| ReportError::NotExperiment {
+        dir: dir.to_path_buf(),
+    })?;
+    let plan = read_plan(&plan_path)?;
+    let best_metric = plan
+        .jobs
+        .first()
+        .map_or_else(|| "accuracy".to_string(), |j| j.best_metric.clone());
+    let mut trials: BTreeMap<usize, TrialResult> = BTreeMap::new();
+    let mut refit = None;
+    let mut classes = Vec::new();
+    let mut data_hash = None;
+    for job in &plan.jobs {
+        let entry = ledger.jobs.get(&job.id);
+        let job_dir = exp.job(&job.id);
+        let mut result = JobResult {
+            id: job.id.clone(),
+            fold: job.fold,
+            repeat: job.repeat,
+            status: entry.map_or("pending", |e| e.state.name()).to_string(),
+            reason: entry.and_then(|e| e.reason.clone()),
+            ..JobResult::default()
+        };
+        read_metrics(&job_dir.metrics(), &best_metric, &mut result)?;
+        if let Some(info) = read_json(&job_dir.job())? {
+            if data_hash.is_none() {
+                data_hash = info["data_hash"].as_str().map(str::to_string);
+            }
+            if classes.is_empty() {
+                if let Some(c) = info["classes"].as_array() {
+                    classes = c
+                        .iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect();
+                }
+            }
+        }
+        if entry.is_some_and(|e| e.refit) {
+            refit = Some((job.trial, result));
+            continue;
+        }
+        let trial = trials.entry(job.trial).or_insert_with(|| TrialResult {
+            trial: job.trial,
+            trial_id: job.trial_id.clone(),
+            params: job.params.clone(),
+            jobs: Vec::new(),
+        });
+        trial.jobs.push(result);
+    }
+    let folds_json = match std::fs::read_to_string(exp.folds()) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(ReportError::Read {
+                path: exp.folds(),
+                source,
+            })
+        }
+    };
+    Ok(ExperimentResults {
+        name: plan.experiment.clone(),
+        dir: dir.to_path_buf(),
+        best_metric,
+        folds: plan.folds,
+        repeats: plan.repeats,
+        trials: trials.into_values().collect(),
+        refit,
+        classes,
+        data_hash,
+        folds_json,
+    })
+}
