@@ -3,7 +3,7 @@
 
 Starts `tensorboard --logdir LOGDIR` on 127.0.0.1 on a free port, waits until it has loaded
 EXPECTED_GROUPS HParams session groups (or 90 s pass), queries its HTTP API (runs, scalar
-tags, text tags, the HParams experiment and session groups), stops the server by its PID and
+tags, text and image tags, the HParams experiment and session groups), stops the server by its PID and
 prints one JSON object.
 
 usage: tb_http.py LOGDIR EXPECTED_GROUPS
@@ -69,6 +69,7 @@ def main():
             "runs": get("/data/runs"),
             "scalar_tags": get("/data/plugin/scalars/tags"),
             "text_tags": get("/data/plugin/text/tags"),
+            "image_tags": get("/data/plugin/images/tags"),
             "experiment": experiment,
             "session_groups": groups,
         }))
