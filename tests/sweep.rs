@@ -612,3 +612,68 @@ fn a_random_sweep_draws_the_same_points_from_the_same_seed() {
     let other_seed = plan(&["--set", "seed=3"]);
     assert_ne!(a["jobs"][0]["params"], other_seed["jobs"][0]["params"]);
 }
+
+#[test]
+fn group_kfold_never_splits_a_group_across_folds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("path,label,group\n");
+    for i in 0..24 {
+        let class = if i % 2 == 0 { "a" } else { "b" };
+        let path = dir.path().join(format!("img{i}.png"));
+        image::GrayImage::from_fn(8, 8, |x, y| {
+            image::Luma([((x + y) as u8).wrapping_mul(i as u8 + 1)])
+        })
+        .save(&path)
+        .unwrap();
+        // Groups of three consecutive images: g0 = 0,1,2; g1 = 3,4,5; ...
+        csv.push_str(&format!("img{i}.png,{class},g{}\n", i / 3));
+    }
+    std::fs::write(dir.path().join("train.csv"), csv).unwrap();
+    let text = "name = \"groups\"\n[data]\nformat = \"csv\"\ntrain = \"train.csv\"\nimage_size = [8, 8]\nchannels = 1\n\n[split]\nfolds = 4\nfold_method = \"group-kfold\"\n\n[model]\narchitecture = \"mlp\"\nlayers = []\n\n[train]\nepochs = 1\nbatch_size = 4\n";
+    let spec = write_spec(dir.path(), text);
+    let r = assay(
+        dir.path(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            "runs",
+            "--jobs",
+            "2",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let folds: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("runs/groups/folds.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(folds["method"], "group-kfold");
+    let mut fold_of = [usize::MAX; 24];
+    for (f, held) in folds["validation"].as_array().unwrap().iter().enumerate() {
+        for i in held.as_array().unwrap() {
+            fold_of[i.as_u64().unwrap() as usize] = f;
+        }
+    }
+    assert!(
+        fold_of.iter().all(|&f| f < 4),
+        "every image is in a fold: {fold_of:?}"
+    );
+    for g in 0..8 {
+        assert!(
+            fold_of[3 * g] == fold_of[3 * g + 1] && fold_of[3 * g + 1] == fold_of[3 * g + 2],
+            "group g{g} split: {fold_of:?}"
+        );
+    }
+    // Without a group column the method is refused with a clear message.
+    let text = text
+        .replace("format = \"csv\"", "format = \"image-folder\"")
+        .replace("train = \"train.csv\"", "train = \".\"");
+    let spec = write_spec(dir.path(), &text);
+    let r = assay(dir.path(), &["validate", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("group-kfold needs groups"),
+        "{}",
+        r.stderr
+    );
+}

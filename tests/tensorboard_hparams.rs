@@ -66,7 +66,10 @@ fn the_hparams_dashboard_shows_one_row_per_trial() {
 
     let images = &tb["image_tags"];
     assert!(images[jobs[0].as_str()]["samples"].is_object(), "{images}");
-    assert!(images[format!("{}/val", jobs[0])]["confusion_matrix"].is_object(), "{images}");
+    assert!(
+        images[format!("{}/val", jobs[0])]["confusion_matrix"].is_object(),
+        "{images}"
+    );
 
     // The experiment lists both swept parameters with their full domains.
     let infos = tb["experiment"]["hparamInfos"].as_array().unwrap();
