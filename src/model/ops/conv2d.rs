@@ -1,0 +1,753 @@
+//! 2-D convolution with its bias, ReLU and max-pool fused, as one candle custom op lowered to
+//! matrix products on the CPU: per image, im2col then `W · col` (forward), `G · colᵀ` (weight
+//! gradient, summed over a fixed split of the batch) and `Wᵀ · G` then col2im (input gradient).
+
+use std::sync::Mutex;
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::cpu;
+use super::im2col::{col2im, im2col, Geometry};
+use super::matmul::{gemm, Mat, MatMut, Parallelism};
+use super::max_pool::{self, Window};
+
+/// What the convolution computes: `pool(relu(conv(x, w) + b))`, each stage optional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvOptions {
+    pub stride: usize,
+    pub padding: usize,
+    pub relu: bool,
+    /// A max-pool applied to the (activated) convolution output.
+    pub pool: Option<Window>,
+}
+
+/// `x` (`batch × c_in × h × w`), `w` (`c_out × c_in × kh × kw`), `b` (`c_out`).
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
+    let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
+    if !cpu::fast_path(&all) {
+        return reference(x, w, b, opts);
+    }
+    let op = ConvOp {
+        opts,
+        argmax: Mutex::new(Vec::new()),
+    };
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+/// The same computation with candle's own ops (used off the CPU, and by the tests).
+pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
+    let mut y = x.conv2d(w, opts.padding, opts.stride, 1, 1)?;
+    if let Some(b) = b {
+        y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+    }
+    if opts.relu {
+        y = y.relu()?;
+    }
+    match opts.pool {
+        Some(win) => max_pool::max_pool2d(&y, win),
+        None => Ok(y),
+    }
+}
+
+const NAME: &str = "conv2d";
+
+struct ConvOp {
+    opts: ConvOptions,
+    /// With a fused max-pool: per output element, the index of its maximum in the plane.
+    argmax: Mutex<Vec<u32>>,
+}
+
+/// Shapes of one call: the convolution geometry, the batch, output channels and pooled size.
+struct Dims {
+    g: Geometry,
+    n: usize,
+    c_out: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Dims {
+    fn new(opts: &ConvOptions, x: &Shape, w: &Shape, b: Option<usize>) -> Result<Self> {
+        let (n, c, h, wd) = x.dims4()?;
+        let (c_out, c_in, kh, kw) = w.dims4()?;
+        if c_in != c {
+            bail!("{NAME}: the input has {c} channels but the kernel expects {c_in}")
+        }
+        if let Some(len) = b {
+            if len != c_out {
+                bail!("{NAME}: {len} biases for {c_out} output channels")
+            }
+        }
+        let g = Geometry::new((c, h, wd), (kh, kw), opts.stride, opts.padding)?;
+        let (oh, ow) = match opts.pool {
+            Some(win) => win.output(g.ho, g.wo)?,
+            None => (g.ho, g.wo),
+        };
+        if g.p() > u32::MAX as usize {
+            bail!("{NAME}: output planes of {}×{} are too large", g.ho, g.wo)
+        }
+        Ok(Dims {
+            g,
+            n,
+            c_out,
+            oh,
+            ow,
+        })
+    }
+
+    /// Output elements per image.
+    fn out(&self) -> usize {
+        self.c_out * self.oh * self.ow
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    match m.lock() {
+        Ok(g) => Ok(g),
+        Err(_) => bail!("{NAME}: argmax store poisoned"),
+    }
+}
+
+impl ConvOp {
+    fn forward(
+        &self,
+        (xs, xl): (&CpuStorage, &Layout),
+        (ws, wl): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::storage_f32(xs, xl, NAME)?;
+        let w = cpu::storage_f32(ws, wl, NAME)?;
+        let b = match bias {
+            Some((s, l)) => Some(cpu::storage_f32(s, l, NAME)?),
+            None => None,
+        };
+        let d = Dims::new(&self.opts, xl.shape(), wl.shape(), b.map(|b| b.len()))?;
+        let (g, co) = (d.g, d.c_out);
+        let (k, p, out_img) = (g.k(), g.p(), d.out());
+        let (relu, pool) = (self.opts.relu, self.opts.pool);
+        let mut out = vec![0f32; d.n * out_img];
+        let mut argmax = vec![0u32; if pool.is_some() { d.n * out_img } else { 0 }];
+        let ranges = cpu::ranges(d.n, 4 * cpu::MAX_CHUNKS);
+        let outs = cpu::split_mut(&mut out, &ranges, out_img);
+        let args = cpu::split_mut(
+            &mut argmax,
+            &ranges,
+            if pool.is_some() { out_img } else { 0 },
+        );
+        let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
+        cpu::run(tasks, |((images, out), arg)| {
+            let col_len = if g.is_pointwise() { 0 } else { k * p };
+            let pool_len = if pool.is_some() {
+                2 * g.wo * co + 3 * d.ow * co
+            } else {
+                0
+            };
+            let mut buf = cpu::take_scratch(col_len + co * p + pool_len);
+            let (col, rest) = buf.split_at_mut(col_len);
+            let (z, pool_scratch) = rest.split_at_mut(co * p);
+            for (i, img) in images.enumerate() {
+                let xn = &x[img * g.image()..(img + 1) * g.image()];
+                let rhs = if g.is_pointwise() {
+                    Mat::rows(xn, p)
+                } else {
+                    im2col(&g, xn, col);
+                    Mat::rows(col, p)
+                };
+                // z = (W · col)ᵀ: positions × channels, the orientation gemm runs fastest in,
+                // and the one the pooling epilogue vectorises over channels with.
+                let zt = MatMut::cols(z, co);
+                gemm(co, p, k, zt, false, Mat::rows(w, k), rhs, Parallelism::None)?;
+                let out_n = &mut out[i * out_img..(i + 1) * out_img];
+                match pool {
+                    None => store_channels_first(z, co, p, b, relu, out_n),
+                    Some(win) => {
+                        let arg_n = &mut arg[i * out_img..(i + 1) * out_img];
+                        let (shape, scratch) = ((g.ho, g.wo), &mut pool_scratch[..]);
+                        pool_channels_last(z, co, shape, win, b, relu, out_n, arg_n, scratch);
+                    }
+                }
+            }
+            cpu::put_scratch(buf);
+            Ok(())
+        })?;
+        if pool.is_some() {
+            *lock(&self.argmax)? = argmax;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((d.n, co, d.oh, d.ow))))
+    }
+
+    fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let need_dx = x.track_op();
+        let need_dw = w.track_op();
+        let need_db = b.is_some_and(|b| b.track_op());
+        if !(need_dx || need_dw || need_db) {
+            return Ok((None, None, None));
+        }
+        let d = Dims::new(&self.opts, x.shape(), w.shape(), b.map(|b| b.elem_count()))?;
+        let (g, co) = (d.g, d.c_out);
+        let (k, p, out_img) = (g.k(), g.p(), d.out());
+        let (relu, pool) = (self.opts.relu, self.opts.pool);
+        let (x, w, res, grad) = (
+            x.contiguous()?,
+            w.contiguous()?,
+            res.contiguous()?,
+            grad.contiguous()?,
+        );
+        let (xs, xl) = x.storage_and_layout();
+        let xd = cpu::tensor_f32(&xs, xl, NAME)?;
+        let (ws, wl) = w.storage_and_layout();
+        let wd = cpu::tensor_f32(&ws, wl, NAME)?;
+        let (rs, rl) = res.storage_and_layout();
+        let rd = cpu::tensor_f32(&rs, rl, NAME)?;
+        let (gs, gl) = grad.storage_and_layout();
+        let gd = cpu::tensor_f32(&gs, gl, NAME)?;
+        let argmax = lock(&self.argmax)?;
+        if gd.len() != d.n * out_img
+            || rd.len() != gd.len()
+            || (pool.is_some() && argmax.len() != gd.len())
+        {
+            bail!("{NAME}: backward without a matching forward pass")
+        }
+        // Wᵀ (K × c_out, row-major) for the input gradient.
+        let wt: Vec<f32> = if need_dx {
+            (0..k * co).map(|i| wd[(i % co) * k + i / co]).collect()
+        } else {
+            Vec::new()
+        };
+
+        let mut dx = vec![0f32; if need_dx { d.n * g.image() } else { 0 }];
+        let ranges = cpu::ranges(d.n, cpu::MAX_CHUNKS);
+        let dxs = cpu::split_mut(&mut dx, &ranges, if need_dx { g.image() } else { 0 });
+        let tasks: Vec<_> = ranges.into_iter().zip(dxs).collect();
+        let partials = cpu::run(tasks, |(images, dx)| {
+            // Partial sums of this chunk: dWᵀ (K × c_out) and db.
+            let mut dwt = vec![0f32; if need_dw { k * co } else { 0 }];
+            let mut db = vec![0f32; if need_db { co } else { 0 }];
+            let col_len = if g.is_pointwise() || !need_dw {
+                0
+            } else {
+                k * p
+            };
+            let dcol_len = if g.is_pointwise() || !need_dx {
+                0
+            } else {
+                k * p
+            };
+            let mut buf = cpu::take_scratch(co * p + col_len + dcol_len);
+            let (gz, rest) = buf.split_at_mut(co * p);
+            let (col, dcol) = rest.split_at_mut(col_len);
+            for (i, img) in images.enumerate() {
+                let o = img * out_img..(img + 1) * out_img;
+                let (gn, rn) = (&gd[o.clone()], &rd[o.clone()]);
+                // The gradient at the convolution's output (after the bias, before ReLU and
+                // pooling), positions × channels.
+                match pool {
+                    Some(_) => unpool_channels_last(gn, rn, &argmax[o], co, p, relu, gz)?,
+                    None => load_channels_last(gn, rn, co, p, relu, gz),
+                }
+                if need_db {
+                    for row in gz.chunks_exact(co) {
+                        for (acc, &v) in db.iter_mut().zip(row) {
+                            *acc += v;
+                        }
+                    }
+                }
+                let xn = &xd[img * g.image()..(img + 1) * g.image()];
+                // gz as the c_out × P matrix it stands for.
+                let gmat = Mat::transposed(gz, co);
+                if need_dw {
+                    let cols = if g.is_pointwise() {
+                        Mat::transposed(xn, p)
+                    } else {
+                        im2col(&g, xn, col);
+                        Mat::transposed(col, p)
+                    };
+                    let dst = MatMut::cols(&mut dwt, co);
+                    gemm(co, k, p, dst, true, gmat, cols, Parallelism::None)?;
+                }
+                if need_dx {
+                    let dxn = &mut dx[i * g.image()..(i + 1) * g.image()];
+                    let lhs = Mat::rows(&wt, co);
+                    if g.is_pointwise() {
+                        let dst = MatMut::rows(dxn, p);
+                        gemm(k, p, co, dst, false, lhs, gmat, Parallelism::None)?;
+                    } else {
+                        let dst = MatMut::rows(dcol, p);
+                        gemm(k, p, co, dst, false, lhs, gmat, Parallelism::None)?;
+                        col2im(&g, dcol, dxn);
+                    }
+                }
+            }
+            cpu::put_scratch(buf);
+            Ok((dwt, db))
+        })?;
+        drop(argmax);
+
+        let mut parts = partials.into_iter();
+        let (mut dwt, mut db) = parts.next().unwrap_or_default();
+        for (pw, pb) in parts {
+            for (a, v) in dwt.iter_mut().zip(pw) {
+                *a += v;
+            }
+            for (a, v) in db.iter_mut().zip(pb) {
+                *a += v;
+            }
+        }
+        let dx = if need_dx {
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        let dw = if need_dw {
+            let dw: Vec<f32> = (0..co * k).map(|i| dwt[(i % k) * co + i / k]).collect();
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?)
+        } else {
+            None
+        };
+        let db = match b {
+            Some(b) if need_db => Some(Tensor::from_vec(db, b.shape(), b.device())?),
+            _ => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+cpu::multiversion! {
+/// Writes `z` (`p × c`, channels last) to `out` (`c × p`) with the bias and ReLU applied.
+fn store_channels_first(
+    z: &[f32],
+    c: usize,
+    p: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    for (ch, plane) in out.chunks_exact_mut(p).enumerate().take(c) {
+        let b = bias.map_or(0.0, |b| b[ch]);
+        for (o, row) in plane.iter_mut().zip(z.chunks_exact(c)) {
+            let t = row[ch] + b;
+            *o = if relu && t < 0.0 { 0.0 } else { t };
+        }
+    }
+}
+}
+
+cpu::multiversion! {
+/// Max-pools `z` (`ho·wo × c`, channels last) into `out` (`c × oh·ow`, channels first), adding
+/// the bias after the maximum (the same value, one add per output) and applying ReLU; records
+/// each maximum's position in `argmax`: the first one in row-major window order on ties, as
+/// PyTorch; a NaN wins. Each band of `k` rows is first reduced vertically over whole rows,
+/// then horizontally, both as branch-free loops over contiguous memory; positions are carried
+/// as f32 (exact below 2²⁴) so that every select is a float blend.
+#[allow(clippy::too_many_arguments)]
+fn pool_channels_last(
+    z: &[f32],
+    c: usize,
+    hw: (usize, usize),
+    win: Window,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    argmax: &mut [u32],
+    scratch: &mut [f32],
+) {
+    let ((ho, wo), (k, s)) = (hw, (win.size, win.stride));
+    let (oh, ow) = ((ho - k) / s + 1, (wo - k) / s + 1);
+    let (plane, row_len) = (oh * ow, wo * c);
+    // Per band: the vertical maxima and their rows; then per output row: the maxima (channels
+    // last) and their positions.
+    let (vbest, rest) = scratch.split_at_mut(row_len);
+    let (vrow, rest) = rest.split_at_mut(row_len);
+    let (hbest, rest) = rest.split_at_mut(ow * c);
+    let (hrow, rest) = rest.split_at_mut(ow * c);
+    let hcol = &mut rest[..ow * c];
+    for y in 0..oh {
+        let top = y * s;
+        vbest.copy_from_slice(&z[top * row_len..(top + 1) * row_len]);
+        vrow.fill(top as f32);
+        let mut nan = has_nan(vbest);
+        for i in 1..k {
+            let r = (top + i) as f32;
+            let row = &z[(top + i) * row_len..(top + i + 1) * row_len];
+            for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(row) {
+                let take = v > *b;
+                *b = if take { v } else { *b };
+                *a = if take { r } else { *a };
+            }
+            nan |= has_nan(row);
+        }
+        for x in 0..ow {
+            let (left, dst) = (x * s * c, x * c);
+            hbest[dst..dst + c].copy_from_slice(&vbest[left..left + c]);
+            hrow[dst..dst + c].copy_from_slice(&vrow[left..left + c]);
+            hcol[dst..dst + c].fill((x * s) as f32);
+            for j in 1..k {
+                let col = (x * s + j) as f32;
+                let at = (x * s + j) * c;
+                let (vb, vr) = (&vbest[at..at + c], &vrow[at..at + c]);
+                let (hb, hr, hc) = (
+                    &mut hbest[dst..dst + c],
+                    &mut hrow[dst..dst + c],
+                    &mut hcol[dst..dst + c],
+                );
+                for ((((b, br), bc), &v), &r) in
+                    hb.iter_mut().zip(hr.iter_mut()).zip(hc.iter_mut()).zip(vb).zip(vr)
+                {
+                    // On equal values the earlier row wins (row-major order).
+                    let take = v > *b || (v == *b && r < *br);
+                    *b = if take { v } else { *b };
+                    *br = if take { r } else { *br };
+                    *bc = if take { col } else { *bc };
+                }
+            }
+            if nan {
+                let (hb, hr, hc) = (
+                    &mut hbest[dst..dst + c],
+                    &mut hrow[dst..dst + c],
+                    &mut hcol[dst..dst + c],
+                );
+                first_nans(z, c, wo, k, top * wo + x * s, hb, hr, hc);
+            }
+        }
+        // Channels first, with bias and ReLU.
+        for ch in 0..c {
+            let b = bias.map_or(0.0, |b| b[ch]);
+            let o = ch * plane + y * ow;
+            let (out, arg) = (&mut out[o..o + ow], &mut argmax[o..o + ow]);
+            for x in 0..ow {
+                let t = hbest[x * c + ch] + b;
+                out[x] = if relu && t < 0.0 { 0.0 } else { t };
+                arg[x] = hrow[x * c + ch] as u32 * wo as u32 + hcol[x * c + ch] as u32;
+            }
+        }
+    }
+}
+}
+
+/// Whether `v` holds a NaN (an integer test, so the loop vectorises).
+#[inline(always)]
+fn has_nan(v: &[f32]) -> bool {
+    v.iter().fold(0u32, |acc, x| {
+        acc | u32::from((x.to_bits() & 0x7fff_ffff) > 0x7f80_0000)
+    }) != 0
+}
+
+/// For every channel whose `k × k` window at `p0` holds a NaN, makes the first NaN its maximum.
+#[cold]
+#[allow(clippy::too_many_arguments)]
+fn first_nans(
+    z: &[f32],
+    c: usize,
+    wo: usize,
+    k: usize,
+    p0: usize,
+    best: &mut [f32],
+    row: &mut [f32],
+    col: &mut [f32],
+) {
+    for ch in 0..c {
+        let positions = (0..k).flat_map(|i| (0..k).map(move |j| (i, j)));
+        for (i, j) in positions {
+            let v = z[(p0 + i * wo + j) * c + ch];
+            if v.is_nan() {
+                best[ch] = v;
+                row[ch] = (p0 / wo + i) as f32;
+                col[ch] = (p0 % wo + j) as f32;
+                break;
+            }
+        }
+    }
+}
+
+cpu::multiversion! {
+/// The gradient before a fused max-pool (and ReLU), positions × channels: each pooled
+/// gradient goes to its remembered maximum (only where the output is positive with ReLU).
+fn unpool_channels_last(
+    grad: &[f32],
+    res: &[f32],
+    argmax: &[u32],
+    c: usize,
+    p: usize,
+    relu: bool,
+    gz: &mut [f32],
+) -> Result<()> {
+    gz.fill(0.0);
+    let plane = grad.len() / c.max(1);
+    for ch in 0..c {
+        let q = ch * plane..(ch + 1) * plane;
+        for ((&gv, &r), &at) in grad[q.clone()].iter().zip(&res[q.clone()]).zip(&argmax[q]) {
+            if relu && !matches!(r.partial_cmp(&0.0), Some(std::cmp::Ordering::Greater)) {
+                continue;
+            }
+            let at = at as usize;
+            if at >= p {
+                bail!("{NAME}: remembered maximum {at} outside the plane")
+            }
+            gz[at * c + ch] += gv;
+        }
+    }
+    Ok(())
+}
+}
+
+cpu::multiversion! {
+/// The gradient before a fused ReLU (or the plain gradient), positions × channels.
+fn load_channels_last(grad: &[f32], res: &[f32], c: usize, p: usize, relu: bool, gz: &mut [f32]) {
+    for ch in 0..c {
+        let q = ch * p..(ch + 1) * p;
+        for ((row, &gv), &r) in gz.chunks_exact_mut(c).zip(&grad[q.clone()]).zip(&res[q]) {
+            row[ch] = if !relu || r > 0.0 { gv } else { 0.0 };
+        }
+    }
+}
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(x, w, None, res, grad)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, w, Some(b), res, grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use rand::Rng;
+
+    /// The convolution written with candle primitives only (zero padding, `index_select` for
+    /// every kernel offset, one matmul), then bias, ReLU and a max-pool built the same way.
+    /// candle's own conv2d is not used: its backward fails when (h + 2·pad − k) is not a
+    /// multiple of the stride.
+    fn candle_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: ConvOptions) -> Result<Tensor> {
+        let (n, c, h, wd) = x.dims4()?;
+        let (co, _, kh, kw) = w.dims4()?;
+        let xp = x
+            .pad_with_zeros(2, o.padding, o.padding)?
+            .pad_with_zeros(3, o.padding, o.padding)?;
+        let ho = (h + 2 * o.padding - kh) / o.stride + 1;
+        let wo = (wd + 2 * o.padding - kw) / o.stride + 1;
+        let mut parts = Vec::new();
+        for i in 0..kh {
+            for j in 0..kw {
+                let rows: Vec<u32> = (0..ho).map(|r| (r * o.stride + i) as u32).collect();
+                let cols: Vec<u32> = (0..wo).map(|q| (q * o.stride + j) as u32).collect();
+                let rows = Tensor::new(rows.as_slice(), x.device())?;
+                let cols = Tensor::new(cols.as_slice(), x.device())?;
+                parts.push(xp.index_select(&rows, 2)?.index_select(&cols, 3)?);
+            }
+        }
+        // (n, c, ho, wo, kh·kw) → (n·ho·wo, c·kh·kw)
+        let cols = Tensor::stack(&parts, 4)?
+            .permute((0, 2, 3, 1, 4))?
+            .reshape((n * ho * wo, c * kh * kw))?;
+        let mut y = cols
+            .matmul(&w.reshape((co, c * kh * kw))?.t()?)?
+            .reshape((n, ho, wo, co))?
+            .permute((0, 3, 1, 2))?;
+        if let Some(b) = b {
+            y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+        }
+        if o.relu {
+            y = y.relu()?;
+        }
+        match o.pool {
+            Some(win) => candle_max_pool(&y, win.size, win.stride),
+            None => Ok(y),
+        }
+    }
+
+    #[test]
+    fn outputs_and_gradients_match_candle_on_random_shapes() {
+        let mut rng = rng(11);
+        let mut cases = 0;
+        while cases < 60 {
+            let n = rng.random_range(1..5);
+            let c_in = rng.random_range(1..4);
+            let c_out = rng.random_range(1..6);
+            let k = rng.random_range(1..4);
+            let (h, w) = (rng.random_range(2..10), rng.random_range(2..10));
+            let stride = rng.random_range(1..4);
+            let padding = rng.random_range(0..3);
+            let (relu, bias) = (rng.random_bool(0.6), rng.random_bool(0.7));
+            let Ok(g) = Geometry::new((c_in, h, w), (k, k), stride, padding) else {
+                continue;
+            };
+            let pool = if rng.random_bool(0.5) {
+                let win = Window {
+                    size: rng.random_range(1..4),
+                    stride: rng.random_range(1..4),
+                };
+                if win.output(g.ho, g.wo).is_err() {
+                    continue;
+                }
+                Some(win)
+            } else {
+                None
+            };
+            let o = ConvOptions {
+                stride,
+                padding,
+                relu,
+                pool,
+            };
+            let vx = var(&mut rng, &[n, c_in, h, w]);
+            let vw = var(&mut rng, &[c_out, c_in, k, k]);
+            let vb = var(&mut rng, &[c_out]);
+            let mut vars = vec![&vx, &vw];
+            if bias {
+                vars.push(&vb);
+            }
+            let what = format!("n {n} c_in {c_in} {h}×{w} c_out {c_out} k {k} {o:?} bias {bias}");
+            check_against(
+                &vars,
+                &mut rng,
+                |t| conv2d(&t[0], &t[1], t.get(2), o),
+                |t| candle_conv(&t[0], &t[1], t.get(2), o),
+                &what,
+            );
+            cases += 1;
+        }
+    }
+
+    #[test]
+    fn the_reference_lenet_layers_match_candle() {
+        let mut rng = rng(3);
+        for (c_in, h, c_out) in [(1, 28, 16), (16, 14, 32)] {
+            let vx = var(&mut rng, &[64, c_in, h, h]);
+            let vw = var(&mut rng, &[c_out, c_in, 3, 3]);
+            let vb = var(&mut rng, &[c_out]);
+            for pool in [None, Some(Window { size: 2, stride: 2 })] {
+                let o = ConvOptions {
+                    stride: 1,
+                    padding: 1,
+                    relu: true,
+                    pool,
+                };
+                check_against(
+                    &[&vx, &vw, &vb],
+                    &mut rng,
+                    |t| conv2d(&t[0], &t[1], Some(&t[2]), o),
+                    |t| {
+                        let y =
+                            reference(&t[0], &t[1], Some(&t[2]), ConvOptions { pool: None, ..o })?;
+                        match pool {
+                            Some(win) => candle_max_pool(&y, win.size, win.stride),
+                            None => Ok(y),
+                        }
+                    },
+                    &format!("lenet {c_in}->{c_out} {pool:?}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_without_gradient_gets_none_and_results_do_not_depend_on_threads() {
+        let mut rng = rng(5);
+        let x = random(&mut rng, &[9, 3, 8, 8]);
+        let vw = var(&mut rng, &[4, 3, 3, 3]);
+        let vb = var(&mut rng, &[4]);
+        let o = ConvOptions {
+            stride: 1,
+            padding: 1,
+            relu: true,
+            pool: Some(Window { size: 2, stride: 2 }),
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = conv2d(&x, vw.as_tensor(), Some(vb.as_tensor()), o).unwrap();
+                let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                assert!(grads.get(&x).is_none());
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                (
+                    flat(&y),
+                    flat(grads.get(vw.as_tensor()).unwrap()),
+                    flat(grads.get(vb.as_tensor()).unwrap()),
+                )
+            })
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(2), run(3));
+    }
+
+    #[test]
+    fn mismatched_shapes_are_errors() {
+        let mut rng = rng(1);
+        let x = random(&mut rng, &[1, 2, 5, 5]);
+        let w = random(&mut rng, &[3, 4, 3, 3]);
+        let o = ConvOptions {
+            stride: 1,
+            padding: 0,
+            relu: false,
+            pool: None,
+        };
+        assert!(conv2d(&x, &w, None, o).is_err());
+        let w = random(&mut rng, &[3, 2, 7, 7]);
+        assert!(conv2d(&x, &w, None, o).is_err());
+    }
+}
