@@ -127,47 +127,45 @@ impl ConvOp {
         };
         let d = Dims::new(&self.opts, xl.shape(), wl.shape(), b.map(|b| b.len()))?;
         let (g, co) = (d.g, d.c_out);
-        let (k, p, out_img) = (g.k(), g.p(), d.out());
+        let (k, n, out_img) = (g.k(), g.grid(), d.out());
         let (relu, pool) = (self.opts.relu, self.opts.pool);
         let mut out = vec![0f32; d.n * out_img];
-        let mut argmax = vec![0u32; if pool.is_some() { d.n * out_img } else { 0 }];
+        let arg_img = if pool.is_some() { out_img } else { 0 };
+        let mut argmax = vec![0u32; d.n * arg_img];
         let ranges = cpu::ranges(d.n, 4 * cpu::MAX_CHUNKS);
         let outs = cpu::split_mut(&mut out, &ranges, out_img);
-        let args = cpu::split_mut(
-            &mut argmax,
-            &ranges,
-            if pool.is_some() { out_img } else { 0 },
-        );
+        let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
         cpu::run(tasks, |((images, out), arg)| {
-            let col_len = if g.is_pointwise() { 0 } else { k * p };
-            let pool_len = if pool.is_some() {
-                2 * g.wo * co + 3 * d.ow * co
-            } else {
-                0
+            let col_len = if g.is_pointwise() { 0 } else { k * n };
+            let pool_len = match pool {
+                Some(_) => 2 * g.wo * co + 2 * d.ow * co,
+                None => 0,
             };
-            let mut buf = cpu::take_scratch(col_len + co * p + pool_len);
+            let mut buf = cpu::take_scratch(col_len + co * n + pool_len + g.padded_len());
             let (col, rest) = buf.split_at_mut(col_len);
-            let (z, pool_scratch) = rest.split_at_mut(co * p);
+            let (z, rest) = rest.split_at_mut(co * n);
+            let (pool_scratch, padded) = rest.split_at_mut(pool_len);
             for (i, img) in images.enumerate() {
                 let xn = &x[img * g.image()..(img + 1) * g.image()];
                 let rhs = if g.is_pointwise() {
-                    Mat::rows(xn, p)
+                    Mat::rows(xn, n)
                 } else {
-                    im2col(&g, xn, col);
-                    Mat::rows(col, p)
+                    im2col(&g, xn, col, padded);
+                    Mat::rows(col, n)
                 };
-                // z = (W · col)ᵀ: positions × channels, the orientation gemm runs fastest in,
-                // and the one the pooling epilogue vectorises over channels with.
+                // z = (W · col)ᵀ: grid positions × channels, the orientation gemm runs fastest
+                // in, and the one the pooling epilogue vectorises over channels with.
                 let zt = MatMut::cols(z, co);
-                gemm(co, p, k, zt, false, Mat::rows(w, k), rhs, Parallelism::None)?;
+                gemm(co, n, k, zt, false, Mat::rows(w, k), rhs, Parallelism::None)?;
                 let out_n = &mut out[i * out_img..(i + 1) * out_img];
+                let grid = (g.ho, g.wo, g.grid_w);
                 match pool {
-                    None => store_channels_first(z, co, p, b, relu, out_n),
+                    None => store_channels_first(z, co, grid, b, relu, out_n),
                     Some(win) => {
                         let arg_n = &mut arg[i * out_img..(i + 1) * out_img];
-                        let (shape, scratch) = ((g.ho, g.wo), &mut pool_scratch[..]);
-                        pool_channels_last(z, co, shape, win, b, relu, out_n, arg_n, scratch);
+                        let scratch = &mut pool_scratch[..];
+                        pool_channels_last(z, co, grid, win, b, relu, out_n, arg_n, scratch);
                     }
                 }
             }
@@ -196,7 +194,7 @@ impl ConvOp {
         }
         let d = Dims::new(&self.opts, x.shape(), w.shape(), b.map(|b| b.elem_count()))?;
         let (g, co) = (d.g, d.c_out);
-        let (k, p, out_img) = (g.k(), g.p(), d.out());
+        let (k, n, out_img) = (g.k(), g.grid(), d.out());
         let (relu, pool) = (self.opts.relu, self.opts.pool);
         let (x, w, res, grad) = (
             x.contiguous()?,
@@ -226,9 +224,10 @@ impl ConvOp {
             Vec::new()
         };
 
-        let mut dx = vec![0f32; if need_dx { d.n * g.image() } else { 0 }];
+        let img = if need_dx { g.image() } else { 0 };
+        let mut dx = vec![0f32; d.n * img];
         let ranges = cpu::ranges(d.n, cpu::MAX_CHUNKS);
-        let dxs = cpu::split_mut(&mut dx, &ranges, if need_dx { g.image() } else { 0 });
+        let dxs = cpu::split_mut(&mut dx, &ranges, img);
         let tasks: Vec<_> = ranges.into_iter().zip(dxs).collect();
         let partials = cpu::run(tasks, |(images, dx)| {
             // Partial sums of this chunk: dWᵀ (K × c_out) and db.
@@ -237,55 +236,55 @@ impl ConvOp {
             let col_len = if g.is_pointwise() || !need_dw {
                 0
             } else {
-                k * p
+                k * n
             };
             let dcol_len = if g.is_pointwise() || !need_dx {
                 0
             } else {
-                k * p
+                k * n
             };
-            let mut buf = cpu::take_scratch(co * p + col_len + dcol_len);
-            let (gz, rest) = buf.split_at_mut(co * p);
-            let (col, dcol) = rest.split_at_mut(col_len);
-            for (i, img) in images.enumerate() {
-                let o = img * out_img..(img + 1) * out_img;
+            let mut buf = cpu::take_scratch(co * n + col_len + dcol_len + g.padded_len());
+            let (gz, rest) = buf.split_at_mut(co * n);
+            let (col, rest) = rest.split_at_mut(col_len);
+            let (dcol, padded) = rest.split_at_mut(dcol_len);
+            let grid = (g.ho, g.wo, g.grid_w);
+            for (i, im) in images.enumerate() {
+                let o = im * out_img..(im + 1) * out_img;
                 let (gn, rn) = (&gd[o.clone()], &rd[o.clone()]);
                 // The gradient at the convolution's output (after the bias, before ReLU and
-                // pooling), positions × channels.
+                // pooling), grid positions × channels, zero on the junk columns.
                 match pool {
-                    Some(_) => unpool_channels_last(gn, rn, &argmax[o], co, p, relu, gz)?,
-                    None => load_channels_last(gn, rn, co, p, relu, gz),
-                }
-                if need_db {
-                    for row in gz.chunks_exact(co) {
-                        for (acc, &v) in db.iter_mut().zip(row) {
-                            *acc += v;
+                    Some(_) => unpool_channels_last(gn, rn, &argmax[o], co, relu, gz, &mut db)?,
+                    None => {
+                        load_channels_last(gn, rn, co, grid, relu, gz);
+                        if need_db {
+                            sum_rows(gz, co, &mut db);
                         }
                     }
                 }
-                let xn = &xd[img * g.image()..(img + 1) * g.image()];
-                // gz as the c_out × P matrix it stands for.
+                let xn = &xd[im * g.image()..(im + 1) * g.image()];
+                // gz as the c_out × grid matrix it stands for.
                 let gmat = Mat::transposed(gz, co);
                 if need_dw {
                     let cols = if g.is_pointwise() {
-                        Mat::transposed(xn, p)
+                        Mat::transposed(xn, n)
                     } else {
-                        im2col(&g, xn, col);
-                        Mat::transposed(col, p)
+                        im2col(&g, xn, col, padded);
+                        Mat::transposed(col, n)
                     };
                     let dst = MatMut::cols(&mut dwt, co);
-                    gemm(co, k, p, dst, true, gmat, cols, Parallelism::None)?;
+                    gemm(co, k, n, dst, true, gmat, cols, Parallelism::None)?;
                 }
                 if need_dx {
                     let dxn = &mut dx[i * g.image()..(i + 1) * g.image()];
                     let lhs = Mat::rows(&wt, co);
                     if g.is_pointwise() {
-                        let dst = MatMut::rows(dxn, p);
-                        gemm(k, p, co, dst, false, lhs, gmat, Parallelism::None)?;
+                        let dst = MatMut::rows(dxn, n);
+                        gemm(k, n, co, dst, false, lhs, gmat, Parallelism::None)?;
                     } else {
-                        let dst = MatMut::rows(dcol, p);
-                        gemm(k, p, co, dst, false, lhs, gmat, Parallelism::None)?;
-                        col2im(&g, dcol, dxn);
+                        let dst = MatMut::rows(dcol, n);
+                        gemm(k, n, co, dst, false, lhs, gmat, Parallelism::None)?;
+                        col2im(&g, dcol, dxn, padded);
                     }
                 }
             }
@@ -324,37 +323,43 @@ impl ConvOp {
 }
 
 cpu::multiversion! {
-/// Writes `z` (`p × c`, channels last) to `out` (`c × p`) with the bias and ReLU applied.
+/// Writes `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) to `out`
+/// (`c × ho·wo`, channels first) with the bias and ReLU applied.
 fn store_channels_first(
     z: &[f32],
     c: usize,
-    p: usize,
+    grid: (usize, usize, usize),
     bias: Option<&[f32]>,
     relu: bool,
     out: &mut [f32],
 ) {
-    for (ch, plane) in out.chunks_exact_mut(p).enumerate().take(c) {
+    let (ho, wo, gw) = grid;
+    for ch in 0..c {
         let b = bias.map_or(0.0, |b| b[ch]);
-        for (o, row) in plane.iter_mut().zip(z.chunks_exact(c)) {
-            let t = row[ch] + b;
-            *o = if relu && t < 0.0 { 0.0 } else { t };
+        for y in 0..ho {
+            let dst = &mut out[(ch * ho + y) * wo..][..wo];
+            for (x, o) in dst.iter_mut().enumerate() {
+                let t = z[(y * gw + x) * c + ch] + b;
+                *o = if relu && t < 0.0 { 0.0 } else { t };
+            }
         }
     }
 }
 }
 
 cpu::multiversion! {
-/// Max-pools `z` (`ho·wo × c`, channels last) into `out` (`c × oh·ow`, channels first), adding
-/// the bias after the maximum (the same value, one add per output) and applying ReLU; records
-/// each maximum's position in `argmax`: the first one in row-major window order on ties, as
-/// PyTorch; a NaN wins. Each band of `k` rows is first reduced vertically over whole rows,
-/// then horizontally, both as branch-free loops over contiguous memory; positions are carried
-/// as f32 (exact below 2²⁴) so that every select is a float blend.
+/// Max-pools `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) into
+/// `out` (`c × oh·ow`, channels first), adding the bias after the maximum (the same value, one
+/// add per output) and applying ReLU; records each maximum's grid position in `argmax`: the
+/// first one in row-major window order on ties, as PyTorch; a NaN wins. Each band of `k` rows
+/// is first reduced vertically over whole rows, then horizontally, as branch-free loops over
+/// contiguous memory; positions are carried as f32 (exact below 2²⁴) and updated
+/// arithmetically, so that nothing compiles to a conditional store.
 #[allow(clippy::too_many_arguments)]
 fn pool_channels_last(
     z: &[f32],
     c: usize,
-    hw: (usize, usize),
+    grid: (usize, usize, usize),
     win: Window,
     bias: Option<&[f32]>,
     relu: bool,
@@ -362,73 +367,75 @@ fn pool_channels_last(
     argmax: &mut [u32],
     scratch: &mut [f32],
 ) {
-    let ((ho, wo), (k, s)) = (hw, (win.size, win.stride));
+    let ((ho, wo, gw), (k, s)) = (grid, (win.size, win.stride));
     let (oh, ow) = ((ho - k) / s + 1, (wo - k) / s + 1);
     let (plane, row_len) = (oh * ow, wo * c);
     // Per band: the vertical maxima and their rows; then per output row: the maxima (channels
-    // last) and their positions.
+    // last) and their grid positions.
     let (vbest, rest) = scratch.split_at_mut(row_len);
     let (vrow, rest) = rest.split_at_mut(row_len);
     let (hbest, rest) = rest.split_at_mut(ow * c);
-    let (hrow, rest) = rest.split_at_mut(ow * c);
-    let hcol = &mut rest[..ow * c];
+    let hpos = &mut rest[..ow * c];
+    let gwf = gw as f32;
     for y in 0..oh {
         let top = y * s;
-        vbest.copy_from_slice(&z[top * row_len..(top + 1) * row_len]);
-        vrow.fill(top as f32);
+        let first = &z[top * gw * c..][..row_len];
+        let r0 = top as f32;
+        for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(first) {
+            *b = v;
+            *a = r0;
+        }
         let mut nan = has_nan(vbest);
         for i in 1..k {
             let r = (top + i) as f32;
-            let row = &z[(top + i) * row_len..(top + i + 1) * row_len];
+            let row = &z[(top + i) * gw * c..][..row_len];
             for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(row) {
-                let take = v > *b;
-                *b = if take { v } else { *b };
-                *a = if take { r } else { *a };
+                let take = f32::from(u8::from(v > *b));
+                *a += take * (r - *a);
+                *b = b.max(v);
             }
             nan |= has_nan(row);
         }
         for x in 0..ow {
             let (left, dst) = (x * s * c, x * c);
-            hbest[dst..dst + c].copy_from_slice(&vbest[left..left + c]);
-            hrow[dst..dst + c].copy_from_slice(&vrow[left..left + c]);
-            hcol[dst..dst + c].fill((x * s) as f32);
+            let (hb, hp) = (&mut hbest[dst..dst + c], &mut hpos[dst..dst + c]);
+            let col0 = (x * s) as f32;
+            let (vb, vr) = (&vbest[left..left + c], &vrow[left..left + c]);
+            for (((b, p), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+                *b = v;
+                *p = r * gwf + col0;
+            }
             for j in 1..k {
                 let col = (x * s + j) as f32;
                 let at = (x * s + j) * c;
                 let (vb, vr) = (&vbest[at..at + c], &vrow[at..at + c]);
-                let (hb, hr, hc) = (
-                    &mut hbest[dst..dst + c],
-                    &mut hrow[dst..dst + c],
-                    &mut hcol[dst..dst + c],
-                );
-                for ((((b, br), bc), &v), &r) in
-                    hb.iter_mut().zip(hr.iter_mut()).zip(hc.iter_mut()).zip(vb).zip(vr)
-                {
-                    // On equal values the earlier row wins (row-major order).
-                    let take = v > *b || (v == *b && r < *br);
-                    *b = if take { v } else { *b };
-                    *br = if take { r } else { *br };
-                    *bc = if take { col } else { *bc };
+                for (((b, bp), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+                    // On equal values the earlier position wins (row-major order).
+                    let pos = r * gwf + col;
+                    let take = f32::from(u8::from(v > *b || (v == *b && pos < *bp)));
+                    *bp += take * (pos - *bp);
+                    *b = b.max(v);
                 }
             }
             if nan {
-                let (hb, hr, hc) = (
-                    &mut hbest[dst..dst + c],
-                    &mut hrow[dst..dst + c],
-                    &mut hcol[dst..dst + c],
-                );
-                first_nans(z, c, wo, k, top * wo + x * s, hb, hr, hc);
+                first_nans(z, c, gw, k, (top, x * s), hb, hp);
             }
         }
-        // Channels first, with bias and ReLU.
+        // Bias, ReLU and positions as integers, all contiguous...
+        for (hb, hp) in hbest.chunks_exact_mut(c).zip(hpos.chunks_exact_mut(c)) {
+            for ch in 0..c {
+                let t = hb[ch] + bias.map_or(0.0, |b| b[ch]);
+                hb[ch] = if relu && t < 0.0 { 0.0 } else { t };
+                hp[ch] = f32::from_bits(hp[ch] as i32 as u32);
+            }
+        }
+        // ...then transposed to channels first.
         for ch in 0..c {
-            let b = bias.map_or(0.0, |b| b[ch]);
             let o = ch * plane + y * ow;
             let (out, arg) = (&mut out[o..o + ow], &mut argmax[o..o + ow]);
             for x in 0..ow {
-                let t = hbest[x * c + ch] + b;
-                out[x] = if relu && t < 0.0 { 0.0 } else { t };
-                arg[x] = hrow[x * c + ch] as u32 * wo as u32 + hcol[x * c + ch] as u32;
+                out[x] = hbest[x * c + ch];
+                arg[x] = hpos[x * c + ch].to_bits();
             }
         }
     }
@@ -443,27 +450,25 @@ fn has_nan(v: &[f32]) -> bool {
     }) != 0
 }
 
-/// For every channel whose `k × k` window at `p0` holds a NaN, makes the first NaN its maximum.
+/// For every channel whose `k × k` window at grid row `top`, column `left` holds a NaN, makes
+/// the first NaN its maximum.
 #[cold]
-#[allow(clippy::too_many_arguments)]
 fn first_nans(
     z: &[f32],
     c: usize,
-    wo: usize,
+    gw: usize,
     k: usize,
-    p0: usize,
+    (top, left): (usize, usize),
     best: &mut [f32],
-    row: &mut [f32],
-    col: &mut [f32],
+    pos: &mut [f32],
 ) {
     for ch in 0..c {
-        let positions = (0..k).flat_map(|i| (0..k).map(move |j| (i, j)));
-        for (i, j) in positions {
-            let v = z[(p0 + i * wo + j) * c + ch];
+        let positions = (0..k).flat_map(|i| (0..k).map(move |j| (top + i) * gw + left + j));
+        for q in positions {
+            let v = z[q * c + ch];
             if v.is_nan() {
                 best[ch] = v;
-                row[ch] = (p0 / wo + i) as f32;
-                col[ch] = (p0 % wo + j) as f32;
+                pos[ch] = q as f32;
                 break;
             }
         }
@@ -471,30 +476,35 @@ fn first_nans(
 }
 
 cpu::multiversion! {
-/// The gradient before a fused max-pool (and ReLU), positions × channels: each pooled
+/// The gradient before a fused max-pool (and ReLU), grid positions × channels: each pooled
 /// gradient goes to its remembered maximum (only where the output is positive with ReLU).
+/// Adds the bias gradient to `db` (if not empty) on the way.
+#[allow(clippy::too_many_arguments)]
 fn unpool_channels_last(
     grad: &[f32],
     res: &[f32],
     argmax: &[u32],
     c: usize,
-    p: usize,
     relu: bool,
     gz: &mut [f32],
+    db: &mut [f32],
 ) -> Result<()> {
     gz.fill(0.0);
     let plane = grad.len() / c.max(1);
+    let n = gz.len() / c.max(1);
+    if argmax.iter().any(|&a| a as usize >= n) {
+        bail!("{NAME}: a remembered maximum lies outside the grid")
+    }
     for ch in 0..c {
         let q = ch * plane..(ch + 1) * plane;
+        let mut sum = 0f32;
         for ((&gv, &r), &at) in grad[q.clone()].iter().zip(&res[q.clone()]).zip(&argmax[q]) {
-            if relu && !matches!(r.partial_cmp(&0.0), Some(std::cmp::Ordering::Greater)) {
-                continue;
-            }
-            let at = at as usize;
-            if at >= p {
-                bail!("{NAME}: remembered maximum {at} outside the plane")
-            }
-            gz[at * c + ch] += gv;
+            let v = if !relu || r > 0.0 { gv } else { 0.0 };
+            gz[at as usize * c + ch] += v;
+            sum += v;
+        }
+        if let Some(d) = db.get_mut(ch) {
+            *d += sum;
         }
     }
     Ok(())
@@ -502,12 +512,38 @@ fn unpool_channels_last(
 }
 
 cpu::multiversion! {
-/// The gradient before a fused ReLU (or the plain gradient), positions × channels.
-fn load_channels_last(grad: &[f32], res: &[f32], c: usize, p: usize, relu: bool, gz: &mut [f32]) {
+/// The gradient before a fused ReLU (or the plain gradient), grid positions × channels, zero
+/// on the junk columns.
+fn load_channels_last(
+    grad: &[f32],
+    res: &[f32],
+    c: usize,
+    grid: (usize, usize, usize),
+    relu: bool,
+    gz: &mut [f32],
+) {
+    let (ho, wo, gw) = grid;
+    if gw > wo {
+        gz.fill(0.0);
+    }
     for ch in 0..c {
-        let q = ch * p..(ch + 1) * p;
-        for ((row, &gv), &r) in gz.chunks_exact_mut(c).zip(&grad[q.clone()]).zip(&res[q]) {
-            row[ch] = if !relu || r > 0.0 { gv } else { 0.0 };
+        for y in 0..ho {
+            let src = (ch * ho + y) * wo;
+            let (gs, rs) = (&grad[src..src + wo], &res[src..src + wo]);
+            for (x, (&gv, &r)) in gs.iter().zip(rs).enumerate() {
+                gz[(y * gw + x) * c + ch] = if !relu || r > 0.0 { gv } else { 0.0 };
+            }
+        }
+    }
+}
+}
+
+cpu::multiversion! {
+/// `acc[ch] += Σ_rows z[row, ch]` for `z` rows × `c`.
+fn sum_rows(z: &[f32], c: usize, acc: &mut [f32]) {
+    for row in z.chunks_exact(c) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
         }
     }
 }

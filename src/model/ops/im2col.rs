@@ -1,9 +1,14 @@
 //! The geometry of a 2-D convolution over one image, and the unfolding of an image into the
 //! columns a convolution multiplies (im2col) and back with accumulation (col2im).
 //!
-//! The column matrix of one image has `K = c_in·kh·kw` rows and `P = ho·wo` columns: row
-//! `(c, i, j)` holds, for every output position `(oh, ow)`, the input pixel
-//! `x[c, oh·stride + i − pad, ow·stride + j − pad]`, or 0 outside the image.
+//! The column matrix of one image has `K = c_in·kh·kw` rows and one column per position of
+//! the output grid: row `(c, i, j)` holds, for every output position `(oh, ow)`, the input
+//! pixel `x[c, oh·stride + i − pad, ow·stride + j − pad]`, or 0 outside the image.
+//!
+//! With stride 1 the grid is as wide as the zero-padded input (`w + 2·pad`), wider than the
+//! output (`wo`): then each row of the column matrix is one contiguous run of the padded
+//! image, copied (or added back) in one piece. The extra `grid_w − wo` columns of each grid
+//! row are junk: the forward pass ignores them and the gradient there must be zero.
 
 use candle_core::{bail, Result};
 
@@ -20,6 +25,8 @@ pub(crate) struct Geometry {
     pub pad: usize,
     pub ho: usize,
     pub wo: usize,
+    /// Width of the output grid: `w + 2·pad` on the padded path, else `wo`.
+    pub grid_w: usize,
 }
 
 impl Geometry {
@@ -37,6 +44,8 @@ impl Geometry {
                 "conv2d: kernel {kh}×{kw} is larger than the padded input {h}×{w} (padding {pad})"
             )
         }
+        let wo = (w + 2 * pad - kw) / stride + 1;
+        let pointwise = kh == 1 && kw == 1 && stride == 1 && pad == 0;
         Ok(Geometry {
             c_in,
             h,
@@ -46,7 +55,12 @@ impl Geometry {
             stride,
             pad,
             ho: (h + 2 * pad - kh) / stride + 1,
-            wo: (w + 2 * pad - kw) / stride + 1,
+            wo,
+            grid_w: if stride == 1 && !pointwise {
+                w + 2 * pad
+            } else {
+                wo
+            },
         })
     }
 
@@ -55,14 +69,35 @@ impl Geometry {
         self.c_in * self.kh * self.kw
     }
 
-    /// Output positions per channel (columns of the column matrix).
+    /// Output positions per channel.
     pub fn p(&self) -> usize {
         self.ho * self.wo
+    }
+
+    /// Positions of the output grid (columns of the column matrix), junk columns included.
+    pub fn grid(&self) -> usize {
+        self.ho * self.grid_w
+    }
+
+    /// Whether the column matrix is built from a zero-padded copy of the image, over a grid
+    /// `grid_w` wide (stride 1, not pointwise). Output `(oh, ow)` is grid column `oh·grid_w + ow`.
+    pub fn is_padded(&self) -> bool {
+        self.stride == 1 && !self.is_pointwise()
     }
 
     /// Elements of one input image.
     pub fn image(&self) -> usize {
         self.c_in * self.h * self.w
+    }
+
+    /// Scratch for the zero-padded image on the padded path (with room for the last row's
+    /// overhang), else 0.
+    pub fn padded_len(&self) -> usize {
+        if self.is_padded() {
+            self.c_in * (self.h + 2 * self.pad) * self.grid_w + self.kw
+        } else {
+            0
+        }
     }
 
     /// A 1×1 kernel with stride 1 and no padding: the image already is its column matrix.
@@ -91,8 +126,32 @@ impl Geometry {
 }
 
 cpu::multiversion! {
-/// Fills `col` (`K × P`, row-major) from one image `x` (`c_in × h × w`).
-pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
+/// Fills `col` (`K × grid`, row-major) from one image `x` (`c_in × h × w`); `padded` is scratch
+/// of `padded_len()` elements.
+pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32], padded: &mut [f32]) {
+    if g.is_padded() {
+        let (hp, wp) = (g.h + 2 * g.pad, g.grid_w);
+        let xp = &mut padded[..g.padded_len()];
+        xp.fill(0.0);
+        for c in 0..g.c_in {
+            for y in 0..g.h {
+                let at = (c * hp + y + g.pad) * wp + g.pad;
+                xp[at..at + g.w].copy_from_slice(&x[(c * g.h + y) * g.w..][..g.w]);
+            }
+        }
+        let n = g.grid();
+        let mut rows = col[..g.k() * n].chunks_exact_mut(n);
+        for c in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    if let Some(row) = rows.next() {
+                        row.copy_from_slice(&xp[(c * hp + i) * wp + j..][..n]);
+                    }
+                }
+            }
+        }
+        return;
+    }
     let (p, s) = (g.p(), g.stride);
     let mut rows = col[..g.k() * p].chunks_exact_mut(p);
     for c in 0..g.c_in {
@@ -113,13 +172,8 @@ pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
                         continue;
                     }
                     let start = ih * g.w + ow_lo * s + j - g.pad;
-                    let src = &plane[start..];
-                    if s == 1 {
-                        out[ow_lo..ow_hi].copy_from_slice(&src[..ow_hi - ow_lo]);
-                    } else {
-                        for (o, v) in out[ow_lo..ow_hi].iter_mut().zip(src.iter().step_by(s)) {
-                            *o = *v;
-                        }
+                    for (o, v) in out[ow_lo..ow_hi].iter_mut().zip(plane[start..].iter().step_by(s)) {
+                        *o = *v;
                     }
                 }
             }
@@ -129,8 +183,38 @@ pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
 }
 
 cpu::multiversion! {
-/// Adds the columns `col` (`K × P`) back onto the image gradient `dx` (`c_in × h × w`).
-pub(crate) fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
+/// Adds the columns `col` (`K × grid`) back onto the image gradient `dx` (`c_in × h × w`);
+/// `padded` is scratch of `padded_len()` elements. Junk grid columns must be zero.
+pub(crate) fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32], padded: &mut [f32]) {
+    if g.is_padded() {
+        let (hp, wp) = (g.h + 2 * g.pad, g.grid_w);
+        let dxp = &mut padded[..g.padded_len()];
+        dxp.fill(0.0);
+        let n = g.grid();
+        let mut rows = col[..g.k() * n].chunks_exact(n);
+        for c in 0..g.c_in {
+            for i in 0..g.kh {
+                for j in 0..g.kw {
+                    if let Some(row) = rows.next() {
+                        let dst = &mut dxp[(c * hp + i) * wp + j..][..n];
+                        for (d, &v) in dst.iter_mut().zip(row) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+        for c in 0..g.c_in {
+            for y in 0..g.h {
+                let at = (c * hp + y + g.pad) * wp + g.pad;
+                let dst = &mut dx[(c * g.h + y) * g.w..][..g.w];
+                for (d, &v) in dst.iter_mut().zip(&dxp[at..at + g.w]) {
+                    *d += v;
+                }
+            }
+        }
+        return;
+    }
     let (p, s) = (g.p(), g.stride);
     let mut rows = col[..g.k() * p].chunks_exact(p);
     for c in 0..g.c_in {
@@ -147,14 +231,8 @@ pub(crate) fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
                     let ih = oh * s + i - g.pad;
                     let src = &row[oh * g.wo + ow_lo..oh * g.wo + ow_hi];
                     let start = ih * g.w + ow_lo * s + j - g.pad;
-                    if s == 1 {
-                        for (d, v) in plane[start..start + src.len()].iter_mut().zip(src) {
-                            *d += *v;
-                        }
-                    } else {
-                        for (d, v) in plane[start..].iter_mut().step_by(s).zip(src) {
-                            *d += *v;
-                        }
+                    for (d, v) in plane[start..].iter_mut().step_by(s).zip(src) {
+                        *d += *v;
                     }
                 }
             }
@@ -168,7 +246,8 @@ mod tests {
     use super::*;
 
     fn naive_im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
-        let mut col = vec![0.0; g.k() * g.p()];
+        let n = g.grid();
+        let mut col = vec![0.0; g.k() * n];
         for c in 0..g.c_in {
             for i in 0..g.kh {
                 for j in 0..g.kw {
@@ -178,7 +257,7 @@ mod tests {
                             let ih = (oh * g.stride + i) as isize - g.pad as isize;
                             let iw = (ow * g.stride + j) as isize - g.pad as isize;
                             if ih >= 0 && iw >= 0 && (ih as usize) < g.h && (iw as usize) < g.w {
-                                col[r * g.p() + oh * g.wo + ow] =
+                                col[r * n + oh * g.grid_w + ow] =
                                     x[(c * g.h + ih as usize) * g.w + iw as usize];
                             }
                         }
@@ -187,6 +266,15 @@ mod tests {
             }
         }
         col
+    }
+
+    /// Zeroes the junk columns of a `K × grid` matrix.
+    fn clear_junk(g: &Geometry, col: &mut [f32]) {
+        for row in col.chunks_exact_mut(g.grid()) {
+            for line in row.chunks_exact_mut(g.grid_w) {
+                line[g.wo..].fill(0.0);
+            }
+        }
     }
 
     #[test]
@@ -198,17 +286,22 @@ mod tests {
             (1, 6, 6, 5, 5, 3, 2),
             (2, 3, 3, 3, 3, 1, 2),
             (1, 8, 5, 2, 4, 3, 0),
+            (2, 6, 7, 3, 3, 1, 0),
+            (2, 5, 4, 2, 3, 1, 1),
         ] {
             let g = Geometry::new((c, h, w), (kh, kw), s, p).unwrap();
             let x: Vec<f32> = (0..g.image()).map(|i| i as f32 + 1.0).collect();
-            let mut col = vec![f32::NAN; g.k() * g.p()];
-            im2col(&g, &x, &mut col);
+            let mut col = vec![f32::NAN; g.k() * g.grid()];
+            let mut scratch = vec![f32::NAN; g.padded_len()];
+            im2col(&g, &x, &mut col, &mut scratch);
+            clear_junk(&g, &mut col);
             let want = naive_im2col(&g, &x);
             assert_eq!(col, want, "{g:?}");
-            // col2im is the adjoint: <im2col(x), y> = <x, col2im(y)>.
-            let y: Vec<f32> = (0..col.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+            // col2im is the adjoint: <im2col(x), y> = <x, col2im(y)> for y zero on junk.
+            let mut y: Vec<f32> = (0..col.len()).map(|i| (i % 7) as f32 - 3.0).collect();
+            clear_junk(&g, &mut y);
             let mut dx = vec![0.0; g.image()];
-            col2im(&g, &y, &mut dx);
+            col2im(&g, &y, &mut dx, &mut scratch);
             let lhs: f32 = want.iter().zip(&y).map(|(a, b)| a * b).sum();
             let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
             assert_eq!(lhs, rhs, "{g:?}");
