@@ -88,14 +88,24 @@ impl CustomOp1 for AvgPool {
 }
 
 /// Average pooling of `x` (`batch × channels × height × width`) with `win`. On the CPU (f32) a
-/// custom op; elsewhere candle's `avg_pool2d` when size = stride (its backward needs that),
-/// else the CPU op on a copy.
+/// custom op. Other devices and dtypes use candle's own ops: windows as reshaped blocks when
+/// size = stride (not candle's `avg_pool2d`, whose backward needs size = stride), else
+/// the CPU op on an f32 copy.
 pub fn avg_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
     if cpu::fast_path(&[x]) {
         return x.contiguous()?.apply_op1(AvgPool { win });
     }
     if win.size == win.stride {
-        return x.avg_pool2d_with_stride(win.size, win.stride);
+        // Windows as reshaped blocks, reduced with candle's differentiable `mean`.
+        let (n, c, h, w) = x.dims4()?;
+        let (oh, ow) = win.output(h, w)?;
+        let k = win.size;
+        return x
+            .narrow(2, 0, oh * k)?
+            .narrow(3, 0, ow * k)?
+            .reshape((n, c, oh, k, ow, k))?
+            .mean(5)?
+            .mean(3);
     }
     let device = x.device().clone();
     let dtype = x.dtype();
@@ -133,6 +143,32 @@ mod tests {
                 |t| avg_pool2d(&t[0], win),
                 |t| candle_avg_pool(&t[0], win.size, win.stride),
                 &format!("{n}×{c}×{h}×{w} {win:?}"),
+            );
+        }
+    }
+
+    #[test]
+    fn other_dtypes_take_candles_ops_with_the_same_results() {
+        let mut rng = rng(9);
+        let x = random(&mut rng, &[2, 3, 7, 6]);
+        for win in [Window { size: 2, stride: 2 }, Window { size: 3, stride: 2 }] {
+            let xv = candle_core::Var::from_tensor(&x.to_dtype(candle_core::DType::F64).unwrap())
+                .unwrap();
+            let y = avg_pool2d(xv.as_tensor(), win).unwrap();
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let g = g
+                .get(xv.as_tensor())
+                .unwrap()
+                .to_dtype(candle_core::DType::F32)
+                .unwrap();
+            let xf = candle_core::Var::from_tensor(&x).unwrap();
+            let yf = avg_pool2d(xf.as_tensor(), win).unwrap();
+            let gf = yf.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let y = y.to_dtype(candle_core::DType::F32).unwrap();
+            assert!(rel_diff(&y, &yf) < 1e-6, "{win:?}");
+            assert!(
+                rel_diff(&g, gf.get(xf.as_tensor()).unwrap()) < 1e-6,
+                "{win:?}"
             );
         }
     }

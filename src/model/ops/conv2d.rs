@@ -609,6 +609,7 @@ impl CustomOp3 for ConvOp {
 mod tests {
     use super::super::testutil::*;
     use super::*;
+    use candle_core::Var;
     use rand::Rng;
 
     /// The convolution written with candle primitives only (zero padding, `index_select` for
@@ -785,5 +786,67 @@ mod tests {
         assert!(conv2d(&x, &w, None, o).is_err());
         let w = random(&mut rng, &[3, 2, 7, 7]);
         assert!(conv2d(&x, &w, None, o).is_err());
+    }
+
+    #[test]
+    fn other_dtypes_take_candles_ops_with_the_same_results() {
+        let mut rng = rng(10);
+        let f64 = candle_core::DType::F64;
+        let x = random(&mut rng, &[3, 2, 8, 8]);
+        let w = random(&mut rng, &[4, 2, 3, 3]);
+        let b = random(&mut rng, &[4]);
+        let o = ConvOptions {
+            stride: 1,
+            padding: 1,
+            relu: true,
+            pool: Some(Window { size: 2, stride: 2 }),
+        };
+        let fast = conv2d(&x, &w, Some(&b), o).unwrap();
+        let (x, w, b) = (
+            x.to_dtype(f64).unwrap(),
+            w.to_dtype(f64).unwrap(),
+            b.to_dtype(f64).unwrap(),
+        );
+        let slow = conv2d(&x, &w, Some(&b), o).unwrap();
+        assert_eq!(slow.dtype(), f64);
+        let slow = slow.to_dtype(candle_core::DType::F32).unwrap();
+        assert!(rel_diff(&fast, &slow) < 1e-5);
+    }
+
+    #[test]
+    fn fused_pooling_breaks_ties_like_the_max_pool_op() {
+        // Constant image regions give exactly equal convolution outputs: the fused pooling must
+        // pick the same maxima (first in row-major order) as conv → ReLU → max_pool.
+        let mut rng = rng(12);
+        let mut v = vec![0f32; 4 * 2 * 10 * 10];
+        for (i, x) in v.iter_mut().enumerate() {
+            if i % 100 >= 60 {
+                *x = ((i * 37) % 11) as f32 - 5.0;
+            }
+        }
+        let vx = Var::from_tensor(
+            &Tensor::from_vec(v, (4, 2, 10, 10), &candle_core::Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let vw = var(&mut rng, &[3, 2, 3, 3]);
+        let vb = var(&mut rng, &[3]);
+        for win in [Window { size: 2, stride: 2 }, Window { size: 3, stride: 2 }] {
+            let o = ConvOptions {
+                stride: 1,
+                padding: 1,
+                relu: true,
+                pool: Some(win),
+            };
+            check_against(
+                &[&vx, &vw, &vb],
+                &mut rng,
+                |t| conv2d(&t[0], &t[1], Some(&t[2]), o),
+                |t| {
+                    let y = conv2d(&t[0], &t[1], Some(&t[2]), ConvOptions { pool: None, ..o })?;
+                    max_pool::max_pool2d(&y, win)
+                },
+                &format!("ties {win:?}"),
+            );
+        }
     }
 }

@@ -281,4 +281,26 @@ mod tests {
         let b = random(&mut rng, &[4]);
         assert!(linear(&x, &w, Some(&b), false).is_err());
     }
+
+    #[test]
+    fn other_dtypes_take_candles_ops_with_the_same_results() {
+        let mut rng = rng(11);
+        let f64 = candle_core::DType::F64;
+        let (x, w, b) = (
+            random(&mut rng, &[5, 7]),
+            random(&mut rng, &[3, 7]),
+            random(&mut rng, &[3]),
+        );
+        let fast = linear(&x, &w, Some(&b), true).unwrap();
+        let (x, w, b) = (
+            x.to_dtype(f64).unwrap(),
+            w.to_dtype(f64).unwrap(),
+            b.to_dtype(f64).unwrap(),
+        );
+        let slow = linear(&x, &w, Some(&b), true)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        assert!(rel_diff(&fast, &slow) < 1e-5);
+    }
 }

@@ -225,8 +225,9 @@ impl CustomOp1 for MaxPool {
 }
 
 /// Max-pooling of `x` (`batch × channels × height × width`) with `win`. On the CPU (f32) a
-/// custom op; elsewhere candle's `max_pool2d` when size = stride (its backward needs that),
-/// else the CPU op on a copy.
+/// custom op. Other devices and dtypes use candle's own ops: windows as reshaped blocks when
+/// size = stride (not candle's `max_pool2d`, whose backward needs size = stride, and scales the gradient by 1/size²), else
+/// the CPU op on an f32 copy.
 pub fn max_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
     if cpu::fast_path(&[x]) {
         let op = MaxPool {
@@ -236,7 +237,16 @@ pub fn max_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
         return x.contiguous()?.apply_op1(op);
     }
     if win.size == win.stride {
-        return x.max_pool2d_with_stride(win.size, win.stride);
+        // Windows as reshaped blocks, reduced with candle's differentiable `max`.
+        let (n, c, h, w) = x.dims4()?;
+        let (oh, ow) = win.output(h, w)?;
+        let k = win.size;
+        return x
+            .narrow(2, 0, oh * k)?
+            .narrow(3, 0, ow * k)?
+            .reshape((n, c, oh, k, ow, k))?
+            .max(5)?
+            .max(3);
     }
     let device = x.device().clone();
     let dtype = x.dtype();
@@ -324,5 +334,32 @@ mod tests {
         .unwrap();
         assert!(max_pool2d(&x, Window { size: 3, stride: 1 }).is_err());
         assert!(max_pool2d(&x, Window { size: 1, stride: 0 }).is_err());
+    }
+
+    #[test]
+    fn other_dtypes_take_candles_ops_with_the_same_results() {
+        let mut rng = rng(8);
+        let x = random(&mut rng, &[2, 3, 7, 6]);
+        for win in [Window { size: 2, stride: 2 }, Window { size: 3, stride: 2 }] {
+            let xv = candle_core::Var::from_tensor(&x.to_dtype(candle_core::DType::F64).unwrap())
+                .unwrap();
+            let y = max_pool2d(xv.as_tensor(), win).unwrap();
+            assert_eq!(y.dtype(), candle_core::DType::F64);
+            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let g = g
+                .get(xv.as_tensor())
+                .unwrap()
+                .to_dtype(candle_core::DType::F32)
+                .unwrap();
+            let xf = candle_core::Var::from_tensor(&x).unwrap();
+            let yf = max_pool2d(xf.as_tensor(), win).unwrap();
+            let gf = yf.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let y = y.to_dtype(candle_core::DType::F32).unwrap();
+            assert!(rel_diff(&y, &yf) < 1e-6, "{win:?}");
+            assert!(
+                rel_diff(&g, gf.get(xf.as_tensor()).unwrap()) < 1e-6,
+                "{win:?}"
+            );
+        }
     }
 }
