@@ -2,6 +2,7 @@
 
 pub mod init;
 pub mod network;
+pub mod ops;
 pub mod shapes;
 
 pub use network::{Mode, Network};

@@ -8,6 +8,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::init;
+use super::ops::{self, ConvOptions, Window};
 use super::shapes::{self, Shape};
 use crate::spec::{Architecture, LayerSpec, ModelSpec};
 use crate::train::optim::Param;
@@ -41,10 +42,10 @@ enum Layer {
     Relu,
     Gelu,
     MaxPool {
-        size: usize,
+        win: Window,
     },
     AvgPool {
-        size: usize,
+        win: Window,
     },
     GlobalAvgPool,
     Dropout {
@@ -200,8 +201,12 @@ impl Network {
             }
             LayerSpec::Relu => Layer::Relu,
             LayerSpec::Gelu => Layer::Gelu,
-            LayerSpec::MaxPool { size, .. } => Layer::MaxPool { size },
-            LayerSpec::AvgPool { size, .. } => Layer::AvgPool { size },
+            LayerSpec::MaxPool { size, stride } => Layer::MaxPool {
+                win: Window { size, stride },
+            },
+            LayerSpec::AvgPool { size, stride } => Layer::AvgPool {
+                win: Window { size, stride },
+            },
             LayerSpec::GlobalAvgPool => Layer::GlobalAvgPool,
             LayerSpec::Dropout { rate } => Layer::Dropout { rate },
             LayerSpec::Flatten => Layer::Flatten,
@@ -231,7 +236,9 @@ impl Network {
             Shape::Flat(_) => x.flatten_from(1)?,
             Shape::Spatial { .. } => x.clone(),
         };
-        for layer in &self.layers {
+        let mut i = 0;
+        while let Some(layer) = self.layers.get(i) {
+            i += 1;
             x = match layer {
                 Layer::Conv {
                     w,
@@ -239,18 +246,26 @@ impl Network {
                     stride,
                     padding,
                 } => {
-                    let y = x.conv2d(w.as_tensor(), *padding, *stride, 1, 1)?;
-                    match b {
-                        Some(b) => y.broadcast_add(&b.as_tensor().reshape((1, (), 1, 1))?)?,
-                        None => y,
-                    }
+                    // A following ReLU and max-pool are fused into the convolution.
+                    let relu = matches!(self.layers.get(i), Some(Layer::Relu));
+                    i += usize::from(relu);
+                    let pool = match self.layers.get(i) {
+                        Some(Layer::MaxPool { win }) => Some(*win),
+                        _ => None,
+                    };
+                    i += usize::from(pool.is_some());
+                    let opts = ConvOptions {
+                        stride: *stride,
+                        padding: *padding,
+                        relu,
+                        pool,
+                    };
+                    ops::conv2d(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), opts)?
                 }
                 Layer::Dense { w, b } => {
-                    let y = x.matmul(&w.as_tensor().t()?)?;
-                    match b {
-                        Some(b) => y.broadcast_add(b.as_tensor())?,
-                        None => y,
-                    }
+                    let relu = matches!(self.layers.get(i), Some(Layer::Relu));
+                    i += usize::from(relu);
+                    ops::linear(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), relu)?
                 }
                 Layer::BatchNorm {
                     gamma,
@@ -262,8 +277,8 @@ impl Network {
                 } => batch_norm(&x, gamma, beta, mean, var, *momentum, *eps, mode)?,
                 Layer::Relu => x.relu()?,
                 Layer::Gelu => x.gelu_erf()?,
-                Layer::MaxPool { size } => x.max_pool2d(*size)?,
-                Layer::AvgPool { size } => x.avg_pool2d(*size)?,
+                Layer::MaxPool { win } => ops::max_pool2d(&x, *win)?,
+                Layer::AvgPool { win } => ops::avg_pool2d(&x, *win)?,
                 Layer::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1)?,
                 Layer::Dropout { rate } if mode == Mode::Train && *rate > 0.0 => {
                     dropout(&x, *rate, rng)?

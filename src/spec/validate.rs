@@ -620,17 +620,7 @@ fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> 
         }
         "max_pool" | "avg_pool" => {
             let size = pos(&mut t, "size", None, d)?;
-            let stride_span = t.entry("stride").map(|e| e.node.span);
             let stride = pos(&mut t, "stride", Some(size), d)?;
-            if stride != size {
-                d.error(
-                    stride_span.unwrap_or(a.node.span),
-                    &t.path_of("stride"),
-                    format!("pooling with stride {stride} different from its size {size} is not supported yet"),
-                    Some(format!("use stride = {size} (or leave stride out)")),
-                );
-                return None;
-            }
             if kind == "max_pool" {
                 LayerSpec::MaxPool { size, stride }
             } else {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use candle_core::{backprop::GradStore, Tensor};
+use candle_core::{backprop::GradStore, DType, Storage, Tensor};
 
 use super::{
     check_unique_names, conform, counter_tensor, read_counter, required, value_and_grad, Optimizer,
@@ -85,42 +85,204 @@ impl Adam {
     }
 }
 
+enum Decay {
+    /// AdamW: `p ← p · mul` before the update.
+    Decoupled(f64),
+    /// Adam: `g ← g + wd · p`.
+    L2(f64),
+}
+
+/// The scalars of one parameter's update.
+struct Coefs {
+    decay: Option<Decay>,
+    b1: f64,
+    b2: f64,
+    rsqrt_bias2: f64,
+    eps: f64,
+    step_size: f64,
+}
+
+/// The update of one parameter with candle tensor ops (any device and dtype): the new value
+/// and moments.
+fn with_tensor_ops(
+    mut p: Tensor,
+    mut g: Tensor,
+    moments: Option<(&Tensor, &Tensor)>,
+    k: &Coefs,
+) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+    let (b1, b2) = (k.b1, k.b2);
+    match k.decay {
+        Some(Decay::Decoupled(mul)) => p = p.affine(mul, 0.0)?,
+        Some(Decay::L2(wd)) => g = p.affine(wd, 0.0)?.add(&g)?,
+        None => {}
+    }
+    let (m, v) = match moments {
+        // From zero moments: m = (1 − β1)·g, v = (1 − β2)·g² (bit-identical to β·0 + …).
+        None => (g.affine(1.0 - b1, 0.0)?, g.sqr()?.affine(1.0 - b2, 0.0)?),
+        Some((m, v)) => (
+            m.affine(b1, 0.0)?.add(&g.affine(1.0 - b1, 0.0)?)?,
+            v.affine(b2, 0.0)?.add(&g.sqr()?.affine(1.0 - b2, 0.0)?)?,
+        ),
+    };
+    let denom = v.sqrt()?.affine(k.rsqrt_bias2, k.eps)?;
+    let update = m.div(&denom)?.affine(k.step_size, 0.0)?;
+    Ok((p.sub(&update)?, m, v))
+}
+
+/// The update of one f32 parameter on the CPU in a single pass, without the dozen
+/// intermediate tensors of the tensor-op path (the same f32 operations in the same order,
+/// so bit-identical to it): the new value and moments, or `None` for other dtypes or devices.
+fn fused_cpu(
+    p: &Tensor,
+    g: &Tensor,
+    moments: Option<(&Tensor, &Tensor)>,
+    k: &Coefs,
+) -> candle_core::Result<Option<(Tensor, Tensor, Tensor)>> {
+    let mut all = vec![p, g];
+    if let Some((m, v)) = moments {
+        all.extend([m, v]);
+    }
+    if !all
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    {
+        return Ok(None);
+    }
+    let contiguous: Vec<Tensor> = all
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<_>>()?;
+    let guards: Vec<_> = contiguous.iter().map(|t| t.storage_and_layout()).collect();
+    let mut data = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let (Storage::Cpu(cpu), Some((start, end))) = (&**storage, layout.contiguous_offsets())
+        else {
+            return Ok(None);
+        };
+        data.push(&cpu.as_slice::<f32>()?[start..end]);
+    }
+    let (pd, gd) = (data[0], data[1]);
+    let n = pd.len();
+    if gd.len() != n || data.iter().any(|d| d.len() != n) {
+        candle_core::bail!("Adam: parameter, gradient and moments differ in size");
+    }
+    let f = |x: f64| x as f32;
+    let c = Consts {
+        b1: f(k.b1),
+        b2: f(k.b2),
+        one_b1: f(1.0 - k.b1),
+        one_b2: f(1.0 - k.b2),
+        rsqrt_bias2: f(k.rsqrt_bias2),
+        eps: f(k.eps),
+        step_size: f(k.step_size),
+    };
+    let (mut new_p, mut new_m, mut new_v) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+    let out = (&mut new_p[..], &mut new_m[..], &mut new_v[..]);
+    let mv = moments.map(|_| (data[2], data[3]));
+    // One monomorphic loop per kind of decay, so that each vectorises.
+    match k.decay {
+        None => fused_loop(pd, gd, mv, out, &c, |p, g| (p, g)),
+        Some(Decay::Decoupled(mul)) => {
+            let mul = f(mul);
+            fused_loop(pd, gd, mv, out, &c, move |p, g| (p * mul + 0.0, g))
+        }
+        Some(Decay::L2(wd)) => {
+            let wd = f(wd);
+            fused_loop(pd, gd, mv, out, &c, move |p, g| (p, (p * wd + 0.0) + g))
+        }
+    }
+    let (shape, device) = (p.shape(), p.device());
+    Ok(Some((
+        Tensor::from_vec(new_p, shape, device)?,
+        Tensor::from_vec(new_m, shape, device)?,
+        Tensor::from_vec(new_v, shape, device)?,
+    )))
+}
+
+/// The f32 scalars of [`Coefs`].
+struct Consts {
+    b1: f32,
+    b2: f32,
+    one_b1: f32,
+    one_b2: f32,
+    rsqrt_bias2: f32,
+    eps: f32,
+    step_size: f32,
+}
+
+/// The element loop of [`fused_cpu`]; `decay` maps `(p, g)` before the update.
+#[inline(always)]
+fn fused_loop(
+    pd: &[f32],
+    gd: &[f32],
+    moments: Option<(&[f32], &[f32])>,
+    (new_p, new_m, new_v): (&mut [f32], &mut [f32], &mut [f32]),
+    c: &Consts,
+    decay: impl Fn(f32, f32) -> (f32, f32),
+) {
+    let finish =
+        |p: f32, m: f32, v: f32| p - ((m / (v.sqrt() * c.rsqrt_bias2 + c.eps)) * c.step_size + 0.0);
+    let outs = new_p.iter_mut().zip(new_m.iter_mut()).zip(new_v.iter_mut());
+    match moments {
+        None => {
+            for (((np, nm), nv), (&p, &g)) in outs.zip(pd.iter().zip(gd)) {
+                let (p, g) = decay(p, g);
+                let (m, v) = (g * c.one_b1 + 0.0, (g * g) * c.one_b2 + 0.0);
+                (*np, *nm, *nv) = (finish(p, m, v), m, v);
+            }
+        }
+        Some((md, vd)) => {
+            let ins = pd.iter().zip(gd).zip(md.iter().zip(vd));
+            for (((np, nm), nv), ((&p, &g), (&m, &v))) in outs.zip(ins) {
+                let (p, g) = decay(p, g);
+                let m = (m * c.b1 + 0.0) + (g * c.one_b1 + 0.0);
+                let v = (v * c.b2 + 0.0) + ((g * g) * c.one_b2 + 0.0);
+                (*np, *nm, *nv) = (finish(p, m, v), m, v);
+            }
+        }
+    }
+}
+
 impl Optimizer for Adam {
     fn step(&mut self, params: &[Param], grads: &GradStore, lr: f64) -> candle_core::Result<()> {
         check_unique_names(params)?;
         let (b1, b2) = (self.beta1, self.beta2);
         for param in params {
-            let Some((mut p, mut g)) = value_and_grad(param, grads)? else {
+            let Some((p, g)) = value_and_grad(param, grads)? else {
                 continue;
             };
             let decay = param.decay && self.weight_decay != 0.0;
-            if decay {
-                if self.decoupled {
-                    p = p.affine(1.0 - lr * self.weight_decay, 0.0)?;
-                } else {
-                    g = p.affine(self.weight_decay, 0.0)?.add(&g)?;
-                }
-            }
-            let (t, m, v) = match self.state.get(&param.name) {
-                // From zero moments: m = (1 − β1)·g, v = (1 − β2)·g² (bit-identical to β·0 + …).
-                None => (1, g.affine(1.0 - b1, 0.0)?, g.sqr()?.affine(1.0 - b2, 0.0)?),
-                Some(s) => {
-                    let m = conform(&format!("{PREFIX_M}{}", param.name), &s.m, &p)?;
-                    let v = conform(&format!("{PREFIX_V}{}", param.name), &s.v, &p)?;
-                    (
-                        s.step + 1,
-                        m.affine(b1, 0.0)?.add(&g.affine(1.0 - b1, 0.0)?)?,
-                        v.affine(b2, 0.0)?.add(&g.sqr()?.affine(1.0 - b2, 0.0)?)?,
-                    )
-                }
+            let prev = match self.state.get(&param.name) {
+                None => None,
+                Some(s) => Some((
+                    s.step,
+                    conform(&format!("{PREFIX_M}{}", param.name), &s.m, &p)?,
+                    conform(&format!("{PREFIX_V}{}", param.name), &s.v, &p)?,
+                )),
             };
+            let t = prev.as_ref().map_or(1, |(step, _, _)| step + 1);
             let exp = i32::try_from(t).unwrap_or(i32::MAX);
             let bias1 = 1.0 - b1.powi(exp);
             let bias2 = 1.0 - b2.powi(exp);
             let step_size = lr / bias1;
-            let denom = v.sqrt()?.affine(1.0 / bias2.sqrt(), self.eps)?;
-            let update = m.div(&denom)?.affine(step_size, 0.0)?;
-            param.var.set(&p.sub(&update)?)?;
+            let coefs = Coefs {
+                decay: decay.then_some(if self.decoupled {
+                    Decay::Decoupled(1.0 - lr * self.weight_decay)
+                } else {
+                    Decay::L2(self.weight_decay)
+                }),
+                b1,
+                b2,
+                rsqrt_bias2: 1.0 / bias2.sqrt(),
+                eps: self.eps,
+                step_size,
+            };
+            let moments = prev.as_ref().map(|(_, m, v)| (m, v));
+            let (p, m, v) = match fused_cpu(&p, &g, moments, &coefs)? {
+                Some(updated) => updated,
+                None => with_tensor_ops(p, g, moments, &coefs)?,
+            };
+            param.var.set(&p)?;
             self.state
                 .insert(param.name.clone(), Moments { step: t, m, v });
         }
@@ -354,6 +516,57 @@ mod tests {
                 &format!("β=({b1},{b2}) eps {eps} wd {wd} decoupled {dec}"),
             );
         }
+    }
+
+    #[test]
+    fn the_fused_cpu_update_is_bit_identical_to_the_tensor_ops() {
+        let dev = Device::Cpu;
+        let n = 1000;
+        let vals = |seed: u32| -> Tensor {
+            let v: Vec<f32> = (0..n)
+                .map(|i| {
+                    ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) % 2001) as f32 / 1000.0
+                        - 1.0
+                })
+                .collect();
+            Tensor::from_vec(v, n, &dev).unwrap()
+        };
+        for decay in [None, Some(Decay::Decoupled(0.999)), Some(Decay::L2(0.01))] {
+            let k = Coefs {
+                decay,
+                b1: 0.9,
+                b2: 0.999,
+                rsqrt_bias2: 1.0 / (1.0f64 - 0.999f64.powi(3)).sqrt(),
+                eps: 1e-8,
+                step_size: 1e-3 / (1.0 - 0.9f64.powi(3)),
+            };
+            let (p, g, m, v) = (vals(1), vals(2), vals(3), vals(4).abs().unwrap());
+            for moments in [None, Some((&m, &v))] {
+                let fused = fused_cpu(&p, &g, moments, &k).unwrap().unwrap();
+                let plain = with_tensor_ops(p.clone(), g.clone(), moments, &k).unwrap();
+                let bits = |t: &Tensor| -> Vec<u32> {
+                    t.to_vec1::<f32>()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.to_bits())
+                        .collect()
+                };
+                assert_eq!(bits(&fused.0), bits(&plain.0));
+                assert_eq!(bits(&fused.1), bits(&plain.1));
+                assert_eq!(bits(&fused.2), bits(&plain.2));
+            }
+        }
+        // Other dtypes take the tensor ops.
+        let p64 = vals(1).to_dtype(DType::F64).unwrap();
+        let k = Coefs {
+            decay: None,
+            b1: 0.9,
+            b2: 0.999,
+            rsqrt_bias2: 1.0,
+            eps: 1e-8,
+            step_size: 1e-3,
+        };
+        assert!(fused_cpu(&p64, &p64, None, &k).unwrap().is_none());
     }
 
     #[test]

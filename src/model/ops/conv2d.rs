@@ -1,0 +1,852 @@
+//! 2-D convolution with its bias, ReLU and max-pool fused, as one candle custom op lowered to
+//! matrix products on the CPU: per image, im2col then `W · col` (forward), `G · colᵀ` (weight
+//! gradient, summed over a fixed split of the batch) and `Wᵀ · G` then col2im (input gradient).
+
+use std::sync::Mutex;
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::cpu;
+use super::im2col::{col2im, im2col, Geometry};
+use super::matmul::{gemm, Mat, MatMut, Parallelism};
+use super::max_pool::{self, Window};
+
+/// What the convolution computes: `pool(relu(conv(x, w) + b))`, each stage optional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvOptions {
+    pub stride: usize,
+    pub padding: usize,
+    pub relu: bool,
+    /// A max-pool applied to the (activated) convolution output.
+    pub pool: Option<Window>,
+}
+
+/// `x` (`batch × c_in × h × w`), `w` (`c_out × c_in × kh × kw`), `b` (`c_out`).
+pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
+    let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
+    if !cpu::fast_path(&all) {
+        return reference(x, w, b, opts);
+    }
+    let op = ConvOp {
+        opts,
+        argmax: Mutex::new(Vec::new()),
+    };
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+/// The same computation with candle's own ops (used off the CPU, and by the tests).
+pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
+    let mut y = x.conv2d(w, opts.padding, opts.stride, 1, 1)?;
+    if let Some(b) = b {
+        y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+    }
+    if opts.relu {
+        y = y.relu()?;
+    }
+    match opts.pool {
+        Some(win) => max_pool::max_pool2d(&y, win),
+        None => Ok(y),
+    }
+}
+
+const NAME: &str = "conv2d";
+
+struct ConvOp {
+    opts: ConvOptions,
+    /// With a fused max-pool: per output element, the index of its maximum in the plane.
+    argmax: Mutex<Vec<u32>>,
+}
+
+/// Shapes of one call: the convolution geometry, the batch, output channels and pooled size.
+struct Dims {
+    g: Geometry,
+    n: usize,
+    c_out: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Dims {
+    fn new(opts: &ConvOptions, x: &Shape, w: &Shape, b: Option<usize>) -> Result<Self> {
+        let (n, c, h, wd) = x.dims4()?;
+        let (c_out, c_in, kh, kw) = w.dims4()?;
+        if c_in != c {
+            bail!("{NAME}: the input has {c} channels but the kernel expects {c_in}")
+        }
+        if let Some(len) = b {
+            if len != c_out {
+                bail!("{NAME}: {len} biases for {c_out} output channels")
+            }
+        }
+        let g = Geometry::new((c, h, wd), (kh, kw), opts.stride, opts.padding)?;
+        let (oh, ow) = match opts.pool {
+            Some(win) => win.output(g.ho, g.wo)?,
+            None => (g.ho, g.wo),
+        };
+        if g.p() > u32::MAX as usize {
+            bail!("{NAME}: output planes of {}×{} are too large", g.ho, g.wo)
+        }
+        Ok(Dims {
+            g,
+            n,
+            c_out,
+            oh,
+            ow,
+        })
+    }
+
+    /// Output elements per image.
+    fn out(&self) -> usize {
+        self.c_out * self.oh * self.ow
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>> {
+    match m.lock() {
+        Ok(g) => Ok(g),
+        Err(_) => bail!("{NAME}: argmax store poisoned"),
+    }
+}
+
+impl ConvOp {
+    fn forward(
+        &self,
+        (xs, xl): (&CpuStorage, &Layout),
+        (ws, wl): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::storage_f32(xs, xl, NAME)?;
+        let w = cpu::storage_f32(ws, wl, NAME)?;
+        let b = match bias {
+            Some((s, l)) => Some(cpu::storage_f32(s, l, NAME)?),
+            None => None,
+        };
+        let d = Dims::new(&self.opts, xl.shape(), wl.shape(), b.map(|b| b.len()))?;
+        let (g, co) = (d.g, d.c_out);
+        let (k, n, out_img) = (g.k(), g.grid(), d.out());
+        let (relu, pool) = (self.opts.relu, self.opts.pool);
+        let mut out = vec![0f32; d.n * out_img];
+        let arg_img = if pool.is_some() { out_img } else { 0 };
+        let mut argmax = vec![0u32; d.n * arg_img];
+        let ranges = cpu::ranges(d.n, 4 * cpu::MAX_CHUNKS);
+        let outs = cpu::split_mut(&mut out, &ranges, out_img);
+        let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
+        let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
+        cpu::run(tasks, |((images, out), arg)| {
+            let col_len = if g.is_pointwise() { 0 } else { k * n };
+            let pool_len = match pool {
+                Some(_) => 2 * g.wo * co + 2 * d.ow * co,
+                None => 0,
+            };
+            let mut buf = cpu::take_scratch(col_len + co * n + pool_len + g.padded_len());
+            let (col, rest) = buf.split_at_mut(col_len);
+            let (z, rest) = rest.split_at_mut(co * n);
+            let (pool_scratch, padded) = rest.split_at_mut(pool_len);
+            for (i, img) in images.enumerate() {
+                let xn = &x[img * g.image()..(img + 1) * g.image()];
+                let rhs = if g.is_pointwise() {
+                    Mat::rows(xn, n)
+                } else {
+                    im2col(&g, xn, col, padded);
+                    Mat::rows(col, n)
+                };
+                // z = (W · col)ᵀ: grid positions × channels, the orientation gemm runs fastest
+                // in, and the one the pooling epilogue vectorises over channels with.
+                let zt = MatMut::cols(z, co);
+                gemm(co, n, k, zt, false, Mat::rows(w, k), rhs, Parallelism::None)?;
+                let out_n = &mut out[i * out_img..(i + 1) * out_img];
+                let grid = (g.ho, g.wo, g.grid_w);
+                match pool {
+                    None => store_channels_first(z, co, grid, b, relu, out_n),
+                    Some(win) => {
+                        let arg_n = &mut arg[i * out_img..(i + 1) * out_img];
+                        let scratch = &mut pool_scratch[..];
+                        pool_channels_last(z, co, grid, win, b, relu, out_n, arg_n, scratch);
+                    }
+                }
+            }
+            cpu::put_scratch(buf);
+            Ok(())
+        })?;
+        if pool.is_some() {
+            *lock(&self.argmax)? = argmax;
+        }
+        Ok((CpuStorage::F32(out), Shape::from((d.n, co, d.oh, d.ow))))
+    }
+
+    fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let need_dx = x.track_op();
+        let need_dw = w.track_op();
+        let need_db = b.is_some_and(|b| b.track_op());
+        if !(need_dx || need_dw || need_db) {
+            return Ok((None, None, None));
+        }
+        let d = Dims::new(&self.opts, x.shape(), w.shape(), b.map(|b| b.elem_count()))?;
+        let (g, co) = (d.g, d.c_out);
+        let (k, n, out_img) = (g.k(), g.grid(), d.out());
+        let (relu, pool) = (self.opts.relu, self.opts.pool);
+        let (x, w, res, grad) = (
+            x.contiguous()?,
+            w.contiguous()?,
+            res.contiguous()?,
+            grad.contiguous()?,
+        );
+        let (xs, xl) = x.storage_and_layout();
+        let xd = cpu::tensor_f32(&xs, xl, NAME)?;
+        let (ws, wl) = w.storage_and_layout();
+        let wd = cpu::tensor_f32(&ws, wl, NAME)?;
+        let (rs, rl) = res.storage_and_layout();
+        let rd = cpu::tensor_f32(&rs, rl, NAME)?;
+        let (gs, gl) = grad.storage_and_layout();
+        let gd = cpu::tensor_f32(&gs, gl, NAME)?;
+        let argmax = lock(&self.argmax)?;
+        if gd.len() != d.n * out_img
+            || rd.len() != gd.len()
+            || (pool.is_some() && argmax.len() != gd.len())
+        {
+            bail!("{NAME}: backward without a matching forward pass")
+        }
+        // Wᵀ (K × c_out, row-major) for the input gradient.
+        let wt: Vec<f32> = if need_dx {
+            (0..k * co).map(|i| wd[(i % co) * k + i / co]).collect()
+        } else {
+            Vec::new()
+        };
+
+        let img = if need_dx { g.image() } else { 0 };
+        let mut dx = vec![0f32; d.n * img];
+        let ranges = cpu::ranges(d.n, cpu::MAX_CHUNKS);
+        let dxs = cpu::split_mut(&mut dx, &ranges, img);
+        let tasks: Vec<_> = ranges.into_iter().zip(dxs).collect();
+        let partials = cpu::run(tasks, |(images, dx)| {
+            // Partial sums of this chunk: dWᵀ (K × c_out) and db.
+            let mut dwt = vec![0f32; if need_dw { k * co } else { 0 }];
+            let mut db = vec![0f32; if need_db { co } else { 0 }];
+            let col_len = if g.is_pointwise() || !need_dw {
+                0
+            } else {
+                k * n
+            };
+            let dcol_len = if g.is_pointwise() || !need_dx {
+                0
+            } else {
+                k * n
+            };
+            let mut buf = cpu::take_scratch(co * n + col_len + dcol_len + g.padded_len());
+            let (gz, rest) = buf.split_at_mut(co * n);
+            let (col, rest) = rest.split_at_mut(col_len);
+            let (dcol, padded) = rest.split_at_mut(dcol_len);
+            let grid = (g.ho, g.wo, g.grid_w);
+            for (i, im) in images.enumerate() {
+                let o = im * out_img..(im + 1) * out_img;
+                let (gn, rn) = (&gd[o.clone()], &rd[o.clone()]);
+                // The gradient at the convolution's output (after the bias, before ReLU and
+                // pooling), grid positions × channels, zero on the junk columns.
+                match pool {
+                    Some(_) => unpool_channels_last(gn, rn, &argmax[o], co, relu, gz, &mut db)?,
+                    None => {
+                        load_channels_last(gn, rn, co, grid, relu, gz);
+                        if need_db {
+                            sum_rows(gz, co, &mut db);
+                        }
+                    }
+                }
+                let xn = &xd[im * g.image()..(im + 1) * g.image()];
+                // gz as the c_out × grid matrix it stands for.
+                let gmat = Mat::transposed(gz, co);
+                if need_dw {
+                    let cols = if g.is_pointwise() {
+                        Mat::transposed(xn, n)
+                    } else {
+                        im2col(&g, xn, col, padded);
+                        Mat::transposed(col, n)
+                    };
+                    let dst = MatMut::cols(&mut dwt, co);
+                    gemm(co, k, n, dst, true, gmat, cols, Parallelism::None)?;
+                }
+                if need_dx {
+                    let dxn = &mut dx[i * g.image()..(i + 1) * g.image()];
+                    let lhs = Mat::rows(&wt, co);
+                    if g.is_pointwise() {
+                        let dst = MatMut::rows(dxn, n);
+                        gemm(k, n, co, dst, false, lhs, gmat, Parallelism::None)?;
+                    } else {
+                        let dst = MatMut::rows(dcol, n);
+                        gemm(k, n, co, dst, false, lhs, gmat, Parallelism::None)?;
+                        col2im(&g, dcol, dxn, padded);
+                    }
+                }
+            }
+            cpu::put_scratch(buf);
+            Ok((dwt, db))
+        })?;
+        drop(argmax);
+
+        let mut parts = partials.into_iter();
+        let (mut dwt, mut db) = parts.next().unwrap_or_default();
+        for (pw, pb) in parts {
+            for (a, v) in dwt.iter_mut().zip(pw) {
+                *a += v;
+            }
+            for (a, v) in db.iter_mut().zip(pb) {
+                *a += v;
+            }
+        }
+        let dx = if need_dx {
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        let dw = if need_dw {
+            let dw: Vec<f32> = (0..co * k).map(|i| dwt[(i % k) * co + i / k]).collect();
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?)
+        } else {
+            None
+        };
+        let db = match b {
+            Some(b) if need_db => Some(Tensor::from_vec(db, b.shape(), b.device())?),
+            _ => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+cpu::multiversion! {
+/// Writes `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) to `out`
+/// (`c × ho·wo`, channels first) with the bias and ReLU applied.
+fn store_channels_first(
+    z: &[f32],
+    c: usize,
+    grid: (usize, usize, usize),
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+) {
+    let (ho, wo, gw) = grid;
+    for ch in 0..c {
+        let b = bias.map_or(0.0, |b| b[ch]);
+        for y in 0..ho {
+            let dst = &mut out[(ch * ho + y) * wo..][..wo];
+            for (x, o) in dst.iter_mut().enumerate() {
+                let t = z[(y * gw + x) * c + ch] + b;
+                *o = if relu && t < 0.0 { 0.0 } else { t };
+            }
+        }
+    }
+}
+}
+
+cpu::multiversion! {
+/// Max-pools `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) into
+/// `out` (`c × oh·ow`, channels first), adding the bias after the maximum (the same value, one
+/// add per output) and applying ReLU; records each maximum's grid position in `argmax`: the
+/// first one in row-major window order on ties, as PyTorch; a NaN wins. Each band of `k` rows
+/// is first reduced vertically over whole rows, then horizontally, as branch-free loops over
+/// contiguous memory; positions are carried as f32 (exact below 2²⁴) and updated
+/// arithmetically, so that nothing compiles to a conditional store.
+#[allow(clippy::too_many_arguments)]
+fn pool_channels_last(
+    z: &[f32],
+    c: usize,
+    grid: (usize, usize, usize),
+    win: Window,
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    argmax: &mut [u32],
+    scratch: &mut [f32],
+) {
+    let ((ho, wo, gw), (k, s)) = (grid, (win.size, win.stride));
+    let (oh, ow) = ((ho - k) / s + 1, (wo - k) / s + 1);
+    let (plane, row_len) = (oh * ow, wo * c);
+    // Per band: the vertical maxima and their rows; then per output row: the maxima (channels
+    // last) and their grid positions.
+    let (vbest, rest) = scratch.split_at_mut(row_len);
+    let (vrow, rest) = rest.split_at_mut(row_len);
+    let (hbest, rest) = rest.split_at_mut(ow * c);
+    let hpos = &mut rest[..ow * c];
+    let gwf = gw as f32;
+    for y in 0..oh {
+        let top = y * s;
+        let first = &z[top * gw * c..][..row_len];
+        let r0 = top as f32;
+        for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(first) {
+            *b = v;
+            *a = r0;
+        }
+        let mut nan = has_nan(vbest);
+        for i in 1..k {
+            let r = (top + i) as f32;
+            let row = &z[(top + i) * gw * c..][..row_len];
+            for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(row) {
+                let take = f32::from(u8::from(v > *b));
+                *a += take * (r - *a);
+                *b = b.max(v);
+            }
+            nan |= has_nan(row);
+        }
+        for x in 0..ow {
+            let (left, dst) = (x * s * c, x * c);
+            let (hb, hp) = (&mut hbest[dst..dst + c], &mut hpos[dst..dst + c]);
+            let col0 = (x * s) as f32;
+            let (vb, vr) = (&vbest[left..left + c], &vrow[left..left + c]);
+            for (((b, p), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+                *b = v;
+                *p = r * gwf + col0;
+            }
+            for j in 1..k {
+                let col = (x * s + j) as f32;
+                let at = (x * s + j) * c;
+                let (vb, vr) = (&vbest[at..at + c], &vrow[at..at + c]);
+                for (((b, bp), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+                    // On equal values the earlier position wins (row-major order).
+                    let pos = r * gwf + col;
+                    let take = f32::from(u8::from(v > *b || (v == *b && pos < *bp)));
+                    *bp += take * (pos - *bp);
+                    *b = b.max(v);
+                }
+            }
+            if nan {
+                first_nans(z, c, gw, k, (top, x * s), hb, hp);
+            }
+        }
+        // Bias, ReLU and positions as integers, all contiguous...
+        for (hb, hp) in hbest.chunks_exact_mut(c).zip(hpos.chunks_exact_mut(c)) {
+            for ch in 0..c {
+                let t = hb[ch] + bias.map_or(0.0, |b| b[ch]);
+                hb[ch] = if relu && t < 0.0 { 0.0 } else { t };
+                hp[ch] = f32::from_bits(hp[ch] as i32 as u32);
+            }
+        }
+        // ...then transposed to channels first.
+        for ch in 0..c {
+            let o = ch * plane + y * ow;
+            let (out, arg) = (&mut out[o..o + ow], &mut argmax[o..o + ow]);
+            for x in 0..ow {
+                out[x] = hbest[x * c + ch];
+                arg[x] = hpos[x * c + ch].to_bits();
+            }
+        }
+    }
+}
+}
+
+/// Whether `v` holds a NaN (an integer test, so the loop vectorises).
+#[inline(always)]
+fn has_nan(v: &[f32]) -> bool {
+    v.iter().fold(0u32, |acc, x| {
+        acc | u32::from((x.to_bits() & 0x7fff_ffff) > 0x7f80_0000)
+    }) != 0
+}
+
+/// For every channel whose `k × k` window at grid row `top`, column `left` holds a NaN, makes
+/// the first NaN its maximum.
+#[cold]
+fn first_nans(
+    z: &[f32],
+    c: usize,
+    gw: usize,
+    k: usize,
+    (top, left): (usize, usize),
+    best: &mut [f32],
+    pos: &mut [f32],
+) {
+    for ch in 0..c {
+        let positions = (0..k).flat_map(|i| (0..k).map(move |j| (top + i) * gw + left + j));
+        for q in positions {
+            let v = z[q * c + ch];
+            if v.is_nan() {
+                best[ch] = v;
+                pos[ch] = q as f32;
+                break;
+            }
+        }
+    }
+}
+
+cpu::multiversion! {
+/// The gradient before a fused max-pool (and ReLU), grid positions × channels: each pooled
+/// gradient goes to its remembered maximum (only where the output is positive with ReLU).
+/// Adds the bias gradient to `db` (if not empty) on the way.
+#[allow(clippy::too_many_arguments)]
+fn unpool_channels_last(
+    grad: &[f32],
+    res: &[f32],
+    argmax: &[u32],
+    c: usize,
+    relu: bool,
+    gz: &mut [f32],
+    db: &mut [f32],
+) -> Result<()> {
+    gz.fill(0.0);
+    let plane = grad.len() / c.max(1);
+    let n = gz.len() / c.max(1);
+    if argmax.iter().any(|&a| a as usize >= n) {
+        bail!("{NAME}: a remembered maximum lies outside the grid")
+    }
+    for ch in 0..c {
+        let q = ch * plane..(ch + 1) * plane;
+        let mut sum = 0f32;
+        for ((&gv, &r), &at) in grad[q.clone()].iter().zip(&res[q.clone()]).zip(&argmax[q]) {
+            let v = if !relu || r > 0.0 { gv } else { 0.0 };
+            gz[at as usize * c + ch] += v;
+            sum += v;
+        }
+        if let Some(d) = db.get_mut(ch) {
+            *d += sum;
+        }
+    }
+    Ok(())
+}
+}
+
+cpu::multiversion! {
+/// The gradient before a fused ReLU (or the plain gradient), grid positions × channels, zero
+/// on the junk columns.
+fn load_channels_last(
+    grad: &[f32],
+    res: &[f32],
+    c: usize,
+    grid: (usize, usize, usize),
+    relu: bool,
+    gz: &mut [f32],
+) {
+    let (ho, wo, gw) = grid;
+    if gw > wo {
+        gz.fill(0.0);
+    }
+    for ch in 0..c {
+        for y in 0..ho {
+            let src = (ch * ho + y) * wo;
+            let (gs, rs) = (&grad[src..src + wo], &res[src..src + wo]);
+            for (x, (&gv, &r)) in gs.iter().zip(rs).enumerate() {
+                gz[(y * gw + x) * c + ch] = if !relu || r > 0.0 { gv } else { 0.0 };
+            }
+        }
+    }
+}
+}
+
+cpu::multiversion! {
+/// `acc[ch] += Σ_rows z[row, ch]` for `z` rows × `c`.
+fn sum_rows(z: &[f32], c: usize, acc: &mut [f32]) {
+    for row in z.chunks_exact(c) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
+}
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(x, w, None, res, grad)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for ConvOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, w, Some(b), res, grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use candle_core::Var;
+    use rand::Rng;
+
+    /// The convolution written with candle primitives only (zero padding, `index_select` for
+    /// every kernel offset, one matmul), then bias, ReLU and a max-pool built the same way.
+    /// candle's own conv2d is not used: its backward fails when (h + 2·pad − k) is not a
+    /// multiple of the stride.
+    fn candle_conv(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: ConvOptions) -> Result<Tensor> {
+        let (n, c, h, wd) = x.dims4()?;
+        let (co, _, kh, kw) = w.dims4()?;
+        let xp = x
+            .pad_with_zeros(2, o.padding, o.padding)?
+            .pad_with_zeros(3, o.padding, o.padding)?;
+        let ho = (h + 2 * o.padding - kh) / o.stride + 1;
+        let wo = (wd + 2 * o.padding - kw) / o.stride + 1;
+        let mut parts = Vec::new();
+        for i in 0..kh {
+            for j in 0..kw {
+                let rows: Vec<u32> = (0..ho).map(|r| (r * o.stride + i) as u32).collect();
+                let cols: Vec<u32> = (0..wo).map(|q| (q * o.stride + j) as u32).collect();
+                let rows = Tensor::new(rows.as_slice(), x.device())?;
+                let cols = Tensor::new(cols.as_slice(), x.device())?;
+                parts.push(xp.index_select(&rows, 2)?.index_select(&cols, 3)?);
+            }
+        }
+        // (n, c, ho, wo, kh·kw) → (n·ho·wo, c·kh·kw)
+        let cols = Tensor::stack(&parts, 4)?
+            .permute((0, 2, 3, 1, 4))?
+            .reshape((n * ho * wo, c * kh * kw))?;
+        let mut y = cols
+            .matmul(&w.reshape((co, c * kh * kw))?.t()?)?
+            .reshape((n, ho, wo, co))?
+            .permute((0, 3, 1, 2))?;
+        if let Some(b) = b {
+            y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
+        }
+        if o.relu {
+            y = y.relu()?;
+        }
+        match o.pool {
+            Some(win) => candle_max_pool(&y, win.size, win.stride),
+            None => Ok(y),
+        }
+    }
+
+    #[test]
+    fn outputs_and_gradients_match_candle_on_random_shapes() {
+        let mut rng = rng(11);
+        let mut cases = 0;
+        while cases < 60 {
+            let n = rng.random_range(1..5);
+            let c_in = rng.random_range(1..4);
+            let c_out = rng.random_range(1..6);
+            let k = rng.random_range(1..4);
+            let (h, w) = (rng.random_range(2..10), rng.random_range(2..10));
+            let stride = rng.random_range(1..4);
+            let padding = rng.random_range(0..3);
+            let (relu, bias) = (rng.random_bool(0.6), rng.random_bool(0.7));
+            let Ok(g) = Geometry::new((c_in, h, w), (k, k), stride, padding) else {
+                continue;
+            };
+            let pool = if rng.random_bool(0.5) {
+                let win = Window {
+                    size: rng.random_range(1..4),
+                    stride: rng.random_range(1..4),
+                };
+                if win.output(g.ho, g.wo).is_err() {
+                    continue;
+                }
+                Some(win)
+            } else {
+                None
+            };
+            let o = ConvOptions {
+                stride,
+                padding,
+                relu,
+                pool,
+            };
+            let vx = var(&mut rng, &[n, c_in, h, w]);
+            let vw = var(&mut rng, &[c_out, c_in, k, k]);
+            let vb = var(&mut rng, &[c_out]);
+            let mut vars = vec![&vx, &vw];
+            if bias {
+                vars.push(&vb);
+            }
+            let what = format!("n {n} c_in {c_in} {h}×{w} c_out {c_out} k {k} {o:?} bias {bias}");
+            check_against(
+                &vars,
+                &mut rng,
+                |t| conv2d(&t[0], &t[1], t.get(2), o),
+                |t| candle_conv(&t[0], &t[1], t.get(2), o),
+                &what,
+            );
+            cases += 1;
+        }
+    }
+
+    #[test]
+    fn the_reference_lenet_layers_match_candle() {
+        let mut rng = rng(3);
+        for (c_in, h, c_out) in [(1, 28, 16), (16, 14, 32)] {
+            let vx = var(&mut rng, &[64, c_in, h, h]);
+            let vw = var(&mut rng, &[c_out, c_in, 3, 3]);
+            let vb = var(&mut rng, &[c_out]);
+            for pool in [None, Some(Window { size: 2, stride: 2 })] {
+                let o = ConvOptions {
+                    stride: 1,
+                    padding: 1,
+                    relu: true,
+                    pool,
+                };
+                check_against(
+                    &[&vx, &vw, &vb],
+                    &mut rng,
+                    |t| conv2d(&t[0], &t[1], Some(&t[2]), o),
+                    |t| {
+                        let y =
+                            reference(&t[0], &t[1], Some(&t[2]), ConvOptions { pool: None, ..o })?;
+                        match pool {
+                            Some(win) => candle_max_pool(&y, win.size, win.stride),
+                            None => Ok(y),
+                        }
+                    },
+                    &format!("lenet {c_in}->{c_out} {pool:?}"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_input_without_gradient_gets_none_and_results_do_not_depend_on_threads() {
+        let mut rng = rng(5);
+        let x = random(&mut rng, &[9, 3, 8, 8]);
+        let vw = var(&mut rng, &[4, 3, 3, 3]);
+        let vb = var(&mut rng, &[4]);
+        let o = ConvOptions {
+            stride: 1,
+            padding: 1,
+            relu: true,
+            pool: Some(Window { size: 2, stride: 2 }),
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let y = conv2d(&x, vw.as_tensor(), Some(vb.as_tensor()), o).unwrap();
+                let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+                assert!(grads.get(&x).is_none());
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                (
+                    flat(&y),
+                    flat(grads.get(vw.as_tensor()).unwrap()),
+                    flat(grads.get(vb.as_tensor()).unwrap()),
+                )
+            })
+        };
+        assert_eq!(run(1), run(2));
+        assert_eq!(run(2), run(3));
+    }
+
+    #[test]
+    fn mismatched_shapes_are_errors() {
+        let mut rng = rng(1);
+        let x = random(&mut rng, &[1, 2, 5, 5]);
+        let w = random(&mut rng, &[3, 4, 3, 3]);
+        let o = ConvOptions {
+            stride: 1,
+            padding: 0,
+            relu: false,
+            pool: None,
+        };
+        assert!(conv2d(&x, &w, None, o).is_err());
+        let w = random(&mut rng, &[3, 2, 7, 7]);
+        assert!(conv2d(&x, &w, None, o).is_err());
+    }
+
+    #[test]
+    fn other_dtypes_take_candles_ops_with_the_same_results() {
+        let mut rng = rng(10);
+        let f64 = candle_core::DType::F64;
+        let x = random(&mut rng, &[3, 2, 8, 8]);
+        let w = random(&mut rng, &[4, 2, 3, 3]);
+        let b = random(&mut rng, &[4]);
+        let o = ConvOptions {
+            stride: 1,
+            padding: 1,
+            relu: true,
+            pool: Some(Window { size: 2, stride: 2 }),
+        };
+        let fast = conv2d(&x, &w, Some(&b), o).unwrap();
+        let (x, w, b) = (
+            x.to_dtype(f64).unwrap(),
+            w.to_dtype(f64).unwrap(),
+            b.to_dtype(f64).unwrap(),
+        );
+        let slow = conv2d(&x, &w, Some(&b), o).unwrap();
+        assert_eq!(slow.dtype(), f64);
+        let slow = slow.to_dtype(candle_core::DType::F32).unwrap();
+        assert!(rel_diff(&fast, &slow) < 1e-5);
+    }
+
+    #[test]
+    fn fused_pooling_breaks_ties_like_the_max_pool_op() {
+        // Constant image regions give exactly equal convolution outputs: the fused pooling must
+        // pick the same maxima (first in row-major order) as conv → ReLU → max_pool.
+        let mut rng = rng(12);
+        let mut v = vec![0f32; 4 * 2 * 10 * 10];
+        for (i, x) in v.iter_mut().enumerate() {
+            if i % 100 >= 60 {
+                *x = ((i * 37) % 11) as f32 - 5.0;
+            }
+        }
+        let vx = Var::from_tensor(
+            &Tensor::from_vec(v, (4, 2, 10, 10), &candle_core::Device::Cpu).unwrap(),
+        )
+        .unwrap();
+        let vw = var(&mut rng, &[3, 2, 3, 3]);
+        let vb = var(&mut rng, &[3]);
+        for win in [Window { size: 2, stride: 2 }, Window { size: 3, stride: 2 }] {
+            let o = ConvOptions {
+                stride: 1,
+                padding: 1,
+                relu: true,
+                pool: Some(win),
+            };
+            check_against(
+                &[&vx, &vw, &vb],
+                &mut rng,
+                |t| conv2d(&t[0], &t[1], Some(&t[2]), o),
+                |t| {
+                    let y = conv2d(&t[0], &t[1], Some(&t[2]), ConvOptions { pool: None, ..o })?;
+                    max_pool::max_pool2d(&y, win)
+                },
+                &format!("ties {win:?}"),
+            );
+        }
+    }
+}

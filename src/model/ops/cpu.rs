@@ -1,0 +1,159 @@
+//! Shared plumbing of the CPU ops: f32 slices out of candle storages, work split into a fixed
+//! number of chunks (so reductions never depend on thread scheduling), and per-thread scratch
+//! buffers reused from step to step instead of fresh allocations.
+
+use std::cell::Cell;
+use std::ops::Range;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, DType, Layout, Result, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Upper bound on the chunks a batch is split into for work with partial sums (weight and bias
+/// gradients). Fixed, so the summation order is the same whatever the thread count.
+pub(crate) const MAX_CHUNKS: usize = 8;
+
+/// The f32 data a contiguous layout covers in a CPU storage.
+pub(crate) fn storage_f32<'a>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = match s {
+        CpuStorage::F32(v) => v.as_slice(),
+        other => bail!("{op}: expects f32 tensors, got {:?}", other.dtype()),
+    };
+    let Some((start, end)) = l.contiguous_offsets() else {
+        bail!("{op}: expects contiguous tensors")
+    };
+    match data.get(start..end) {
+        Some(d) => Ok(d),
+        None => bail!("{op}: layout out of the storage's bounds"),
+    }
+}
+
+/// The f32 data of a tensor's storage (which must be on the CPU and laid out contiguously).
+pub(crate) fn tensor_f32<'a>(s: &'a Storage, l: &Layout, op: &str) -> Result<&'a [f32]> {
+    match s {
+        Storage::Cpu(c) => storage_f32(c, l, op),
+        _ => bail!("{op}: the CPU path got a tensor on another device"),
+    }
+}
+
+/// Whether the CPU fast path applies to all of `tensors`: f32 on the CPU.
+pub(crate) fn fast_path(tensors: &[&Tensor]) -> bool {
+    tensors
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+}
+
+/// `0..n` cut into at most `max` ranges of nearly equal length, in order.
+pub(crate) fn ranges(n: usize, max: usize) -> Vec<Range<usize>> {
+    let parts = n.min(max).max(1);
+    (0..parts)
+        .map(|i| (i * n / parts)..((i + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Cuts `data` into consecutive pieces of `per_item × range.len()` elements, one per range.
+pub(crate) fn split_mut<'a, T>(
+    mut data: &'a mut [T],
+    ranges: &[Range<usize>],
+    per_item: usize,
+) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let (head, tail) = std::mem::take(&mut data).split_at_mut(r.len() * per_item);
+        out.push(head);
+        data = tail;
+    }
+    out
+}
+
+/// Runs `f` on every task, on rayon's pool when it has more than one thread; results keep the
+/// tasks' order, so what is done with them afterwards does not depend on scheduling.
+pub(crate) fn run<T, R, F>(tasks: Vec<T>, f: F) -> Result<Vec<R>>
+where
+    T: Send,
+    R: Send,
+    F: Fn(T) -> Result<R> + Sync + Send,
+{
+    if tasks.len() <= 1 || rayon::current_num_threads() <= 1 {
+        tasks.into_iter().map(f).collect()
+    } else {
+        tasks.into_par_iter().map(f).collect()
+    }
+}
+
+/// Defines a function twice: as written, and compiled for AVX2 + FMA, picking the second at
+/// run time when the CPU has those features. The crate is built for baseline x86-64, where
+/// the ops' element loops (compares, blends, transposes) vectorise poorly.
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+                {
+                    // SAFETY: the CPU supports every feature `avx2` is compiled for.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+thread_local! {
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// This thread's scratch buffer with at least `len` elements (contents unspecified). Hand it
+/// back with [`put_scratch`] so the next call reuses the memory.
+pub(crate) fn take_scratch(len: usize) -> Vec<f32> {
+    let mut v = SCRATCH.with(|s| s.take());
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+    v
+}
+
+pub(crate) fn put_scratch(v: Vec<f32>) {
+    SCRATCH.with(|s| {
+        let old = s.take();
+        // Keep the larger buffer if a nested call left one behind.
+        s.set(if old.len() > v.len() { old } else { v });
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_cover_everything_in_order() {
+        for n in 0..40 {
+            for max in 1..10 {
+                let r = ranges(n, max);
+                assert!(r.len() <= max);
+                let flat: Vec<usize> = r.iter().flat_map(|r| r.clone()).collect();
+                assert_eq!(flat, (0..n).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn split_mut_follows_ranges() {
+        let mut v: Vec<u32> = (0..10).collect();
+        let r = ranges(5, 3);
+        let parts = split_mut(&mut v, &r, 2);
+        assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), 10);
+        assert_eq!(parts[0][0], 0);
+    }
+}

@@ -1,0 +1,306 @@
+//! A dense layer `y = x · Wᵀ + b` with an optional fused ReLU, as one candle custom op whose
+//! forward and backward are three matrix products and a bias pass on the CPU.
+
+use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::cpu;
+use super::matmul::{gemm, pool_parallelism, Mat, MatMut};
+
+/// `x` (`batch × inputs`), `w` (`units × inputs`), `b` (`units`); ReLU on the output if `relu`.
+pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
+    if !cpu::fast_path(&all) || x.rank() != 2 {
+        return reference(x, w, b, relu);
+    }
+    let op = Linear { relu };
+    let (x, w) = (x.contiguous()?, w.contiguous()?);
+    match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
+        None => x.apply_op2(&w, op),
+    }
+}
+
+/// The same computation with candle's own ops (used off the CPU, and by the tests).
+pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let mut y = x.matmul(&w.t()?)?;
+    if let Some(b) = b {
+        y = y.broadcast_add(b)?;
+    }
+    if relu {
+        y = y.relu()?;
+    }
+    Ok(y)
+}
+
+const NAME: &str = "linear";
+
+struct Linear {
+    relu: bool,
+}
+
+fn dims(x: &Shape, w: &Shape, b: Option<usize>) -> Result<(usize, usize, usize)> {
+    let (n, inputs) = x.dims2()?;
+    let (units, w_inputs) = w.dims2()?;
+    if inputs != w_inputs {
+        bail!("{NAME}: inputs of size {inputs} but weights for {w_inputs}")
+    }
+    if let Some(len) = b {
+        if len != units {
+            bail!("{NAME}: {len} biases for {units} units")
+        }
+    }
+    Ok((n, inputs, units))
+}
+
+impl Linear {
+    fn forward(
+        &self,
+        (xs, xl): (&CpuStorage, &Layout),
+        (ws, wl): (&CpuStorage, &Layout),
+        bias: Option<(&CpuStorage, &Layout)>,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::storage_f32(xs, xl, NAME)?;
+        let w = cpu::storage_f32(ws, wl, NAME)?;
+        let b = match bias {
+            Some((s, l)) => Some(cpu::storage_f32(s, l, NAME)?),
+            None => None,
+        };
+        let (n, inputs, units) = dims(xl.shape(), wl.shape(), b.map(|b| b.len()))?;
+        // The product is computed transposed (units × n, row-major), the orientation the gemm
+        // kernel runs fastest in, then written out row-major with the bias and ReLU.
+        let mut yt = cpu::take_scratch(n * units);
+        gemm(
+            n,
+            units,
+            inputs,
+            MatMut::cols(&mut yt[..n * units], n),
+            false,
+            Mat::rows(x, inputs),
+            Mat::transposed(w, inputs),
+            pool_parallelism(),
+        )?;
+        let mut y = vec![0f32; n * units];
+        for (u, col) in yt[..n * units].chunks_exact(n.max(1)).enumerate() {
+            let bu = b.map_or(0.0, |b| b[u]);
+            for (i, &v) in col.iter().enumerate() {
+                let t = v + bu;
+                y[i * units + u] = if self.relu && t < 0.0 { 0.0 } else { t };
+            }
+        }
+        cpu::put_scratch(yt);
+        Ok((CpuStorage::F32(y), Shape::from((n, units))))
+    }
+
+    fn backward(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: Option<&Tensor>,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let need_dx = x.track_op();
+        let need_dw = w.track_op();
+        let need_db = b.is_some_and(|b| b.track_op());
+        let (n, inputs, units) = dims(x.shape(), w.shape(), b.map(|b| b.elem_count()))?;
+        let grad = grad.contiguous()?;
+        let (gs, gl) = grad.storage_and_layout();
+        let gd = cpu::tensor_f32(&gs, gl, NAME)?;
+        if gd.len() != n * units {
+            bail!("{NAME}: gradient of the wrong size")
+        }
+        // The gradient before the ReLU.
+        let masked;
+        let g: &[f32] = if self.relu {
+            let res = res.contiguous()?;
+            let (rs, rl) = res.storage_and_layout();
+            let rd = cpu::tensor_f32(&rs, rl, NAME)?;
+            masked = gd
+                .iter()
+                .zip(rd)
+                .map(|(&g, &r)| if r > 0.0 { g } else { 0.0 })
+                .collect::<Vec<f32>>();
+            &masked
+        } else {
+            gd
+        };
+        let dx = if need_dx {
+            let w = w.contiguous()?;
+            let (ws, wl) = w.storage_and_layout();
+            let wd = cpu::tensor_f32(&ws, wl, NAME)?;
+            let mut dx = vec![0f32; n * inputs];
+            gemm(
+                n,
+                inputs,
+                units,
+                MatMut::rows(&mut dx, inputs),
+                false,
+                Mat::rows(g, units),
+                Mat::rows(wd, inputs),
+                pool_parallelism(),
+            )?;
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        let dw = if need_dw {
+            let x = x.contiguous()?;
+            let (xs, xl) = x.storage_and_layout();
+            let xd = cpu::tensor_f32(&xs, xl, NAME)?;
+            let mut dw = vec![0f32; units * inputs];
+            gemm(
+                units,
+                inputs,
+                n,
+                MatMut::rows(&mut dw, inputs),
+                false,
+                Mat::transposed(g, units),
+                Mat::rows(xd, inputs),
+                pool_parallelism(),
+            )?;
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?)
+        } else {
+            None
+        };
+        let db = match b {
+            Some(b) if need_db => {
+                let mut db = vec![0f32; units];
+                for row in g.chunks_exact(units.max(1)) {
+                    for (a, &v) in db.iter_mut().zip(row) {
+                        *a += v;
+                    }
+                }
+                Some(Tensor::from_vec(db, b.shape(), b.device())?)
+            }
+            _ => None,
+        };
+        Ok((dx, dw, db))
+    }
+}
+
+impl CustomOp2 for Linear {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((s1, l1), (s2, l2), None)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw, _) = self.backward(x, w, None, res, grad)?;
+        Ok((dx, dw))
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.forward((s1, l1), (s2, l2), Some((s3, l3)))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        self.backward(x, w, Some(b), res, grad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+    use rand::Rng;
+
+    #[test]
+    fn outputs_and_gradients_match_candle_on_random_shapes() {
+        let mut rng = rng(41);
+        for case in 0..40 {
+            let (n, inputs, units) = if case == 0 {
+                (64, 1568, 128)
+            } else {
+                (
+                    rng.random_range(1..70),
+                    rng.random_range(1..300),
+                    rng.random_range(1..40),
+                )
+            };
+            let (relu, bias) = (rng.random_bool(0.5), rng.random_bool(0.7));
+            let vx = var(&mut rng, &[n, inputs]);
+            let vw = var(&mut rng, &[units, inputs]);
+            let vb = var(&mut rng, &[units]);
+            let mut vars = vec![&vx, &vw];
+            if bias {
+                vars.push(&vb);
+            }
+            check_against(
+                &vars,
+                &mut rng,
+                |t| linear(&t[0], &t[1], t.get(2), relu),
+                |t| reference(&t[0], &t[1], t.get(2), relu),
+                &format!("{n}×{inputs} -> {units} relu {relu} bias {bias}"),
+            );
+        }
+    }
+
+    #[test]
+    fn mismatched_shapes_are_errors() {
+        let mut rng = rng(1);
+        let x = random(&mut rng, &[2, 5]);
+        let w = random(&mut rng, &[3, 4]);
+        assert!(linear(&x, &w, None, false).is_err());
+        let w = random(&mut rng, &[3, 5]);
+        let b = random(&mut rng, &[4]);
+        assert!(linear(&x, &w, Some(&b), false).is_err());
+    }
+
+    #[test]
+    fn other_dtypes_take_candles_ops_with_the_same_results() {
+        let mut rng = rng(11);
+        let f64 = candle_core::DType::F64;
+        let (x, w, b) = (
+            random(&mut rng, &[5, 7]),
+            random(&mut rng, &[3, 7]),
+            random(&mut rng, &[3]),
+        );
+        let fast = linear(&x, &w, Some(&b), true).unwrap();
+        let (x, w, b) = (
+            x.to_dtype(f64).unwrap(),
+            w.to_dtype(f64).unwrap(),
+            b.to_dtype(f64).unwrap(),
+        );
+        let slow = linear(&x, &w, Some(&b), true)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        assert!(rel_diff(&fast, &slow) < 1e-5);
+    }
+}

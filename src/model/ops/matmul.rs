@@ -1,0 +1,224 @@
+//! A bounds-checked wrapper over the `gemm` crate's f32 kernel (the one candle itself uses), for
+//! row-major and transposed operands given by strides.
+
+pub(crate) use ::gemm::Parallelism;
+use candle_core::{bail, Result};
+
+/// A read-only matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> Mat<'a> {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+        Mat {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// The transpose of a row-major matrix with `cols` columns.
+    pub fn transposed(data: &'a [f32], cols: usize) -> Self {
+        Mat {
+            data,
+            rs: 1,
+            cs: cols,
+        }
+    }
+
+    fn fits(&self, rows: usize, cols: usize) -> bool {
+        rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// A writable matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+pub(crate) struct MatMut<'a> {
+    pub data: &'a mut [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// A row-major matrix with `cols` columns.
+    pub fn rows(data: &'a mut [f32], cols: usize) -> Self {
+        MatMut {
+            data,
+            rs: cols,
+            cs: 1,
+        }
+    }
+
+    /// A column-major matrix with `rows` rows (the transpose of a row-major `cols × rows`).
+    pub fn cols(data: &'a mut [f32], rows: usize) -> Self {
+        MatMut {
+            data,
+            rs: 1,
+            cs: rows,
+        }
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: MatMut<'_>,
+    accumulate: bool,
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+    parallelism: Parallelism,
+) -> Result<()> {
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let dst_fits = (m - 1) * dst.rs + (n - 1) * dst.cs < dst.data.len();
+    if !dst_fits || !lhs.fits(m, k) || !rhs.fits(k, n) {
+        bail!("gemm {m}×{k}·{k}×{n}: an operand is smaller than its shape and strides")
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                for j in 0..n {
+                    dst.data[i * dst.rs + j * dst.cs] = 0.0;
+                }
+            }
+        }
+        return Ok(());
+    }
+    // SAFETY: every index the kernel touches, (i, j) ↦ i·rs + j·cs with i, j below the shape,
+    // was checked above to lie inside the slices; `dst` is borrowed mutably, so it cannot alias
+    // `lhs` or `rhs`.
+    unsafe {
+        ::gemm::gemm(
+            m,
+            n,
+            k,
+            dst.data.as_mut_ptr(),
+            dst.cs as isize,
+            dst.rs as isize,
+            accumulate,
+            lhs.data.as_ptr(),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr(),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+    Ok(())
+}
+
+/// What a product that is not already split across threads may use: rayon's pool when it has
+/// more than one thread. The kernel splits rows and columns, never the inner dimension, so the
+/// result does not depend on the thread count.
+pub(crate) fn pool_parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, n: usize, k: usize, a: Mat, b: Mat) -> Vec<f32> {
+        let mut out = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                out[i * n + j] = (0..k)
+                    .map(|p| a.data[i * a.rs + p * a.cs] * b.data[p * b.rs + j * b.cs])
+                    .sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_a_naive_product_with_transposes_and_accumulation() {
+        let (m, n, k) = (5, 7, 3);
+        let a: Vec<f32> = (0..m * k).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 - 1.0).collect();
+        for (la, lb) in [
+            (Mat::rows(&a, k), Mat::rows(&b, n)),
+            (Mat::transposed(&a, m), Mat::transposed(&b, k)),
+        ] {
+            let want = naive(m, n, k, la, lb);
+            let mut got = vec![1.0; m * n];
+            gemm(
+                m,
+                n,
+                k,
+                MatMut::rows(&mut got, n),
+                false,
+                la,
+                lb,
+                Parallelism::None,
+            )
+            .unwrap();
+            assert_eq!(got, want);
+            gemm(
+                m,
+                n,
+                k,
+                MatMut::rows(&mut got, n),
+                true,
+                la,
+                lb,
+                Parallelism::None,
+            )
+            .unwrap();
+            let twice: Vec<f32> = want.iter().map(|v| 2.0 * v).collect();
+            assert_eq!(got, twice);
+            // Column-major destination: the transpose of the row-major result.
+            let mut t = vec![0.0; m * n];
+            gemm(
+                m,
+                n,
+                k,
+                MatMut::cols(&mut t, m),
+                false,
+                la,
+                lb,
+                Parallelism::None,
+            )
+            .unwrap();
+            for i in 0..m {
+                for j in 0..n {
+                    assert_eq!(t[j * m + i], want[i * n + j]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_operands_too_small() {
+        let a = vec![0.0; 5];
+        let mut d = vec![0.0; 4];
+        let (l, r) = (Mat::rows(&a, 3), Mat::rows(&a, 2));
+        assert!(gemm(
+            2,
+            2,
+            3,
+            MatMut::rows(&mut d, 2),
+            false,
+            l,
+            r,
+            Parallelism::None
+        )
+        .is_err());
+    }
+}
