@@ -8,10 +8,11 @@ use std::ops::Range;
 
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 
-/// `x` (`batch × inputs`), `w` (`units × inputs`), `b` (`units`); ReLU on the output if `relu`.
+/// `x` (`batch × inputs`, or `batch × …` flattened: a preceding flatten is fused in), `w`
+/// (`units × inputs`), `b` (`units`); ReLU on the output if `relu`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
     let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
-    if !cpu::fast_path(&all) || x.rank() != 2 {
+    if !cpu::fast_path(&all) || x.rank() < 2 {
         return reference(x, w, b, relu);
     }
     let op = Linear { relu };
@@ -24,7 +25,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<
 
 /// The same computation with candle's own ops (used off the CPU, and by the tests).
 pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
-    let mut y = x.matmul(&w.t()?)?;
+    let mut y = x.flatten_from(1)?.matmul(&w.t()?)?;
     if let Some(b) = b {
         y = y.broadcast_add(b)?;
     }
@@ -69,7 +70,13 @@ struct Linear {
 }
 
 fn dims(x: &Shape, w: &Shape, b: Option<usize>) -> Result<(usize, usize, usize)> {
-    let (n, inputs) = x.dims2()?;
+    let (n, inputs) = match x.dims() {
+        [n, rest @ ..] if !rest.is_empty() => (*n, rest.iter().product()),
+        _ => bail!(
+            "{NAME}: expects a batch of vectors, got shape {:?}",
+            x.dims()
+        ),
+    };
     let (units, w_inputs) = w.dims2()?;
     if inputs != w_inputs {
         bail!("{NAME}: inputs of size {inputs} but weights for {w_inputs}")
@@ -314,5 +321,20 @@ mod tests {
             .to_dtype(candle_core::DType::F32)
             .unwrap();
         assert!(rel_diff(&fast, &slow) < 1e-5);
+    }
+
+    #[test]
+    fn a_flatten_before_is_fused() {
+        let mut rng = rng(12);
+        let vx = var(&mut rng, &[6, 2, 3, 5]);
+        let vw = var(&mut rng, &[4, 30]);
+        let vb = var(&mut rng, &[4]);
+        check_against(
+            &[&vx, &vw, &vb],
+            &mut rng,
+            |t| linear(&t[0], &t[1], Some(&t[2]), true),
+            |t| reference(&t[0].flatten_from(1)?, &t[1], Some(&t[2]), true),
+            "4-d input",
+        );
     }
 }
