@@ -284,6 +284,8 @@ impl Network {
                     dropout(&x, *rate, rng)?
                 }
                 Layer::Dropout { .. } => x,
+                // A dense layer flattens its input itself.
+                Layer::Flatten if matches!(self.layers.get(i), Some(Layer::Dense { .. })) => x,
                 Layer::Flatten => x.flatten_from(1)?,
             };
         }

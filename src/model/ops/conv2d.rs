@@ -751,25 +751,20 @@ mod tests {
             relu: true,
             pool: Some(Window { size: 2, stride: 2 }),
         };
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
-            pool.install(|| {
-                let y = conv2d(&x, vw.as_tensor(), Some(vb.as_tensor()), o).unwrap();
-                let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-                assert!(grads.get(&x).is_none());
-                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-                (
-                    flat(&y),
-                    flat(grads.get(vw.as_tensor()).unwrap()),
-                    flat(grads.get(vb.as_tensor()).unwrap()),
-                )
-            })
+        let run = || {
+            let y = conv2d(&x, vw.as_tensor(), Some(vb.as_tensor()), o).unwrap();
+            let grads = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            assert!(grads.get(&x).is_none());
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            (
+                flat(&y),
+                flat(grads.get(vw.as_tensor()).unwrap()),
+                flat(grads.get(vb.as_tensor()).unwrap()),
+            )
         };
-        assert_eq!(run(1), run(2));
-        assert_eq!(run(2), run(3));
+        let parallel = run();
+        assert_eq!(parallel, cpu::sequentially(run));
+        assert_eq!(parallel, run());
     }
 
     #[test]

@@ -69,17 +69,35 @@ pub(crate) fn split_mut<'a, T>(
 
 /// Runs `f` on every task, on rayon's pool when it has more than one thread; results keep the
 /// tasks' order, so what is done with them afterwards does not depend on scheduling.
+///
+/// Rayon rather than candle's own CPU pool: candle's workers and its calling thread spin
+/// while they wait for each other, which collapses throughput whenever another process holds
+/// one of the cores; rayon's idle workers yield and sleep.
 pub(crate) fn run<T, R, F>(tasks: Vec<T>, f: F) -> Result<Vec<R>>
 where
     T: Send,
     R: Send,
     F: Fn(T) -> Result<R> + Sync + Send,
 {
-    if tasks.len() <= 1 || rayon::current_num_threads() <= 1 {
+    if tasks.len() <= 1 || rayon::current_num_threads() <= 1 || SEQUENTIAL.with(Cell::get) {
         tasks.into_iter().map(f).collect()
     } else {
         tasks.into_par_iter().map(f).collect()
     }
+}
+
+thread_local! {
+    static SEQUENTIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every [`run`] on this thread sequential (to check that results do not
+/// depend on the thread count).
+#[cfg(test)]
+pub(crate) fn sequentially<R>(f: impl FnOnce() -> R) -> R {
+    SEQUENTIAL.with(|s| s.set(true));
+    let r = f();
+    SEQUENTIAL.with(|s| s.set(false));
+    r
 }
 
 /// Defines a function twice: as written, and compiled for AVX2 + FMA, picking the second at

@@ -4,12 +4,15 @@
 use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 use super::cpu;
-use super::matmul::{gemm, pool_parallelism, Mat, MatMut};
+use std::ops::Range;
 
-/// `x` (`batch × inputs`), `w` (`units × inputs`), `b` (`units`); ReLU on the output if `relu`.
+use super::matmul::{gemm, Mat, MatMut, Parallelism};
+
+/// `x` (`batch × inputs`, or `batch × …` flattened: a preceding flatten is fused in), `w`
+/// (`units × inputs`), `b` (`units`); ReLU on the output if `relu`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
     let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
-    if !cpu::fast_path(&all) || x.rank() != 2 {
+    if !cpu::fast_path(&all) || x.rank() < 2 {
         return reference(x, w, b, relu);
     }
     let op = Linear { relu };
@@ -22,7 +25,7 @@ pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<
 
 /// The same computation with candle's own ops (used off the CPU, and by the tests).
 pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
-    let mut y = x.matmul(&w.t()?)?;
+    let mut y = x.flatten_from(1)?.matmul(&w.t()?)?;
     if let Some(b) = b {
         y = y.broadcast_add(b)?;
     }
@@ -34,12 +37,46 @@ pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Resu
 
 const NAME: &str = "linear";
 
+/// The parts a product is split into along the rows of its result, to run in parallel. Fixed,
+/// so that results are the same whatever the thread count.
+const PARTS: usize = 4;
+
+/// Products with fewer multiply-adds than this are computed in one piece.
+const SMALL: usize = 1 << 20;
+
+/// `dst (rows × cols, row-major) = lhs (rows × k) · rhs (k × cols)`, computed in [`PARTS`] row
+/// blocks in parallel; `lhs(range)` is the view of those rows.
+fn gemm_rows<'a>(
+    (rows, cols, k): (usize, usize, usize),
+    dst: &mut [f32],
+    lhs: impl Fn(Range<usize>) -> Mat<'a> + Sync + Send,
+    rhs: Mat<'_>,
+) -> Result<()> {
+    // Small products are not worth waking other threads for.
+    let parts = if rows * cols * k < SMALL { 1 } else { PARTS };
+    let ranges = cpu::ranges(rows, parts);
+    let parts = cpu::split_mut(dst, &ranges, cols);
+    let tasks: Vec<_> = ranges.into_iter().zip(parts).collect();
+    cpu::run(tasks, |(r, part)| {
+        let m = r.len();
+        let dst = MatMut::rows(part, cols);
+        gemm(m, cols, k, dst, false, lhs(r), rhs, Parallelism::None)
+    })?;
+    Ok(())
+}
+
 struct Linear {
     relu: bool,
 }
 
 fn dims(x: &Shape, w: &Shape, b: Option<usize>) -> Result<(usize, usize, usize)> {
-    let (n, inputs) = x.dims2()?;
+    let (n, inputs) = match x.dims() {
+        [n, rest @ ..] if !rest.is_empty() => (*n, rest.iter().product()),
+        _ => bail!(
+            "{NAME}: expects a batch of vectors, got shape {:?}",
+            x.dims()
+        ),
+    };
     let (units, w_inputs) = w.dims2()?;
     if inputs != w_inputs {
         bail!("{NAME}: inputs of size {inputs} but weights for {w_inputs}")
@@ -69,16 +106,9 @@ impl Linear {
         // The product is computed transposed (units × n, row-major), the orientation the gemm
         // kernel runs fastest in, then written out row-major with the bias and ReLU.
         let mut yt = cpu::take_scratch(n * units);
-        gemm(
-            n,
-            units,
-            inputs,
-            MatMut::cols(&mut yt[..n * units], n),
-            false,
-            Mat::rows(x, inputs),
-            Mat::transposed(w, inputs),
-            pool_parallelism(),
-        )?;
+        let w_rows = |r: Range<usize>| Mat::rows(&w[r.start * inputs..r.end * inputs], inputs);
+        let xt = Mat::transposed(x, inputs);
+        gemm_rows((units, n, inputs), &mut yt[..n * units], w_rows, xt)?;
         let mut y = vec![0f32; n * units];
         for (u, col) in yt[..n * units].chunks_exact(n.max(1)).enumerate() {
             let bu = b.map_or(0.0, |b| b[u]);
@@ -129,16 +159,8 @@ impl Linear {
             let (ws, wl) = w.storage_and_layout();
             let wd = cpu::tensor_f32(&ws, wl, NAME)?;
             let mut dx = vec![0f32; n * inputs];
-            gemm(
-                n,
-                inputs,
-                units,
-                MatMut::rows(&mut dx, inputs),
-                false,
-                Mat::rows(g, units),
-                Mat::rows(wd, inputs),
-                pool_parallelism(),
-            )?;
+            let g_rows = |r: Range<usize>| Mat::rows(&g[r.start * units..r.end * units], units);
+            gemm_rows((n, inputs, units), &mut dx, g_rows, Mat::rows(wd, inputs))?;
             Some(Tensor::from_vec(dx, x.shape(), x.device())?)
         } else {
             None
@@ -148,16 +170,13 @@ impl Linear {
             let (xs, xl) = x.storage_and_layout();
             let xd = cpu::tensor_f32(&xs, xl, NAME)?;
             let mut dw = vec![0f32; units * inputs];
-            gemm(
-                units,
-                inputs,
-                n,
-                MatMut::rows(&mut dw, inputs),
-                false,
-                Mat::transposed(g, units),
-                Mat::rows(xd, inputs),
-                pool_parallelism(),
-            )?;
+            // Rows of Gᵀ: columns of G.
+            let gt_rows = |r: Range<usize>| Mat {
+                data: &g[r.start..],
+                rs: 1,
+                cs: units,
+            };
+            gemm_rows((units, inputs, n), &mut dw, gt_rows, Mat::rows(xd, inputs))?;
             Some(Tensor::from_vec(dw, w.shape(), w.device())?)
         } else {
             None
@@ -302,5 +321,20 @@ mod tests {
             .to_dtype(candle_core::DType::F32)
             .unwrap();
         assert!(rel_diff(&fast, &slow) < 1e-5);
+    }
+
+    #[test]
+    fn a_flatten_before_is_fused() {
+        let mut rng = rng(12);
+        let vx = var(&mut rng, &[6, 2, 3, 5]);
+        let vw = var(&mut rng, &[4, 30]);
+        let vb = var(&mut rng, &[4]);
+        check_against(
+            &[&vx, &vw, &vb],
+            &mut rng,
+            |t| linear(&t[0], &t[1], Some(&t[2]), true),
+            |t| reference(&t[0].flatten_from(1)?, &t[1], Some(&t[2]), true),
+            "4-d input",
+        );
     }
 }

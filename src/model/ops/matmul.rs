@@ -121,16 +121,6 @@ pub(crate) fn gemm(
     Ok(())
 }
 
-/// What a product that is not already split across threads may use: rayon's pool when it has
-/// more than one thread. The kernel splits rows and columns, never the inner dimension, so the
-/// result does not depend on the thread count.
-pub(crate) fn pool_parallelism() -> Parallelism {
-    match rayon::current_num_threads() {
-        0 | 1 => Parallelism::None,
-        n => Parallelism::Rayon(n),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
