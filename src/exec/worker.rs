@@ -247,11 +247,7 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
         .open(dir.log())
         .with_context(|| format!("cannot open {}", dir.log().display()))?;
     let mut console = ConsoleSink::to_file(log);
-    let mut progress = ProgressReporter {
-        epochs: spec.train.epochs,
-        metric: spec.train.best_metric.clone(),
-        last_step: None,
-    };
+    let mut progress = ProgressReporter { last_step: None };
     let mut tb = TensorBoardSink::new(dir.clone()).with_session(&job.params, &job.trial_id);
     if resumed_from == 0 {
         tb.add_samples(&data.train)?;
@@ -268,6 +264,8 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
         dir: &dir,
         stop: opts.stop.clone(),
         rungs: &opts.rungs,
+        epochs: spec.train.epochs,
+        metric: &spec.train.best_metric,
     };
     let started = Instant::now();
     let result = train_and_evaluate(
@@ -362,10 +360,8 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
     Ok(exit)
 }
 
-/// Sends each finished epoch to the orchestrator.
+/// Sends progress within epochs to the orchestrator (finished epochs are sent once checkpointed).
 struct ProgressReporter {
-    epochs: usize,
-    metric: String,
     /// When the last step report went out (they are sent at most twice a second).
     last_step: Option<Instant>,
 }
@@ -388,14 +384,6 @@ impl EventSink for ProgressReporter {
                 })?;
             }
         }
-        if let Event::EpochDone { record, .. } = event {
-            let score = record.val.as_ref().and_then(|v| v.get(&self.metric));
-            report(&Report::Epoch {
-                epoch: record.epoch,
-                epochs: self.epochs,
-                score,
-            })?;
-        }
         Ok(())
     }
 }
@@ -404,6 +392,8 @@ struct WorkerHooks<'a> {
     dir: &'a JobDir,
     stop: Arc<AtomicBool>,
     rungs: &'a [usize],
+    epochs: usize,
+    metric: &'a str,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -445,7 +435,18 @@ impl TrainHooks for WorkerHooks<'_> {
         write_atomic_with(&path, |tmp| {
             candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
         })
-        .with_context(|| format!("cannot write the checkpoint {}", path.display()))
+        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+        // Only a durable epoch counts as done for the orchestrator (and a resumed run).
+        let score = c
+            .history
+            .last()
+            .and_then(|r| r.val.as_ref())
+            .and_then(|v| v.get(self.metric));
+        report(&Report::Epoch {
+            epoch: c.epoch,
+            epochs: self.epochs,
+            score,
+        })
     }
 
     fn interrupted(&self) -> bool {
