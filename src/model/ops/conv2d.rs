@@ -377,69 +377,123 @@ fn pool_channels_last(
     let (hbest, rest) = rest.split_at_mut(ow * c);
     let hpos = &mut rest[..ow * c];
     let gwf = gw as f32;
+    const TWO_23: f32 = 8_388_608.0;
+    let small_grid = ((ho * gw) as f32) < TWO_23;
     for y in 0..oh {
         let top = y * s;
-        let first = &z[top * gw * c..][..row_len];
-        let r0 = top as f32;
-        for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(first) {
-            *b = v;
-            *a = r0;
-        }
-        let mut nan = has_nan(vbest);
-        for i in 1..k {
-            let r = (top + i) as f32;
-            let row = &z[(top + i) * gw * c..][..row_len];
-            for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(row) {
-                let take = f32::from(u8::from(v > *b));
-                *a += take * (r - *a);
-                *b = b.max(v);
-            }
-            nan |= has_nan(row);
-        }
-        for x in 0..ow {
-            let (left, dst) = (x * s * c, x * c);
-            let (hb, hp) = (&mut hbest[dst..dst + c], &mut hpos[dst..dst + c]);
-            let col0 = (x * s) as f32;
-            let (vb, vr) = (&vbest[left..left + c], &vrow[left..left + c]);
-            for (((b, p), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+        if k == 2 && s == 2 {
+            pool_2x2_row(z, c, gw, top, hbest, hpos);
+        } else {
+            let first = &z[top * gw * c..][..row_len];
+            let r0 = top as f32;
+            for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(first) {
                 *b = v;
-                *p = r * gwf + col0;
+                *a = r0;
             }
-            for j in 1..k {
-                let col = (x * s + j) as f32;
-                let at = (x * s + j) * c;
-                let (vb, vr) = (&vbest[at..at + c], &vrow[at..at + c]);
-                for (((b, bp), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
-                    // On equal values the earlier position wins (row-major order).
-                    let pos = r * gwf + col;
-                    let take = f32::from(u8::from(v > *b || (v == *b && pos < *bp)));
-                    *bp += take * (pos - *bp);
+            let mut nan = has_nan(vbest);
+            for i in 1..k {
+                let r = (top + i) as f32;
+                let row = &z[(top + i) * gw * c..][..row_len];
+                for ((b, a), &v) in vbest.iter_mut().zip(vrow.iter_mut()).zip(row) {
+                    let take = f32::from(u8::from(v > *b));
+                    *a += take * (r - *a);
                     *b = b.max(v);
                 }
+                nan |= has_nan(row);
             }
-            if nan {
-                first_nans(z, c, gw, k, (top, x * s), hb, hp);
+            for x in 0..ow {
+                let (left, dst) = (x * s * c, x * c);
+                let (hb, hp) = (&mut hbest[dst..dst + c], &mut hpos[dst..dst + c]);
+                let col0 = (x * s) as f32;
+                let (vb, vr) = (&vbest[left..left + c], &vrow[left..left + c]);
+                for (((b, p), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+                    *b = v;
+                    *p = r * gwf + col0;
+                }
+                for j in 1..k {
+                    let col = (x * s + j) as f32;
+                    let at = (x * s + j) * c;
+                    let (vb, vr) = (&vbest[at..at + c], &vrow[at..at + c]);
+                    for (((b, bp), &v), &r) in hb.iter_mut().zip(hp.iter_mut()).zip(vb).zip(vr) {
+                        // On equal values the earlier position wins (row-major order).
+                        let pos = r * gwf + col;
+                        let take = f32::from(u8::from(v > *b || (v == *b && pos < *bp)));
+                        *bp += take * (pos - *bp);
+                        *b = b.max(v);
+                    }
+                }
+                if nan {
+                    first_nans(z, c, gw, k, (top, x * s), hb, hp);
+                }
             }
         }
-        // Bias, ReLU and positions as integers, all contiguous...
+        // Bias, ReLU and positions as integers (kept in f32 bits), all contiguous...
         for (hb, hp) in hbest.chunks_exact_mut(c).zip(hpos.chunks_exact_mut(c)) {
             for ch in 0..c {
                 let t = hb[ch] + bias.map_or(0.0, |b| b[ch]);
                 hb[ch] = if relu && t < 0.0 { 0.0 } else { t };
-                hp[ch] = f32::from_bits(hp[ch] as i32 as u32);
+            }
+            if small_grid {
+                // An integer below 2²³ plus 2²³ has it as its mantissa: a vector-friendly
+                // conversion (`as` is not, for its NaN and overflow handling).
+                for p in hp.iter_mut() {
+                    *p = f32::from_bits((*p + TWO_23).to_bits() - TWO_23.to_bits());
+                }
+            } else {
+                for p in hp.iter_mut() {
+                    *p = f32::from_bits(*p as u32);
+                }
             }
         }
         // ...then transposed to channels first.
         for ch in 0..c {
             let o = ch * plane + y * ow;
-            let (out, arg) = (&mut out[o..o + ow], &mut argmax[o..o + ow]);
-            for x in 0..ow {
-                out[x] = hbest[x * c + ch];
-                arg[x] = hpos[x * c + ch].to_bits();
+            let column = hbest[ch..].iter().step_by(c);
+            for (d, &v) in out[o..o + ow].iter_mut().zip(column) {
+                *d = v;
+            }
+            let column = hpos[ch..].iter().step_by(c);
+            for (d, &v) in argmax[o..o + ow].iter_mut().zip(column) {
+                *d = v.to_bits();
             }
         }
     }
 }
+}
+
+/// One output row of a 2×2, stride-2 max-pool over `z` (grid positions × `c`, grid width `gw`)
+/// from grid row `top`: the maxima and their grid positions (as f32), channels last, in a
+/// single branch-free pass (first maximum in row-major order on ties; a NaN wins).
+#[inline(always)]
+fn pool_2x2_row(z: &[f32], c: usize, gw: usize, top: usize, best: &mut [f32], pos: &mut [f32]) {
+    let ow = best.len() / c.max(1);
+    let (r0, r1) = (
+        &z[top * gw * c..][..2 * ow * c],
+        &z[(top + 1) * gw * c..][..2 * ow * c],
+    );
+    let gwf = gw as f32;
+    for x in 0..ow {
+        let (a, b) = (&r0[2 * x * c..][..c], &r0[(2 * x + 1) * c..][..c]);
+        let (d0, d1) = (&r1[2 * x * c..][..c], &r1[(2 * x + 1) * c..][..c]);
+        let (hb, hp) = (&mut best[x * c..][..c], &mut pos[x * c..][..c]);
+        let p0 = (top * gw + 2 * x) as f32;
+        for e in 0..c {
+            let (va, vb, vc, vd) = (a[e], b[e], d0[e], d1[e]);
+            let t01 = f32::from(u8::from(vb > va));
+            let t23 = f32::from(u8::from(vd > vc));
+            let (m01, m23) = (va.max(vb), vc.max(vd));
+            let t = f32::from(u8::from(m23 > m01));
+            let (i01, i23) = (t01, gwf + t23);
+            hb[e] = m01.max(m23);
+            hp[e] = p0 + i01 + t * (i23 - i01);
+        }
+    }
+    if has_nan(r0) || has_nan(r1) {
+        for x in 0..ow {
+            let (hb, hp) = (&mut best[x * c..][..c], &mut pos[x * c..][..c]);
+            first_nans(z, c, gw, 2, (top, 2 * x), hb, hp);
+        }
+    }
 }
 
 /// Whether `v` holds a NaN (an integer test, so the loop vectorises).
