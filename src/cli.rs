@@ -43,9 +43,10 @@ pub enum Command {
         /// Folder that receives <experiment name>/ (also the TensorBoard log dir)
         #[arg(long, default_value = "runs", value_name = "DIR")]
         runs_dir: PathBuf,
-        /// Jobs run side by side, each in its own worker process
-        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-        jobs: u16,
+        /// Jobs run side by side, each in its own worker process (default: one single-threaded
+        /// job per thread, fewer when fewer jobs are left)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
         /// CPU threads shared by the running jobs (default: all cores)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,

@@ -26,8 +26,8 @@ use crate::train::metrics::SCALAR_METRICS;
 
 pub struct RunOptions {
     pub runs_dir: PathBuf,
-    /// Jobs run side by side.
-    pub jobs: usize,
+    /// Jobs run side by side; `None` picks one single-threaded job per thread.
+    pub jobs: Option<usize>,
     /// CPU threads shared by the running jobs.
     pub threads: usize,
     /// Extra attempts for a job whose worker crashed.
@@ -311,7 +311,12 @@ pub fn run(
     }
     ledger.save(&dir.root)?;
 
-    let slots = scheduler::slots(opts.jobs, opts.threads);
+    let unfinished = ledger
+        .jobs
+        .values()
+        .filter(|e| matches!(e.state, JobState::Pending | JobState::Running))
+        .count();
+    let slots = scheduler::slots(opts.jobs, opts.threads, unfinished);
     let interrupts = interrupt_counter()?;
     let spec_revision = super::worker::spec_git_revision(spec_path);
     let pruning = experiment.sweep.as_ref().and_then(|s| s.pruning.clone());

@@ -11,9 +11,12 @@ pub struct Slots {
     pub threads_per_job: usize,
 }
 
-/// `jobs` slots sharing `threads` CPU threads (at least one each).
-pub fn slots(jobs: usize, threads: usize) -> Slots {
-    let jobs = jobs.max(1);
+/// `jobs` slots sharing `threads` CPU threads (at least one each). Without an explicit `jobs`,
+/// as many single-threaded jobs run side by side as there are threads (at most `pending`): on a
+/// few cores a small model gains little from a second thread (about 10–20%, see
+/// `scripts/bench-sweep.sh`), while a second job nearly doubles a sweep's throughput.
+pub fn slots(jobs: Option<usize>, threads: usize, pending: usize) -> Slots {
+    let jobs = jobs.unwrap_or_else(|| threads.min(pending)).max(1);
     Slots {
         jobs,
         threads_per_job: (threads / jobs).max(1),
@@ -92,34 +95,26 @@ mod tests {
 
     #[test]
     fn threads_are_divided_between_slots() {
-        assert_eq!(
-            slots(2, 2),
-            Slots {
-                jobs: 2,
-                threads_per_job: 1
-            }
-        );
-        assert_eq!(
-            slots(1, 2),
-            Slots {
-                jobs: 1,
-                threads_per_job: 2
-            }
-        );
-        assert_eq!(
-            slots(4, 2),
-            Slots {
-                jobs: 4,
-                threads_per_job: 1
-            }
-        );
-        assert_eq!(
-            slots(0, 8),
-            Slots {
-                jobs: 1,
-                threads_per_job: 8
-            }
-        );
+        let s = |jobs, threads_per_job| Slots {
+            jobs,
+            threads_per_job,
+        };
+        assert_eq!(slots(Some(2), 2, 12), s(2, 1));
+        assert_eq!(slots(Some(1), 2, 12), s(1, 2));
+        assert_eq!(slots(Some(4), 2, 12), s(4, 1));
+        assert_eq!(slots(Some(0), 8, 12), s(1, 8));
+    }
+
+    #[test]
+    fn by_default_every_thread_runs_its_own_job() {
+        let s = |jobs, threads_per_job| Slots {
+            jobs,
+            threads_per_job,
+        };
+        assert_eq!(slots(None, 2, 12), s(2, 1));
+        assert_eq!(slots(None, 16, 4), s(4, 4), "no more slots than jobs");
+        assert_eq!(slots(None, 2, 1), s(1, 2), "a single job gets every thread");
+        assert_eq!(slots(None, 4, 0), s(1, 4));
     }
 
     #[test]
