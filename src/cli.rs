@@ -50,6 +50,10 @@ pub enum Command {
         /// CPU threads shared by the running jobs (default: all cores)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Threads per job preparing (and augmenting) training batches ahead of the trainer;
+        /// results do not depend on it
+        #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        loader_threads: u16,
         /// Where jobs run; only `cpu` for now
         #[arg(long, default_value = "cpu", value_parser = ["cpu"])]
         devices: String,
@@ -94,6 +98,8 @@ pub enum Command {
         job: String,
         #[arg(long, default_value_t = 1)]
         threads: u16,
+        #[arg(long, default_value_t = 2)]
+        loader_threads: u16,
         /// Rung epochs at which to ask the orchestrator whether to go on
         #[arg(long, value_delimiter = ',')]
         rungs: Vec<usize>,
@@ -110,6 +116,9 @@ pub enum Command {
         /// CPU threads for tensor math (default: all cores)
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         threads: Option<u16>,
+        /// Threads preparing batches in the loader measurements
+        #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        loader_threads: u16,
         /// Print JSON for scripts
         #[arg(long)]
         json: bool,

@@ -97,6 +97,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             runs_dir,
             jobs,
             threads,
+            loader_threads,
             devices: _,
             retries,
             force,
@@ -107,6 +108,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let opts = orchestrator::RunOptions {
                 runs_dir,
                 jobs: jobs.map(usize::from),
+                loader_threads: loader_threads.into(),
                 threads,
                 retries,
                 force,
@@ -171,6 +173,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             experiment_dir,
             job,
             threads,
+            loader_threads,
             rungs,
             spec_revision,
         } => {
@@ -186,6 +189,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 experiment: &experiment,
                 job_id: &job,
                 threads,
+                loader_threads: loader_threads.into(),
                 rungs,
                 spec_git_revision: spec_revision,
                 stop,
@@ -197,11 +201,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             spec,
             steps,
             threads,
+            loader_threads,
             json,
         } => {
             let e = load(&spec)?;
             let threads = set_threads(threads);
-            let r = bench::bench(&e.base, steps as usize, threads)?;
+            let r = bench::bench(&e.base, steps as usize, threads, loader_threads.into())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -210,12 +215,17 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     r.experiment, r.parameters, r.batch_size, r.threads, r.steps
                 );
                 println!(
-                    "training: {:>10.0} images/s (forward + backward + optimizer step)",
+                    "training: {:>10.0} images/s (forward + backward + optimizer step, batches ready)",
                     r.train_images_per_sec
                 );
                 println!(
-                    "loading:  {:>10.0} images/s (batches from the decoded cache)",
-                    r.load_images_per_sec
+                    "  fed by the loader: {:>10.0} images/s, waiting for data {:.1}% of the time",
+                    r.train_with_loader_images_per_sec,
+                    100.0 * r.data_wait_fraction
+                );
+                println!(
+                    "loading:  {:>10.0} images/s ({} loader thread(s), {:.1}× training)",
+                    r.load_images_per_sec, r.loader_threads, r.load_to_train_ratio
                 );
                 println!(
                     "decoding: {:>10.0} images/s (files into the cache, once per run)",

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::prepare;
 use crate::model::Mode;
 use crate::spec::Spec;
-use crate::train::batches::{make_batch, Normalizer};
+use crate::train::batches::{make_batch, HostBatch, Normalizer};
+use crate::train::loader::{self, LoaderConfig};
 use crate::train::{rng, trainer};
 
 #[derive(Debug, Serialize)]
@@ -20,13 +21,27 @@ pub struct BenchResult {
     pub steps: usize,
     /// Forward + backward + optimizer step on batches already in memory.
     pub train_images_per_sec: f64,
-    /// Batches assembled from the u8 cache (gather, normalise, tensor).
+    /// Threads of the batch loader.
+    pub loader_threads: usize,
+    /// Training batches the loader delivers from the u8 cache (gather, augment, normalise) with
+    /// `loader_threads` threads and no trainer.
     pub load_images_per_sec: f64,
+    /// `load_images_per_sec / train_images_per_sec`: how far the loader outruns the trainer.
+    pub load_to_train_ratio: f64,
+    /// The same training steps fed by the loader, as in a run.
+    pub train_with_loader_images_per_sec: f64,
+    /// The share of that time the trainer waited for a batch.
+    pub data_wait_fraction: f64,
     /// Decoding the data set into the cache (once per run).
     pub decode_images_per_sec: f64,
 }
 
-pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchResult> {
+pub fn bench(
+    spec: &Spec,
+    steps: usize,
+    threads: usize,
+    loader_threads: usize,
+) -> anyhow::Result<BenchResult> {
     let loaded = prepare::load(spec)?;
     let decoded: usize = loaded.reports.iter().map(|r| r.decoded).sum();
     let decode_seconds: f64 = loaded.reports.iter().map(|r| r.seconds).sum();
@@ -41,14 +56,15 @@ pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchR
         "the training split has fewer images than one batch"
     );
 
-    // Loading: assemble batches for at least half a second.
+    // Loading: the loader delivers whole epochs of batches for at least half a second.
+    let loader = LoaderConfig::for_threads(loader_threads);
+    let make = |k: usize| HostBatch::gather(&data.train, batches[k % batches.len()], &norm);
     let started = Instant::now();
     let mut loaded = 0usize;
     while started.elapsed().as_secs_f64() < 0.5 {
-        for chunk in batches.iter().take(64) {
-            let (x, _) = make_batch(&data.train, chunk, &norm, &device)?;
-            loaded += x.dim(0)?;
-        }
+        loaded += loader::with_batches(batches.len().max(64), loader, make, |ready| {
+            ready.map(|b| b.indices.len()).sum::<usize>()
+        });
     }
     let load_images_per_sec = loaded as f64 / started.elapsed().as_secs_f64();
 
@@ -74,6 +90,24 @@ pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchR
         optimizer.step(net.params(), &grads, spec.optimizer.lr())?;
     }
     let train_images_per_sec = (steps * bs) as f64 / timed.elapsed().as_secs_f64();
+
+    // The same steps fed by the loader, as in a run.
+    let timed = Instant::now();
+    let waited = loader::with_batches(
+        steps,
+        loader,
+        make,
+        |ready| -> anyhow::Result<std::time::Duration> {
+            for batch in ready.by_ref() {
+                let (x, y) = batch.to_tensors(&data.train, &device)?;
+                let logits = net.forward(&x, Mode::Train, &mut dropout)?;
+                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                optimizer.step(net.params(), &loss.backward()?, spec.optimizer.lr())?;
+            }
+            Ok(ready.waited())
+        },
+    )?;
+    let with_loader_seconds = timed.elapsed().as_secs_f64();
     Ok(BenchResult {
         experiment: spec.name.clone(),
         parameters: net.parameter_count(),
@@ -81,7 +115,11 @@ pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchR
         threads,
         steps,
         train_images_per_sec,
+        loader_threads: loader.threads,
         load_images_per_sec,
+        load_to_train_ratio: load_images_per_sec / train_images_per_sec,
+        train_with_loader_images_per_sec: (steps * bs) as f64 / with_loader_seconds,
+        data_wait_fraction: waited.as_secs_f64() / with_loader_seconds,
         decode_images_per_sec: decoded as f64 / decode_seconds.max(1e-9),
     })
 }

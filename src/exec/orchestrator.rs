@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub jobs: Option<usize>,
     /// CPU threads shared by the running jobs.
     pub threads: usize,
+    /// Threads per job preparing training batches ahead of the trainer.
+    pub loader_threads: usize,
     /// Extra attempts for a job whose worker crashed.
     pub retries: u32,
     /// Continue although the spec changed since the experiment started.
@@ -355,6 +357,7 @@ pub fn run(
                     &dir,
                     &id,
                     slots,
+                    opts.loader_threads,
                     &rungs,
                     spec_revision.as_deref(),
                     tx.clone(),
@@ -556,6 +559,7 @@ fn spawn(
     dir: &ExperimentDir,
     id: &str,
     slots: Slots,
+    loader_threads: usize,
     rungs: &[usize],
     spec_revision: Option<&str>,
     tx: mpsc::Sender<Message>,
@@ -577,7 +581,9 @@ fn spawn(
         .arg("--job")
         .arg(id)
         .arg("--threads")
-        .arg(slots.threads_per_job.to_string());
+        .arg(slots.threads_per_job.to_string())
+        .arg("--loader-threads")
+        .arg(loader_threads.to_string());
     if !rungs.is_empty() {
         cmd.arg("--rungs").arg(
             rungs

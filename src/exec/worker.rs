@@ -24,6 +24,7 @@ use crate::report::tensorboard::SessionStatus;
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Normalizer;
 use crate::train::evaluate::evaluate;
+use crate::train::loader::LoaderConfig;
 use crate::train::metrics::MulticlassMetrics;
 use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
@@ -154,6 +155,8 @@ pub struct WorkerOptions<'a> {
     pub experiment: &'a ExperimentDir,
     pub job_id: &'a str,
     pub threads: usize,
+    /// Threads preparing training batches ahead of the trainer.
+    pub loader_threads: usize,
     /// Epochs at which to ask the orchestrator whether to go on (successive halving).
     pub rungs: Vec<usize>,
     /// The git revision of the spec's folder, recorded with the job.
@@ -269,7 +272,15 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
     };
     let started = Instant::now();
     let result = train_and_evaluate(
-        job, data, &net, &dir, &spec_toml, resume, &mut hooks, &mut sink,
+        job,
+        data,
+        &net,
+        &dir,
+        &spec_toml,
+        resume,
+        LoaderConfig::for_threads(opts.loader_threads),
+        &mut hooks,
+        &mut sink,
     );
     record.finished_at = Some(now());
     let exit = match result {
@@ -533,6 +544,7 @@ fn train_and_evaluate(
     dir: &JobDir,
     spec_toml: &str,
     resume: Option<Checkpoint>,
+    loader: LoaderConfig,
     hooks: &mut dyn TrainHooks,
     sink: &mut dyn EventSink,
 ) -> Result<Trained, Failure> {
@@ -563,6 +575,7 @@ fn train_and_evaluate(
         data.val.as_ref(),
         &norm,
         resume,
+        loader,
         hooks,
         sink,
     )

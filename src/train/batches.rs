@@ -33,6 +33,40 @@ impl Normalizer {
     }
 }
 
+/// A training batch prepared away from the trainer's thread: the images' indices in the set
+/// and their normalised pixels (`indices.len()` × C×H×W).
+pub struct HostBatch {
+    pub indices: Vec<usize>,
+    pub pixels: Vec<f32>,
+}
+
+impl HostBatch {
+    /// Gathers and normalises images `indices` of `set`.
+    pub fn gather(set: &ImageSet, indices: &[usize], norm: &Normalizer) -> Self {
+        let len = set.image_len();
+        let mut pixels = vec![0f32; indices.len() * len];
+        for (chunk, &i) in pixels.chunks_exact_mut(len).zip(indices) {
+            norm.apply(set.image(i), chunk);
+        }
+        HostBatch {
+            indices: indices.to_vec(),
+            pixels,
+        }
+    }
+
+    /// The pixels as a `(batch, C, H, W)` tensor and the labels as u32, on `device`.
+    pub fn to_tensors(self, set: &ImageSet, device: &Device) -> Result<(Tensor, Tensor)> {
+        let n = self.indices.len();
+        let labels: Vec<u32> = self.indices.iter().map(|&i| set.labels[i]).collect();
+        let x = Tensor::from_vec(
+            self.pixels,
+            (n, set.channels, set.height, set.width),
+            device,
+        )?;
+        Ok((x, Tensor::from_vec(labels, n, device)?))
+    }
+}
+
 /// Images `indices` of `set` as a `(batch, C, H, W)` f32 tensor and their labels as u32.
 pub fn make_batch(
     set: &ImageSet,
@@ -40,19 +74,7 @@ pub fn make_batch(
     norm: &Normalizer,
     device: &Device,
 ) -> Result<(Tensor, Tensor)> {
-    let len = set.image_len();
-    let mut x = vec![0f32; indices.len() * len];
-    for (chunk, &i) in x.chunks_exact_mut(len).zip(indices) {
-        norm.apply(set.image(i), chunk);
-    }
-    let labels: Vec<u32> = indices.iter().map(|&i| set.labels[i]).collect();
-    let x = Tensor::from_vec(
-        x,
-        (indices.len(), set.channels, set.height, set.width),
-        device,
-    )?;
-    let y = Tensor::from_vec(labels, indices.len(), device)?;
-    Ok((x, y))
+    HostBatch::gather(set, indices, norm).to_tensors(set, device)
 }
 
 #[cfg(test)]

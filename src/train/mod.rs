@@ -2,6 +2,7 @@
 
 pub mod batches;
 pub mod evaluate;
+pub mod loader;
 pub mod metrics;
 pub mod optim;
 pub mod rng;

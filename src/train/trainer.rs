@@ -8,8 +8,9 @@ use candle_core::Tensor;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::batches::{make_batch, Normalizer};
+use super::batches::{HostBatch, Normalizer};
 use super::evaluate::{evaluate, record};
+use super::loader::{self, LoaderConfig};
 use super::metrics::{ConfusionMatrix, MulticlassMetrics, SCALAR_METRICS};
 use super::optim::{Adam, Optimizer, Sgd};
 use super::{rng, schedule};
@@ -165,6 +166,7 @@ pub fn train(
     val: Option<&ImageSet>,
     norm: &Normalizer,
     resume: Option<Checkpoint>,
+    loader: LoaderConfig,
     hooks: &mut dyn TrainHooks,
     sink: &mut dyn EventSink,
 ) -> Result<TrainOutcome, TrainError> {
@@ -192,48 +194,61 @@ pub fn train(
         let started = Instant::now();
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng::stream(seed, "shuffle", epoch as u64));
+        let chunks: Vec<&[usize]> = order.chunks(t.batch_size).collect();
         let mut dropout_rng = rng::stream(seed, "dropout", epoch as u64);
         let mut cm = ConfusionMatrix::new(train.classes.len());
         let mut loss_sum = 0.0;
         let mut lr = spec.optimizer.lr();
-        for (step, chunk) in order.chunks(t.batch_size).enumerate() {
-            if hooks.interrupted() {
-                return finish(history, best, Ending::Interrupted);
-            }
-            let global_step = (epoch - 1) * steps + step;
-            lr = schedule::learning_rate(
-                &spec.schedule,
-                spec.optimizer.lr(),
-                global_step,
-                steps,
-                t.epochs,
-            );
-            let (x, y) = make_batch(train, chunk, norm, net.device())?;
-            let logits = net.forward(&x, Mode::Train, &mut dropout_rng)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let loss_value = loss.to_scalar::<f32>()? as f64;
-            if !loss_value.is_finite() {
-                return Err(TrainError::Diverged {
-                    epoch,
-                    step: step + 1,
-                    loss: loss_value,
-                });
-            }
-            let grads = loss.backward()?;
-            optimizer.step(net.params(), &grads, lr)?;
-            loss_sum += loss_value * chunk.len() as f64;
-            record(
-                &mut cm,
-                &logits.detach(),
-                chunk.iter().map(|&i| train.labels[i] as usize),
-            )?;
-            sink.event(&Event::StepDone {
-                job: job.to_string(),
-                epoch,
-                step: step + 1,
-                steps,
-                loss: loss_value,
-            })?;
+        let completed = loader::with_batches(
+            chunks.len(),
+            loader,
+            |step| HostBatch::gather(train, chunks[step], norm),
+            |batches| -> Result<bool, TrainError> {
+                for (step, batch) in batches.enumerate() {
+                    if hooks.interrupted() {
+                        return Ok(false);
+                    }
+                    let global_step = (epoch - 1) * steps + step;
+                    lr = schedule::learning_rate(
+                        &spec.schedule,
+                        spec.optimizer.lr(),
+                        global_step,
+                        steps,
+                        t.epochs,
+                    );
+                    let batch_len = batch.indices.len();
+                    let (x, y) = batch.to_tensors(train, net.device())?;
+                    let logits = net.forward(&x, Mode::Train, &mut dropout_rng)?;
+                    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                    let loss_value = loss.to_scalar::<f32>()? as f64;
+                    if !loss_value.is_finite() {
+                        return Err(TrainError::Diverged {
+                            epoch,
+                            step: step + 1,
+                            loss: loss_value,
+                        });
+                    }
+                    let grads = loss.backward()?;
+                    optimizer.step(net.params(), &grads, lr)?;
+                    loss_sum += loss_value * batch_len as f64;
+                    record(
+                        &mut cm,
+                        &logits.detach(),
+                        chunks[step].iter().map(|&i| train.labels[i] as usize),
+                    )?;
+                    sink.event(&Event::StepDone {
+                        job: job.to_string(),
+                        epoch,
+                        step: step + 1,
+                        steps,
+                        loss: loss_value,
+                    })?;
+                }
+                Ok(true)
+            },
+        )?;
+        if !completed {
+            return finish(history, best, Ending::Interrupted);
         }
         let train_metrics = MulticlassMetrics::from_confusion(
             &cm,
