@@ -34,6 +34,17 @@ pub fn preview(
     tile(&rows, set.channels)
 }
 
+/// Samples and augmented versions per sample in the preview `assay run` logs to TensorBoard
+/// (and the defaults of `assay preview`).
+pub const DEFAULT_SAMPLES: usize = 8;
+pub const DEFAULT_VARIANTS: usize = 5;
+
+/// The preview of the first [`DEFAULT_SAMPLES`] images of `set`, [`DEFAULT_VARIANTS`] versions each.
+pub fn default_preview(spec: &AugmentSpec, set: &ImageSet, seed: u64) -> Image {
+    let samples: Vec<usize> = (0..set.len().min(DEFAULT_SAMPLES)).collect();
+    preview(spec, set, &samples, DEFAULT_VARIANTS, seed)
+}
+
 /// Lays out rows of images with [`GAP`] white pixels between and around them; every cell is
 /// as large as the largest image.
 pub fn tile(rows: &[Vec<Image>], channels: usize) -> Image {
