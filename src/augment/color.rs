@@ -46,8 +46,8 @@ pub fn hue(img: &Image, shift: f64) -> Image {
         let rgb = [0, 1, 2].map(|c| img.data[c * n + i] as f64 / 255.0);
         let (h, s, v) = rgb_to_hsv(rgb);
         let rgb = hsv_to_rgb((h + shift).rem_euclid(1.0), s, v);
-        for c in 0..3 {
-            out.data[c * n + i] = to_u8((rgb[c] * 255.0) as f32);
+        for (c, v) in rgb.iter().enumerate() {
+            out.data[c * n + i] = to_u8((v * 255.0) as f32);
         }
     }
     out

@@ -81,7 +81,7 @@ fn clahe_plane(src: &[u8], dst: &mut [u8], h: usize, w: usize, clip: f64, gy: us
                     *b += each;
                 }
                 // the remainder goes to every (256 / rest)-th bin, as OpenCV does
-                let step = if rest > 0 { (256 / rest).max(1) } else { 1 };
+                let step = 256usize.checked_div(rest).unwrap_or(1).max(1);
                 let mut i = 0;
                 while i < 256 && rest > 0 {
                     hist[i] += 1;

@@ -31,16 +31,8 @@ pub struct CutBox {
 
 /// How many whole samples both buffers hold (never more than `n`).
 fn usable(x: &[f32], targets: &[f32], n: usize, sample_len: usize, classes: usize) -> usize {
-    let by_x = if sample_len == 0 {
-        0
-    } else {
-        x.len() / sample_len
-    };
-    let by_t = if classes == 0 {
-        0
-    } else {
-        targets.len() / classes
-    };
+    let by_x = x.len().checked_div(sample_len).unwrap_or(0);
+    let by_t = targets.len().checked_div(classes).unwrap_or(0);
     n.min(by_x).min(by_t)
 }
 

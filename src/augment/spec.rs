@@ -222,7 +222,7 @@ impl Transform {
 impl TransformSpec {
     /// True if applying it can give different results for different draws.
     pub fn is_random(&self) -> bool {
-        (self.p > 0.0 && self.p < 1.0) || (self.p > 0.0 && self.op.is_random())
+        self.p > 0.0 && (self.p < 1.0 || self.op.is_random())
     }
 }
 

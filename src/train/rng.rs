@@ -18,7 +18,7 @@ pub fn stream(seed: u64, purpose: &str, index: u64) -> ChaCha8Rng {
 /// `sample_stream(seed, "mix", epoch, step)`, so a sample's augmentation depends on nothing
 /// else (not on threads, batch order or what was drawn before).
 pub fn sample_stream(seed: u64, purpose: &str, epoch: u64, index: u64) -> ChaCha8Rng {
-    stream(seed ^ splitmix(epoch ^ 0x5eed_0f_e70c), purpose, index)
+    stream(seed ^ splitmix(epoch ^ 0x005e_ed0f_e70c), purpose, index)
 }
 
 fn splitmix(mut z: u64) -> u64 {
