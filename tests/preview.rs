@@ -104,3 +104,54 @@ fn preview_of_a_bad_spec_exits_2() {
     );
     assert!(!out.exists());
 }
+
+/// `(width, height)` of every image logged as `tag` in the event files under `dir`.
+fn logged_images(dir: &std::path::Path, tag: &str) -> Vec<(i32, i32)> {
+    use assay::report::tensorboard::proto::{event, summary};
+    let mut found = Vec::new();
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("events.out.tfevents.") {
+            continue;
+        }
+        for e in assay::report::tensorboard::read_events(entry.path()).unwrap() {
+            let Some(event::What::Summary(s)) = &e.what else {
+                continue;
+            };
+            for v in &s.value {
+                if let (true, Some(summary::value::Value::Image(img))) = (v.tag == tag, &v.value) {
+                    found.push((img.width, img.height));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn run_logs_the_preview_to_tensorboard_only_with_a_train_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 40, 10);
+    let keep_size = "train = [{ type = \"random_crop\", size = 28, padding = 2 }]\n";
+    let with = format!(
+        "name = \"tb-preview\"\n{data}\n[model]\narchitecture = \"mlp\"\nlayers = [{{ type = \"dense\", units = 8 }}]\n\n[train]\nepochs = 1\nbatch_size = 16\n\n[augment]\n{keep_size}"
+    );
+    let path = write_spec(dir.path(), &with);
+    let r = assay(dir.path(), &["run", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // 8 rows × (original + 5 versions) of 28×28 cells with 2-pixel separators
+    assert_eq!(
+        logged_images(&dir.path().join("runs/tb-preview"), "augment/preview"),
+        vec![(6 * 30 + 2, 8 * 30 + 2)]
+    );
+    let without = with
+        .replace(keep_size, "")
+        .replace("tb-preview", "tb-plain");
+    let path = write_spec(dir.path(), &without);
+    let r = assay(dir.path(), &["run", path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let plain = dir.path().join("runs/tb-plain");
+    assert!(logged_images(&plain, "augment/preview").is_empty());
+    assert_eq!(logged_images(&plain, "samples").len(), 1);
+}
