@@ -7,7 +7,8 @@ use super::tree::{Node, Segment, Value};
 use super::types::{DataSpec, Spec};
 use super::validate::{at, opt};
 use crate::augment::{
-    output_shape, AugmentSpec, EraseValue, MixSpec, RandomWord, Transform, TransformSpec,
+    output_shape, AugmentSpec, BatchMix, EraseValue, MixSpec, Pipeline, RandomWord, Transform,
+    TransformSpec,
 };
 
 /// The transform `type`s, as written in the spec.
@@ -49,6 +50,21 @@ impl Spec {
     /// `[augment]` lists (train and eval give the same size; the spec checks that).
     pub fn input_shape(&self) -> (usize, usize, usize) {
         input_shape(&self.augment, &self.data)
+    }
+
+    /// The `augment.train` list for the decoded images.
+    pub fn train_pipeline(&self) -> Pipeline {
+        Pipeline::new(&self.augment.train, decoded_shape(&self.data))
+    }
+
+    /// The `augment.eval` list for the decoded images (validation, test, prediction).
+    pub fn eval_pipeline(&self) -> Pipeline {
+        Pipeline::new(&self.augment.eval, decoded_shape(&self.data))
+    }
+
+    /// Batch-level mixing (`[augment.mixup]`, `[augment.cutmix]`) for batches of the model's input shape.
+    pub fn batch_mix(&self) -> BatchMix {
+        BatchMix::new(&self.augment, self.input_shape())
     }
 }
 
@@ -580,5 +596,84 @@ fn erase_value(a: At, d: &mut Diags) -> Option<EraseValue> {
             Some(EraseValue::Random(RandomWord::Random))
         }
         _ => r::integer(a, 0, 255, d).map(|v| EraseValue::Constant(v as u8)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::spec::{parse, Origin};
+
+    fn spec(augment: &str) -> Spec {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let text = format!(
+            "name = \"a\"\n[data]\nformat = \"idx\"\ntrain = {{ images = \"data/mnist-subset/train-images-idx3-ubyte.gz\", labels = \"data/mnist-subset/train-labels-idx1-ubyte.gz\" }}\nimage_size = [28, 28]\n[model]\narchitecture = \"mlp\"\nlayers = []\n[augment]\n{augment}"
+        );
+        match parse(&text, Origin::File("a.toml".into()), &dir, &[]) {
+            Ok(e) => e.base,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn short_forms_expand_to_ranges_and_defaults() {
+        let s = spec(
+            "train = [\n{ type = \"brightness\", factor = 0.2 },\n{ type = \"rotation\", degrees = 10 },\n{ type = \"affine\", degrees = [0, 5], shear = 3 },\n{ type = \"horizontal_flip\" },\n{ type = \"random_erasing\", value = \"random\" },\n{ type = \"gaussian_blur\", kernel_size = 3, sigma = 1.5 },\n{ type = \"random_crop\", size = 24, padding = 2 },\n]\neval = [{ type = \"center_crop\", size = [24, 24] }]\n[augment.cutmix]\n",
+        );
+        let t = &s.augment.train;
+        assert_eq!(t[0].op, Transform::Brightness { factor: [0.8, 1.2] });
+        assert_eq!(t[0].p, 1.0);
+        assert_eq!(
+            t[1].op,
+            Transform::Rotation {
+                degrees: [-10.0, 10.0],
+                fill: 0
+            }
+        );
+        assert!(matches!(
+            t[2].op,
+            Transform::Affine {
+                shear: [-3.0, 3.0, 0.0, 0.0],
+                scale: [1.0, 1.0],
+                ..
+            }
+        ));
+        assert_eq!(t[3].p, 0.5);
+        assert_eq!(t[4].p, 0.5);
+        assert!(matches!(
+            t[4].op,
+            Transform::RandomErasing {
+                value: EraseValue::Random(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            t[5].op,
+            Transform::GaussianBlur {
+                kernel_size: [3, 3],
+                sigma: [1.5, 1.5]
+            }
+        );
+        assert_eq!(s.input_shape(), (1, 24, 24));
+        assert_eq!(s.train_pipeline().output_shape(), (1, 24, 24));
+        assert_eq!(s.eval_pipeline().output_shape(), (1, 24, 24));
+        assert_eq!(s.augment.cutmix, Some(MixSpec { alpha: 1.0, p: 1.0 }));
+        assert_eq!(s.augment.mixup, None);
+        assert!(!s.batch_mix().is_identity());
+    }
+
+    #[test]
+    fn no_section_means_no_augmentation() {
+        let s = spec("");
+        assert!(s.augment.is_empty());
+        assert_eq!(s.input_shape(), (1, 28, 28));
+        assert!(s.train_pipeline().is_identity() && s.batch_mix().is_identity());
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(
+            json.get("augment").is_none(),
+            "left out of the resolved spec"
+        );
     }
 }
