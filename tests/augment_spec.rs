@@ -264,3 +264,16 @@ fn both_list_forms_validate_and_print_resolved() {
     assert_eq!(v.code, 0, "{}", v.stderr);
     assert!(v.stdout.contains("-5.0,\n    20.0,"), "{}", v.stdout);
 }
+
+#[test]
+fn size_changing_transforms_always_apply() {
+    let text = spec("train = [{ type = \"random_crop\", size = 28, p = 0.5 }]\n");
+    expect_one(
+        &text,
+        "p = 0.5",
+        "0.5",
+        "`random_crop` changes the image size, so it always applies: p must be 1",
+        "augment.train[0].p",
+        None,
+    );
+}

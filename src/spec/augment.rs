@@ -181,7 +181,7 @@ fn default_p(kind: &str) -> f64 {
     }
 }
 
-/// Types that change the image size: they always apply, so they take no `p`.
+/// Types that change the image size: they always apply (`p` can only be 1).
 fn resizes(kind: &str) -> bool {
     matches!(
         kind,
@@ -200,17 +200,19 @@ fn transform(
     let type_node = t.required("type", d, "\"random_crop\"")?;
     let kind = r::choice(at(type_node, &type_path), TRANSFORM_TYPES, d)?;
     let p = if resizes(&kind) {
-        if let Some(e) = t.entry("p") {
-            d.error(
-                e.key_span,
-                &t.path_of("p"),
-                format!("`{kind}` takes no `p`: it changes the image size, so it always applies"),
-                None,
-            );
-            None
-        } else {
-            Some(1.0)
-        }
+        opt(&mut t, "p", d, 1.0, |a, d| {
+            let p = probability(a, d)?;
+            if p != 1.0 {
+                d.error(
+                    a.node.span,
+                    a.path,
+                    format!("`{kind}` changes the image size, so it always applies: p must be 1"),
+                    None,
+                );
+                return None;
+            }
+            Some(p)
+        })
     } else {
         opt(&mut t, "p", d, default_p(&kind), probability)
     };
@@ -675,5 +677,26 @@ mod tests {
             json.get("augment").is_none(),
             "left out of the resolved spec"
         );
+    }
+
+    #[test]
+    fn the_resolved_spec_round_trips() {
+        let s = spec(
+            "train = [\n{ type = \"random_resized_crop\", size = 28 },\n{ type = \"random_erasing\", value = \"random\" },\n{ type = \"random_erasing\", value = 3 },\n{ type = \"horizontal_flip\" },\n{ type = \"trivial_augment\" },\n]\n[augment.mixup]\n",
+        );
+        // through JSON (plan.json, read back by the worker)
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Spec>(&json).unwrap(), s);
+        // through the TOML `assay validate` prints: valid spec text again
+        #[derive(serde::Serialize)]
+        struct Section<'a> {
+            augment: &'a AugmentSpec,
+        }
+        let text = toml::to_string_pretty(&Section {
+            augment: &s.augment,
+        })
+        .unwrap();
+        let again = spec(&text);
+        assert_eq!(again.augment, s.augment);
     }
 }
