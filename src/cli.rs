@@ -106,6 +106,23 @@ pub enum Command {
         #[arg(long)]
         spec_revision: Option<String>,
     },
+    /// Render a PNG grid of training samples: the original (after the eval list), then augmented versions
+    Preview {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// The PNG to write
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Rows: the first N training images
+        #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+        samples: u32,
+        /// Augmented versions per sample (epochs 1..=K)
+        #[arg(long, default_value_t = 5, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=100))]
+        variants: u32,
+        /// Seed of the random draws (default: the spec's seed)
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Measure training and data-loading throughput (images/s) of the spec's model and batch size
     Bench {
         #[command(flatten)]

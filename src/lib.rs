@@ -4,6 +4,7 @@
 //! train → evaluate) and emits [`report::events::Event`]s to the console and TensorBoard;
 //! every job leaves its outputs under [`store::ExperimentDir`].
 
+pub mod augment;
 pub mod data;
 pub mod exec;
 pub mod model;

@@ -197,6 +197,32 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             let exit = run_worker(&opts)?;
             Ok(exit.code() as u8)
         }
+        Command::Preview {
+            spec,
+            out,
+            samples,
+            variants,
+            seed,
+        } => {
+            let e = load(&spec)?;
+            let seed = seed.unwrap_or(e.base.seed);
+            let p = assay::exec::preview::write(
+                &e.base,
+                &out,
+                samples as usize,
+                variants as usize,
+                seed,
+            )?;
+            println!(
+                "{}: {} sample(s) × (original + {} augmented), {}×{} px",
+                out.display(),
+                p.samples,
+                p.variants,
+                p.width,
+                p.height
+            );
+            Ok(0)
+        }
         Command::Bench {
             spec,
             steps,

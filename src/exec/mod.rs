@@ -1,9 +1,10 @@
 //! Running work: data preparation, the orchestrator and its scheduler, the worker that runs one
-//! job, progress and status display, the benchmark.
+//! job, progress and status display, the benchmark, the augmentation preview.
 
 pub mod bench;
 pub mod orchestrator;
 pub mod prepare;
+pub mod preview;
 pub mod progress;
 pub mod scheduler;
 pub mod status;

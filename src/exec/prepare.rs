@@ -229,12 +229,13 @@ pub fn build_network(
     seed: u64,
     device: &candle_core::Device,
 ) -> anyhow::Result<crate::model::Network> {
-    let t = &data.train;
+    // the model sees the images after the augment lists, not as decoded
+    let (c, h, w) = spec.input_shape();
     crate::model::Network::build(
         &spec.model,
-        t.channels,
-        t.height,
-        t.width,
+        c,
+        h,
+        w,
         data.classes.len(),
         &mut rng::stream(seed, "init", 0),
         device,

@@ -254,6 +254,10 @@ pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::
     let mut tb = TensorBoardSink::new(dir.clone()).with_session(&job.params, &job.trial_id);
     if resumed_from == 0 {
         tb.add_samples(&data.train)?;
+        if !spec.augment.train.is_empty() {
+            let grid = crate::augment::grid::default_preview(&spec.augment, &data.train, job.seed);
+            tb.add_augment_preview(&grid)?;
+        }
     }
     let mut sink = Fanout {
         sinks: vec![&mut console, &mut progress, &mut tb],

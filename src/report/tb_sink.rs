@@ -105,6 +105,22 @@ impl TensorBoardSink {
         Ok(())
     }
 
+    /// The augmentation preview grid (`augment::grid`) as image `augment/preview`.
+    pub fn add_augment_preview(&mut self, grid: &crate::augment::Image) -> anyhow::Result<()> {
+        if grid.height == 0 || grid.width == 0 {
+            return Ok(());
+        }
+        let rgb = crate::augment::grid::to_rgb(grid);
+        self.writer("")?.add_image_rgb8(
+            "augment/preview",
+            grid.width as u32,
+            grid.height as u32,
+            &rgb,
+            0,
+        )?;
+        Ok(())
+    }
+
     /// The confusion matrix of `split` at `step` as a heatmap.
     pub fn add_confusion(
         &mut self,

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::augment::{AugmentSpec, EraseValue, MixSpec, Transform, TransformSpec};
 pub use crate::data::folds::FoldMethod;
 pub use crate::data::resize::ResizeMethod;
 
@@ -19,6 +20,9 @@ pub struct Spec {
     pub optimizer: OptimizerSpec,
     pub schedule: ScheduleSpec,
     pub train: TrainSpec,
+    /// `[augment]`; left out of the resolved spec (and so of job ids) when empty.
+    #[serde(default, skip_serializing_if = "AugmentSpec::is_empty")]
+    pub augment: AugmentSpec,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

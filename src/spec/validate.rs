@@ -29,7 +29,13 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
     let split = section(&mut top, "split", d, false).and_then(|t| split(t, data.as_ref(), d));
     let preprocess =
         section(&mut top, "preprocess", d, false).and_then(|t| preprocess(t, data.as_ref(), d));
-    let model = section(&mut top, "model", d, true).and_then(|t| model(t, data.as_ref(), d));
+    let augment = section(&mut top, "augment", d, false)
+        .and_then(|t| super::augment::augment(t, data.as_ref(), d));
+    let input = augment
+        .as_ref()
+        .zip(data.as_ref())
+        .map(|(a, data)| super::augment::input_shape(a, data));
+    let model = section(&mut top, "model", d, true).and_then(|t| model(t, input, d));
     let optimizer = section(&mut top, "optimizer", d, false).and_then(|t| optimizer(t, d));
     let train = section(&mut top, "train", d, false).and_then(|t| train(t, d));
     let schedule =
@@ -46,15 +52,16 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         optimizer: optimizer?,
         schedule: schedule?,
         train: train?,
+        augment: augment?,
     })
 }
 
-fn at<'a>(node: &'a Node, path: &'a [Segment]) -> At<'a> {
+pub(super) fn at<'a>(node: &'a Node, path: &'a [Segment]) -> At<'a> {
     At { node, path }
 }
 
 /// A section's table reader; an absent optional section reads as an empty table.
-fn section<'a>(
+pub(super) fn section<'a>(
     top: &mut TableReader<'a>,
     key: &'static str,
     d: &mut Diags,
@@ -86,7 +93,7 @@ fn section<'a>(
 }
 
 /// Reads an optional key with `read`, or returns `default`.
-fn opt<T>(
+pub(super) fn opt<T>(
     t: &mut TableReader<'_>,
     key: &'static str,
     d: &mut Diags,
@@ -510,7 +517,12 @@ const LAYER_TYPES: &[&str] = &[
     "dense",
 ];
 
-fn model(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<ModelSpec> {
+/// `input` is the `(channels, height, width)` the model receives (after the train transforms).
+fn model(
+    mut t: TableReader,
+    input: Option<(usize, usize, usize)>,
+    d: &mut Diags,
+) -> Option<ModelSpec> {
     let arch_path = t.path_of("architecture");
     let architecture = t.required("architecture", d, "\"cnn\"").and_then(|n| {
         Some(
@@ -542,15 +554,10 @@ fn model(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<M
     if !ok {
         return None;
     }
-    if let Some(data) = data {
-        let [h, w] = data.image_size;
+    if let Some((c, h, w)) = input {
         let input = match architecture {
-            Architecture::Cnn => Shape::Spatial {
-                c: data.channels,
-                h,
-                w,
-            },
-            Architecture::Mlp => Shape::Flat(data.channels * h * w),
+            Architecture::Cnn => Shape::Spatial { c, h, w },
+            Architecture::Mlp => Shape::Flat(c * h * w),
         };
         if let Err(e) = shapes::infer(&layers, input) {
             let shapes = shapes::infer(&layers[..e.layer], input).unwrap_or_default();

@@ -13,6 +13,14 @@ pub fn stream(seed: u64, purpose: &str, index: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(splitmix(seed ^ splitmix(h ^ splitmix(index))))
 }
 
+/// A generator for one sample (or batch) `index` of `epoch`: augmentation draws from
+/// `sample_stream(seed, "augment", epoch, sample)` and batch mixing from
+/// `sample_stream(seed, "mix", epoch, step)`, so a sample's augmentation depends on nothing
+/// else (not on threads, batch order or what was drawn before).
+pub fn sample_stream(seed: u64, purpose: &str, epoch: u64, index: u64) -> ChaCha8Rng {
+    stream(seed ^ splitmix(epoch ^ 0x005e_ed0f_e70c), purpose, index)
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -33,5 +41,10 @@ mod tests {
         assert_ne!(a, stream(1, "shuffle", 4).random::<u64>());
         assert_ne!(a, stream(2, "shuffle", 3).random::<u64>());
         assert_ne!(a, stream(1, "dropout", 3).random::<u64>());
+        let s: u64 = sample_stream(1, "augment", 2, 3).random();
+        assert_eq!(s, sample_stream(1, "augment", 2, 3).random::<u64>());
+        assert_ne!(s, sample_stream(1, "augment", 3, 2).random::<u64>());
+        assert_ne!(s, sample_stream(1, "augment", 2, 4).random::<u64>());
+        assert_ne!(s, sample_stream(1, "augment", 1, 3).random::<u64>());
     }
 }
