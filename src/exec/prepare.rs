@@ -235,7 +235,11 @@ pub fn build_network(
         t.channels,
         t.height,
         t.width,
-        data.classes.len(),
+        if spec.task == crate::spec::Task::Binary {
+            1
+        } else {
+            data.classes.len()
+        },
         &mut rng::stream(seed, "init", 0),
         device,
     )

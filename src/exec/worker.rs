@@ -24,7 +24,8 @@ use crate::report::tensorboard::SessionStatus;
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Normalizer;
 use crate::train::evaluate::evaluate;
-use crate::train::metrics::MulticlassMetrics;
+use crate::train::loss::Objective;
+use crate::train::metrics::Metrics;
 use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
 /// Version of the files a job writes (`job.json`, `metrics.json`).
@@ -141,11 +142,11 @@ struct MetricsFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ending: Option<&'a Ending>,
     #[serde(rename = "final")]
-    final_: BTreeMap<&'static str, MulticlassMetrics>,
+    final_: BTreeMap<&'static str, Metrics>,
     history: Vec<HistoryEntry>,
 }
 
-fn scalars(m: &MulticlassMetrics) -> BTreeMap<&'static str, f64> {
+fn scalars(m: &Metrics) -> BTreeMap<&'static str, f64> {
     m.scalars().into_iter().collect()
 }
 
@@ -516,7 +517,7 @@ struct Failure {
     history: Vec<EpochRecord>,
 }
 
-type Finals = BTreeMap<&'static str, MulticlassMetrics>;
+type Finals = BTreeMap<&'static str, Metrics>;
 
 struct Trained {
     best_epoch: usize,
@@ -604,8 +605,21 @@ fn train_and_evaluate(
     }
     // Pruned jobs stop before the end; their test score would only tempt selection on the test set.
     if let (Some(test), false) = (&data.test, matches!(outcome.ending, Ending::Pruned { .. })) {
-        let m = evaluate(net, test, &norm, spec.train.eval_batch_size)
-            .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
+        // The binary F1 threshold is the one chosen on validation (0.5 without validation).
+        let threshold = match finals.get("val") {
+            Some(v) => v.get("threshold"),
+            None => Some(0.5),
+        };
+        let objective = Objective::new(spec, &data.classes, &data.train);
+        let m = evaluate(
+            net,
+            test,
+            &norm,
+            spec.train.eval_batch_size,
+            &objective,
+            threshold,
+        )
+        .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
         sink.event(&Event::Evaluated {
             job: job.id.clone(),
             split: "test",

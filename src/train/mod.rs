@@ -2,8 +2,10 @@
 
 pub mod batches;
 pub mod evaluate;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod rng;
+pub mod sampler;
 pub mod schedule;
 pub mod trainer;
