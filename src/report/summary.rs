@@ -185,7 +185,8 @@ fn read_metrics(path: &Path, best_metric: &str, job: &mut JobResult) -> Result<(
             })
             .collect();
     }
-    if let Some(rows) = val["confusion_matrix"].as_array() {
+    // Multilabel jobs have no confusion matrix (an empty one).
+    if let Some(rows) = val["confusion_matrix"].as_array().filter(|r| !r.is_empty()) {
         job.confusion = rows
             .iter()
             .map(|r| {
