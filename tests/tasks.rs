@@ -42,7 +42,7 @@ fn derive(dir: &Path) {
         .arg(repo().join("scripts/make-derived-mnist.py"))
         .args(["--out", dir.to_str().unwrap()])
         .args(["--binary-train", "800", "--binary-test", "300"])
-        .args(["--mosaic-train", "400", "--mosaic-test", "120"])
+        .args(["--mosaic-train", "1000", "--mosaic-test", "200"])
         .output()
         .expect("python3 runs");
     assert!(
@@ -206,7 +206,7 @@ fn binary_and_multilabel_quickstarts_end_to_end() {
     // multilabel: digit mosaics, 2 folds by iterative stratification, balanced sampler
     let mosaic = data.join("mnist-mosaic");
     let spec = format!(
-        "name = \"multi\"\nseed = 3\ntask = \"multilabel\"\n\n[data]\nformat = \"csv\"\ntrain = \"{}\"\ntest = \"{}\"\nchannels = 1\nimage_size = [56, 56]\n\n[split]\nfolds = 2\n{MODEL}\n[train]\nepochs = 3\nbatch_size = 32\nsampler = \"balanced\"\n",
+        "name = \"multi\"\nseed = 3\ntask = \"multilabel\"\n\n[data]\nformat = \"csv\"\ntrain = \"{}\"\ntest = \"{}\"\nchannels = 1\nimage_size = [56, 56]\n\n[split]\nfolds = 2\n{MODEL}\n[train]\nepochs = 6\nbatch_size = 32\nsampler = \"balanced\"\n",
         mosaic.join("train.csv").display(),
         mosaic.join("test.csv").display(),
     );
@@ -234,8 +234,8 @@ fn binary_and_multilabel_quickstarts_end_to_end() {
         .iter()
         .map(|f| f.as_array().unwrap().len())
         .collect();
-    assert_eq!(sizes.iter().sum::<usize>(), 400);
-    assert!(sizes.iter().all(|&s| (190..=210).contains(&s)), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 1000);
+    assert!(sizes.iter().all(|&s| (490..=510).contains(&s)), "{sizes:?}");
 }
 
 #[test]
