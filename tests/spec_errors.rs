@@ -330,6 +330,7 @@ fn unreadable_spec_file_is_a_usage_error() {
 
 /// Asserts the first error of `stderr`: its message, where (at `needle` in `text`, column of
 /// `value` on that line) and key path, and optionally its help.
+#[allow(clippy::too_many_arguments)]
 fn first_error(
     r: &Run,
     spec: &str,

@@ -166,11 +166,14 @@ pub fn read_manifest_multilabel(
     read_manifest_any(manifest, classes, true).map(|(m, sets)| (m, sets.unwrap_or_default()))
 }
 
+/// Each row's label indices (multilabel manifests).
+type LabelSets = Vec<Vec<u32>>;
+
 fn read_manifest_any(
     manifest: &Path,
     classes: Option<&[String]>,
     multilabel: bool,
-) -> Result<(Manifest, Option<Vec<Vec<u32>>>), DataError> {
+) -> Result<(Manifest, Option<LabelSets>), DataError> {
     let bytes = std::fs::read(manifest).map_err(|e| DataError::io(manifest, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let upto = e.utf8_error().valid_up_to();

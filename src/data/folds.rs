@@ -189,7 +189,7 @@ pub fn iterative_stratification(
     seed: u64,
 ) -> Vec<usize> {
     let k = num_labels;
-    let n = if k == 0 { 0 } else { label_sets.len() / k };
+    let n = label_sets.len().checked_div(k).unwrap_or(0);
     let m = proportions.len();
     let mut assigned: Vec<Option<usize>> = vec![None; n];
     let mut want_items: Vec<f64> = proportions.iter().map(|p| p * n as f64).collect();
@@ -267,11 +267,7 @@ pub fn multilabel_stratified_kfold(
     k: usize,
     seed: u64,
 ) -> Result<Folds, FoldError> {
-    let n = if num_labels == 0 {
-        0
-    } else {
-        label_sets.len() / num_labels
-    };
+    let n = label_sets.len().checked_div(num_labels).unwrap_or(0);
     check_k(k, n)?;
     let parts = iterative_stratification(label_sets, num_labels, &vec![1.0 / k as f64; k], seed);
     let mut validation = vec![Vec::new(); k];

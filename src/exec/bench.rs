@@ -54,10 +54,14 @@ pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchR
 
     // Training: a few warm-up steps, then `steps` timed ones on prepared batches.
     let net = prepare::build_network(spec, &data, spec.seed, &device)?;
+    let objective = crate::train::loss::Objective::new(spec, &data.classes, &data.train);
     let prepared: Vec<_> = batches
         .iter()
         .take(16)
-        .map(|c| make_batch(&data.train, c, &norm, &device))
+        .map(|c| {
+            let (x, _) = make_batch(&data.train, c, &norm, &device)?;
+            Ok((x, objective.targets(&data.train, c, &device)?))
+        })
         .collect::<candle_core::Result<_>>()?;
     let mut optimizer = trainer::make_optimizer(&spec.optimizer);
     let mut dropout = rng::stream(spec.seed, "dropout", 0);
@@ -69,7 +73,7 @@ pub fn bench(spec: &Spec, steps: usize, threads: usize) -> anyhow::Result<BenchR
         }
         let (x, y) = &prepared[i % prepared.len()];
         let logits = net.forward(x, Mode::Train, &mut dropout)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+        let loss = objective.loss(&logits, y)?;
         let grads = loss.backward()?;
         optimizer.step(net.params(), &grads, spec.optimizer.lr())?;
     }

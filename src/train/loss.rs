@@ -348,4 +348,123 @@ mod tests {
         let got = scalar(cross_entropy(&logits, &labels, Some(&w)).unwrap());
         assert!(close(got, (2.0 * a + 0.5 * b) / 2.5, 1e-6));
     }
+
+    fn spec(task: &str, data: &str, train: &str) -> Spec {
+        let text = format!(
+            "name = \"t\"\ntask = \"{task}\"\n[data]\n{data}\nimage_size = [1, 1]\n[model]\narchitecture = \"mlp\"\nlayers = []\n[train]\n{train}\n"
+        );
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        crate::spec::parse(&text, crate::spec::Origin::File("t.toml".into()), base, &[])
+            .unwrap()
+            .base
+    }
+
+    fn set(labels: Vec<u32>, classes: &[&str], label_sets: Option<Vec<u8>>) -> ImageSet {
+        ImageSet {
+            channels: 1,
+            height: 1,
+            width: 1,
+            pixels: vec![0; labels.len()],
+            labels,
+            classes: classes.iter().map(|c| c.to_string()).collect(),
+            groups: None,
+            label_sets,
+        }
+    }
+
+    const CSV: &str = "format = \"csv\"\ntrain = \"Cargo.toml\"";
+
+    #[test]
+    fn binary_targets_follow_the_positive_class_and_balanced_weights() {
+        let s = set(vec![0, 0, 0, 1], &["a", "b"], None);
+        let names = s.classes.clone();
+        let o = Objective::new(
+            &spec("binary", CSV, "class_weights = \"balanced\""),
+            &names,
+            &s,
+        );
+        assert_eq!((o.positive, o.outputs()), (1, 1));
+        // n / (2 · count): positives 4/2 = 2, negatives 4/6
+        let (wp, wn) = o.bce_weights.clone().unwrap();
+        assert_eq!(wp, vec![2.0]);
+        assert!((wn[0] - 4.0 / 6.0).abs() < 1e-6);
+        let Targets::Binary(t) = o.targets(&s, &[3, 0], &Device::Cpu).unwrap() else {
+            panic!("binary targets")
+        };
+        assert_eq!(t.to_vec2::<f32>().unwrap(), vec![vec![1.0], vec![0.0]]);
+        // positive class "a": the targets flip; fixed weights are given in class order
+        let o = Objective::new(
+            &spec(
+                "binary",
+                &format!("{CSV}\nclasses = [\"a\", \"b\"]\npositive_class = \"a\""),
+                "class_weights = [3.0, 1.0]",
+            ),
+            &names,
+            &s,
+        );
+        assert_eq!(o.positive, 0);
+        assert_eq!(o.bce_weights, Some((vec![3.0], vec![1.0])));
+        let Targets::Binary(t) = o.targets(&s, &[3, 0], &Device::Cpu).unwrap() else {
+            panic!("binary targets")
+        };
+        assert_eq!(t.to_vec2::<f32>().unwrap(), vec![vec![0.0], vec![1.0]]);
+    }
+
+    #[test]
+    fn multiclass_balanced_weights_and_smoothed_targets() {
+        let s = set(vec![0, 0, 0, 1, 2, 2], &["a", "b", "c"], None);
+        let names = s.classes.clone();
+        let o = Objective::new(
+            &spec(
+                "multiclass",
+                CSV,
+                "class_weights = \"balanced\"\nlabel_smoothing = 0.3",
+            ),
+            &names,
+            &s,
+        );
+        // n / (k · count) = 6 / (3 · count)
+        assert_eq!(o.class_weights, Some(vec![6.0 / 9.0, 2.0, 1.0]));
+        let Targets::Soft(t) = o.targets(&s, &[3], &Device::Cpu).unwrap() else {
+            panic!("soft targets")
+        };
+        let row = &t.to_vec2::<f32>().unwrap()[0];
+        assert!((row[0] - 0.1).abs() < 1e-6 && (row[1] - 0.8).abs() < 1e-6);
+        let plain = Objective::new(&spec("multiclass", CSV, ""), &names, &s);
+        assert!(matches!(
+            plain.targets(&s, &[3], &Device::Cpu).unwrap(),
+            Targets::Classes(_)
+        ));
+    }
+
+    #[test]
+    fn multilabel_targets_and_weights() {
+        // rows {a}, {a, b}, {}, {a}
+        let s = set(
+            vec![0, 0, 0, 0],
+            &["a", "b"],
+            Some(vec![1, 0, 1, 1, 0, 0, 1, 0]),
+        );
+        let names = s.classes.clone();
+        let o = Objective::new(
+            &spec("multilabel", CSV, "class_weights = \"balanced\""),
+            &names,
+            &s,
+        );
+        assert_eq!(o.outputs(), 2);
+        // a: 3 positives → 4/6, negatives 1 → 2; b: 1 positive → 2, negatives 3 → 4/6
+        let (wp, wn) = o.bce_weights.clone().unwrap();
+        assert!((wp[0] - 4.0 / 6.0).abs() < 1e-6 && wp[1] == 2.0);
+        assert!(wn[0] == 2.0 && (wn[1] - 4.0 / 6.0).abs() < 1e-6);
+        let Targets::Binary(t) = o.targets(&s, &[1, 2], &Device::Cpu).unwrap() else {
+            panic!("multi-hot targets")
+        };
+        assert_eq!(
+            t.to_vec2::<f32>().unwrap(),
+            vec![vec![1.0, 1.0], vec![0.0, 0.0]]
+        );
+        let logits = Tensor::zeros((2, 2), DType::F32, &Device::Cpu).unwrap();
+        let plain = scalar(o.unweighted().loss(&logits, &Targets::Binary(t)).unwrap());
+        assert!((plain - std::f64::consts::LN_2).abs() < 1e-6);
+    }
 }

@@ -324,7 +324,7 @@ impl Metrics {
     /// Multilabel metrics at threshold 0.5 from row-major N×K `probs` and multi-hot `targets`.
     pub fn multilabel(probs: &[f32], targets: &[u8], loss: f64, classes: &[String]) -> Self {
         let k = classes.len();
-        let n = if k == 0 { 0 } else { targets.len() / k };
+        let n = targets.len().checked_div(k).unwrap_or(0);
         let mut tp = vec![0u64; k];
         let mut predicted = vec![0u64; k];
         let mut support = vec![0u64; k];
