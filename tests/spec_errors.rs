@@ -327,3 +327,222 @@ fn unreadable_spec_file_is_a_usage_error() {
         r.stderr
     );
 }
+
+/// Asserts the first error of `stderr`: its message, where (at `needle` in `text`, column of
+/// `value` on that line) and key path, and optionally its help.
+#[allow(clippy::too_many_arguments)]
+fn first_error(
+    r: &Run,
+    spec: &str,
+    text: &str,
+    needle: &str,
+    value: &str,
+    message: &str,
+    key: &str,
+    help: Option<&str>,
+) {
+    let line = line_of(text, needle);
+    let col = text.lines().nth(line - 1).unwrap().find(value).unwrap() + 1;
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: {message}\n{}--> {spec}:{line}:{col}\n",
+            " ".repeat(line.to_string().len())
+        )),
+        "expected `{message}` at {line}:{col}, got\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!("= key: {key}\n")),
+        "{}",
+        r.stderr
+    );
+    if let Some(h) = help {
+        assert!(r.stderr.contains(&format!("= help: {h}\n")), "{}", r.stderr);
+    }
+}
+
+fn with_task(task: &str, train_extra: &str) -> String {
+    base()
+        .replace(
+            "name = \"bad\"\n",
+            &format!("name = \"bad\"\ntask = \"{task}\"\n"),
+        )
+        .replace("epochs = 1\n", &format!("epochs = 1\n{train_extra}\n"))
+}
+
+#[test]
+fn best_metric_must_be_one_of_the_tasks_metrics() {
+    let text = with_task("binary", "best_metric = \"f1_macro\"");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "best_metric",
+        "\"f1_macro\"",
+        "unknown metric \"f1_macro\" for task \"binary\"",
+        "train.best_metric",
+        Some("allowed for task \"binary\": \"loss\", \"accuracy\", \"precision\", \"recall\", \"f1\", \"roc_auc\", \"pr_auc\", \"f1_at_threshold\""),
+    );
+    let text = with_task("multiclass", "best_metric = \"hamming_loss\"");
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr
+            .starts_with("error: unknown metric \"hamming_loss\" for task \"multiclass\"\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn label_smoothing_is_multiclass_only_and_below_one() {
+    let text = with_task("binary", "label_smoothing = 0.1");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "label_smoothing",
+        "0.1",
+        "label_smoothing applies only to task = \"multiclass\", not \"binary\"",
+        "train.label_smoothing",
+        Some("remove it, or set it to 0"),
+    );
+    let text = with_task("multiclass", "label_smoothing = 1.0");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "label_smoothing",
+        "1.0",
+        "1 is out of range: must be at least 0 and below 1",
+        "train.label_smoothing",
+        None,
+    );
+}
+
+#[test]
+fn class_weights_and_sampler_values() {
+    let text = with_task("binary", "class_weights = [1.0, 2.0, 3.0]");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "class_weights",
+        "[1.0",
+        "3 weights for 2 classes",
+        "train.class_weights",
+        Some("give one weight per class, in the order of the class list"),
+    );
+    let text = with_task("multiclass", "class_weights = [1.0, -2.0]");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "class_weights",
+        "-2.0",
+        "-2 is out of range: must be at least 0",
+        "train.class_weights[1]",
+        None,
+    );
+    let text = with_task("multiclass", "class_weights = \"balance\"");
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr.starts_with("error: unknown value \"balance\"\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("did you mean \"balanced\"?"),
+        "{}",
+        r.stderr
+    );
+    let text = with_task("multiclass", "sampler = \"weighted\"");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "sampler",
+        "\"weighted\"",
+        "unknown value \"weighted\"",
+        "train.sampler",
+        Some("allowed: \"shuffle\", \"balanced\""),
+    );
+}
+
+#[test]
+fn task_specific_data_keys() {
+    let text = with_task("multiclass", "").replace(
+        "image_size = [28, 28]\n",
+        "image_size = [28, 28]\npositive_class = \"7\"\n",
+    );
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "positive_class",
+        "\"7\"",
+        "positive_class applies only to task = \"binary\"",
+        "data.positive_class",
+        None,
+    );
+    let text = with_task("binary", "").replace(
+        "image_size = [28, 28]\n",
+        "image_size = [28, 28]\nclasses = [\"a\", \"b\", \"c\"]\n",
+    );
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "classes = ",
+        "[\"a\"",
+        "task \"binary\" needs exactly 2 classes, found 3",
+        "data.classes",
+        None,
+    );
+    let text = with_task("binary", "").replace(
+        "image_size = [28, 28]\n",
+        "image_size = [28, 28]\nclasses = [\"a\", \"b\"]\npositive_class = \"c\"\n",
+    );
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr.starts_with("error: unknown value \"c\"\n"),
+        "{}",
+        r.stderr
+    );
+    let text = with_task("multilabel", "");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "format = \"idx\"",
+        "\"idx\"",
+        "task \"multilabel\" needs a CSV manifest, not format \"idx\"",
+        "data.format",
+        None,
+    );
+}
+
+#[test]
+fn binary_data_with_ten_classes_is_refused_before_training() {
+    // the classes are only known once the data is loaded: still exit 2, nothing written
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &with_task("binary", ""));
+    let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "task \"binary\" needs exactly 2 classes, but the data has 10: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("runs").exists());
+}

@@ -108,6 +108,7 @@ mod tests {
             labels: vec![0, 1, 0],
             classes: vec!["a".into(), "b".into()],
             groups: None,
+            label_sets: None,
         };
         let spec = AugmentSpec {
             train: vec![TransformSpec {

@@ -139,6 +139,41 @@ pub fn read_manifest_grouped(
     manifest: &Path,
     classes: Option<&[String]>,
 ) -> Result<Manifest, DataError> {
+    read_manifest_any(manifest, classes, false).map(|(m, _)| m)
+}
+
+/// The separator between the labels of one multilabel cell (`cat;dog`).
+pub const LABEL_SEPARATOR: char = ';';
+
+/// The labels of one multilabel cell: `;`-separated, each trimmed, empty pieces dropped (so an
+/// empty cell is an image without labels).
+pub fn split_labels(cell: &str) -> Vec<&str> {
+    cell.split(LABEL_SEPARATOR)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// Like [`read_manifest_grouped`], for multilabel manifests: each `label` cell holds a
+/// `;`-separated list of labels (an empty cell = no label). Classes are the sorted union of the
+/// labels, or `classes` when given (a label outside it is an error naming file:line). The files'
+/// labels are each row's first label (0 without labels); the second value holds every row's
+/// label indices.
+pub fn read_manifest_multilabel(
+    manifest: &Path,
+    classes: Option<&[String]>,
+) -> Result<(Manifest, Vec<Vec<u32>>), DataError> {
+    read_manifest_any(manifest, classes, true).map(|(m, sets)| (m, sets.unwrap_or_default()))
+}
+
+/// Each row's label indices (multilabel manifests).
+type LabelSets = Vec<Vec<u32>>;
+
+fn read_manifest_any(
+    manifest: &Path,
+    classes: Option<&[String]>,
+    multilabel: bool,
+) -> Result<(Manifest, Option<LabelSets>), DataError> {
     let bytes = std::fs::read(manifest).map_err(|e| DataError::io(manifest, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let upto = e.utf8_error().valid_up_to();
@@ -216,7 +251,7 @@ pub fn read_manifest_grouped(
         if rel.is_empty() {
             return Err(syntax(row.line, "empty path".into()));
         }
-        if label.is_empty() {
+        if label.is_empty() && !multilabel {
             return Err(syntax(row.line, "empty label".into()));
         }
         if let (Some(col), Some(groups)) = (group_col, groups.as_mut()) {
@@ -236,6 +271,12 @@ pub fn read_manifest_grouped(
 
     let class_names: Vec<String> = match classes {
         Some(list) => list.to_vec(),
+        None if multilabel => entries
+            .iter()
+            .flat_map(|(_, _, l)| split_labels(l).into_iter().map(str::to_string))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect(),
         None => entries
             .iter()
             .map(|(_, _, l)| l.clone())
@@ -249,14 +290,33 @@ pub fn read_manifest_grouped(
         .map(|(i, c)| (c.as_str(), i as u32))
         .collect();
     let mut files = Vec::with_capacity(entries.len());
+    let mut sets: Option<Vec<Vec<u32>>> = multilabel.then(Vec::new);
     for (line, file, label) in &entries {
-        let Some(&l) = index.get(label.as_str()) else {
-            return Err(DataError::UnknownLabel {
-                path: manifest.to_path_buf(),
-                line: *line,
-                label: label.clone(),
-                allowed: class_names.clone(),
-            });
+        let lookup = |label: &str| {
+            index
+                .get(label)
+                .copied()
+                .ok_or_else(|| DataError::UnknownLabel {
+                    path: manifest.to_path_buf(),
+                    line: *line,
+                    label: label.to_string(),
+                    allowed: class_names.clone(),
+                })
+        };
+        let l = match sets.as_mut() {
+            Some(sets) => {
+                let mut row = Vec::new();
+                for piece in split_labels(label) {
+                    let c = lookup(piece)?;
+                    if !row.contains(&c) {
+                        row.push(c);
+                    }
+                }
+                let first = row.first().copied().unwrap_or(0);
+                sets.push(row);
+                first
+            }
+            None => lookup(label)?,
         };
         if !file.is_file() {
             return Err(DataError::CsvMissingImage {
@@ -267,11 +327,14 @@ pub fn read_manifest_grouped(
         }
         files.push((file.clone(), l));
     }
-    Ok(Manifest {
-        classes: class_names,
-        files,
-        groups,
-    })
+    Ok((
+        Manifest {
+            classes: class_names,
+            files,
+            groups,
+        },
+        sets,
+    ))
 }
 
 /// Loads the images a manifest lists as an [`ImageSet`] (manifest order), with per-image groups
@@ -283,6 +346,34 @@ pub fn load_csv(
 ) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
     let m = read_manifest_grouped(manifest, opts.classes.as_deref())?;
     decode_files(&m.files, m.groups.as_deref(), m.classes, opts)
+}
+
+/// Loads a multilabel manifest (see [`read_manifest_multilabel`]) as an [`ImageSet`] with
+/// `label_sets`. Returns the set and the corrupt files skipped (only when `opts.skip_corrupt`).
+pub fn load_csv_multilabel(
+    manifest: &Path,
+    opts: &LoadOptions,
+) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
+    let (m, sets) = read_manifest_multilabel(manifest, opts.classes.as_deref())?;
+    // Decode with each row's index as its label, to know which rows survive skipping.
+    let rows: LabeledFiles = m
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, (f, _))| (f.clone(), i as u32))
+        .collect();
+    let (mut set, skipped) = decode_files(&rows, m.groups.as_deref(), m.classes, opts)?;
+    let k = set.classes.len();
+    let mut multi_hot = vec![0u8; set.labels.len() * k];
+    for (r, row) in set.labels.iter_mut().enumerate() {
+        let labels = &sets[*row as usize];
+        for &c in labels {
+            multi_hot[r * k + c as usize] = 1;
+        }
+        *row = labels.first().copied().unwrap_or(0);
+    }
+    set.label_sets = Some(multi_hot);
+    Ok((set, skipped))
 }
 
 #[cfg(test)]
@@ -344,5 +435,29 @@ mod tests {
         assert!(matches!(e, DataError::CsvSyntax { line: 3, .. }), "{e}");
         let e = parse_csv("path,label\n\"a.png\"x,cat\n", Path::new("m.csv")).unwrap_err();
         assert!(matches!(e, DataError::CsvSyntax { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn multilabel_cells_and_unknown_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.png", "b.png", "c.png"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let m = dir.path().join("m.csv");
+        std::fs::write(&m, "path,label\na.png,3;7\nb.png,\nc.png, 7 ;1;7\n").unwrap();
+        let (man, sets) = read_manifest_multilabel(&m, None).unwrap();
+        assert_eq!(man.classes, v(&["1", "3", "7"]));
+        assert_eq!(sets, vec![vec![1, 2], vec![], vec![2, 0]]);
+        let labels: Vec<u32> = man.files.iter().map(|(_, l)| *l).collect();
+        assert_eq!(labels, vec![1, 0, 2]);
+        // a label outside data.classes names file:line and the label
+        let e = read_manifest_multilabel(&m, Some(&v(&["1", "3"]))).unwrap_err();
+        assert!(
+            matches!(e, DataError::UnknownLabel { line: 2, ref label, .. } if label == "7"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("m.csv:2"), "{e}");
+        // single-label manifests still reject an empty label
+        assert!(read_manifest_grouped(&m, None).is_err());
     }
 }

@@ -174,6 +174,112 @@ pub fn stratified_kfold(
     Ok(finish(FoldMethod::StratifiedKFold, k, seed, validation))
 }
 
+/// Iterative stratification (Sechidis, Tsoumakas & Vlahavas 2011) of the N×K multi-hot
+/// `label_sets` into subsets of relative sizes `proportions`: returns each item's subset.
+///
+/// Every subset wants `proportion × n` items and, per label, `proportion × (items with it)`.
+/// Repeatedly the label with the fewest unassigned items is taken; its items (in a seeded
+/// shuffle) each go to the subset that most wants that label, ties broken by the subset that most
+/// wants items, then by the lowest index; each assignment lowers the wants of all the item's
+/// labels. Items without labels go last, to the subset that most wants items.
+pub fn iterative_stratification(
+    label_sets: &[u8],
+    num_labels: usize,
+    proportions: &[f64],
+    seed: u64,
+) -> Vec<usize> {
+    let k = num_labels;
+    let n = label_sets.len().checked_div(k).unwrap_or(0);
+    let m = proportions.len();
+    let mut assigned: Vec<Option<usize>> = vec![None; n];
+    let mut want_items: Vec<f64> = proportions.iter().map(|p| p * n as f64).collect();
+    let counts: Vec<usize> = (0..k)
+        .map(|l| (0..n).filter(|&i| label_sets[i * k + l] != 0).count())
+        .collect();
+    let mut want_label: Vec<Vec<f64>> = proportions
+        .iter()
+        .map(|p| counts.iter().map(|&c| p * c as f64).collect())
+        .collect();
+    let mut members: Vec<Vec<usize>> = (0..k)
+        .map(|l| (0..n).filter(|&i| label_sets[i * k + l] != 0).collect())
+        .collect();
+    for (l, list) in members.iter_mut().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(l as u64);
+        list.shuffle(&mut rng);
+    }
+    let best = |scores: &dyn Fn(usize) -> (f64, f64)| -> usize {
+        let mut pick = 0;
+        for j in 1..m {
+            let (a, b) = scores(j);
+            let (pa, pb) = scores(pick);
+            if a > pa || (a == pa && b > pb) {
+                pick = j;
+            }
+        }
+        pick
+    };
+    loop {
+        // the label with the fewest unassigned items (at least one)
+        let mut label = None;
+        let mut fewest = usize::MAX;
+        for (l, list) in members.iter().enumerate() {
+            let left = list.iter().filter(|&&i| assigned[i].is_none()).count();
+            if left > 0 && left < fewest {
+                fewest = left;
+                label = Some(l);
+            }
+        }
+        let Some(l) = label else { break };
+        let items: Vec<usize> = members[l]
+            .iter()
+            .copied()
+            .filter(|&i| assigned[i].is_none())
+            .collect();
+        for i in items {
+            let j = best(&|j| (want_label[j][l], want_items[j]));
+            assigned[i] = Some(j);
+            want_items[j] -= 1.0;
+            for (c, w) in want_label[j].iter_mut().enumerate() {
+                if label_sets[i * k + c] != 0 {
+                    *w -= 1.0;
+                }
+            }
+        }
+        members[l].clear();
+    }
+    let mut rest: Vec<usize> = (0..n).filter(|&i| assigned[i].is_none()).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(u64::MAX);
+    rest.shuffle(&mut rng);
+    for i in rest {
+        let j = best(&|j| (want_items[j], 0.0));
+        assigned[i] = Some(j);
+        want_items[j] -= 1.0;
+    }
+    assigned.into_iter().map(|a| a.unwrap_or(0)).collect()
+}
+
+/// Stratified k-fold for multilabel data: [`iterative_stratification`] into `k` equal parts.
+pub fn multilabel_stratified_kfold(
+    label_sets: &[u8],
+    num_labels: usize,
+    k: usize,
+    seed: u64,
+) -> Result<Folds, FoldError> {
+    let n = label_sets.len().checked_div(num_labels).unwrap_or(0);
+    check_k(k, n)?;
+    let parts = iterative_stratification(label_sets, num_labels, &vec![1.0 / k as f64; k], seed);
+    let mut validation = vec![Vec::new(); k];
+    for (i, j) in parts.into_iter().enumerate() {
+        validation[j].push(i);
+    }
+    if validation.iter().any(Vec::is_empty) {
+        return Err(FoldError::TooFewItems { k, n });
+    }
+    Ok(finish(FoldMethod::StratifiedKFold, k, seed, validation))
+}
+
 /// Group k-fold over `0..groups.len()`, like scikit-learn's `GroupKFold`: no group is split across
 /// folds. The distinct groups are taken largest first and each goes to the fold that currently
 /// holds the fewest items (the lowest-numbered such fold on a tie).
@@ -516,5 +622,54 @@ mod tests {
             serde_json::to_string(&FoldMethod::GroupKFold).unwrap(),
             "\"group-kfold\""
         );
+    }
+
+    #[test]
+    fn iterative_stratification_keeps_label_frequencies() {
+        // 600 items, 5 labels of frequencies from 5% to 50%, drawn from a fixed generator
+        let (n, k) = (600, 5);
+        let freq = [0.05, 0.1, 0.2, 0.35, 0.5];
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut sets = vec![0u8; n * k];
+        for i in 0..n {
+            for l in 0..k {
+                sets[i * k + l] = (rand::Rng::random::<f64>(&mut rng) < freq[l]) as u8;
+            }
+        }
+        let folds = multilabel_stratified_kfold(&sets, k, 5, 3).unwrap();
+        let mut seen = vec![false; n];
+        for fold in &folds.validation {
+            assert!(
+                (115..=125).contains(&fold.len()),
+                "fold size {}",
+                fold.len()
+            );
+            for l in 0..k {
+                let overall = (0..n).filter(|&i| sets[i * k + l] == 1).count() as f64 / n as f64;
+                let here = fold.iter().filter(|&&i| sets[i * k + l] == 1).count() as f64
+                    / fold.len() as f64;
+                assert!(
+                    (here - overall).abs() < 0.02,
+                    "label {l}: {here} vs {overall}"
+                );
+            }
+            for &i in fold {
+                assert!(!seen[i]);
+                seen[i] = true;
+            }
+        }
+        assert!(seen.iter().all(|&s| s));
+        assert_eq!(folds, multilabel_stratified_kfold(&sets, k, 5, 3).unwrap());
+        // a 20% split holds about 20% of every label
+        let parts = iterative_stratification(&sets, k, &[0.2, 0.8], 1);
+        let held = parts.iter().filter(|&&p| p == 0).count();
+        assert!((115..=125).contains(&held), "{held}");
+        for l in 0..k {
+            let total = (0..n).filter(|&i| sets[i * k + l] == 1).count() as f64;
+            let h = (0..n)
+                .filter(|&i| sets[i * k + l] == 1 && parts[i] == 0)
+                .count() as f64;
+            assert!((h / total - 0.2).abs() < 0.03, "label {l}: {}", h / total);
+        }
     }
 }

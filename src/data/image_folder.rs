@@ -185,6 +185,7 @@ pub(crate) fn decode_files(
         labels,
         classes,
         groups: kept_groups,
+        label_sets: None,
     };
     Ok((set, skipped))
 }

@@ -5,7 +5,9 @@ use sha2::{Digest, Sha256};
 /// Decoded images in one contiguous u8 buffer, channel-major per image (C×H×W), plus labels.
 ///
 /// Invariant (kept by every loader): `pixels.len() == labels.len() * channels * height * width`,
-/// every label is `< classes.len()`, and `groups`, when present, has one entry per image.
+/// every label is `< classes.len()`, `groups`, when present, has one entry per image, and
+/// `label_sets`, when present (multilabel data), has `classes.len()` 0/1 entries per image; then
+/// `labels[i]` is the image's first label (0 for an image without labels).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageSet {
     pub channels: usize,
@@ -17,6 +19,8 @@ pub struct ImageSet {
     /// Per-image group (e.g. patient or session, for group k-fold), from a CSV manifest's `group`
     /// column; `None` for IDX files, image folders and manifests without that column.
     pub groups: Option<Vec<String>>,
+    /// Multilabel data: row-major N×K multi-hot label sets (1 = the image has label k).
+    pub label_sets: Option<Vec<u8>>,
 }
 
 impl ImageSet {
@@ -48,8 +52,41 @@ impl ImageSet {
         &self.pixels[i * n..(i + 1) * n]
     }
 
+    /// Image `i`'s multi-hot labels (`classes.len()` entries); for single-label data, the one-hot
+    /// row of its label.
+    pub fn label_set(&self, i: usize) -> Vec<u8> {
+        let k = self.classes.len();
+        match &self.label_sets {
+            Some(sets) => sets[i * k..(i + 1) * k].to_vec(),
+            None => {
+                let mut row = vec![0u8; k];
+                if let Some(v) = row.get_mut(self.labels[i] as usize) {
+                    *v = 1;
+                }
+                row
+            }
+        }
+    }
+
+    /// Images carrying each label (multilabel); for single-label data, [`Self::class_counts`].
+    pub fn label_counts(&self) -> Vec<usize> {
+        let k = self.classes.len();
+        match &self.label_sets {
+            Some(sets) if k > 0 => {
+                let mut counts = vec![0usize; k];
+                for row in sets.chunks_exact(k) {
+                    for (c, &v) in counts.iter_mut().zip(row) {
+                        *c += v as usize;
+                    }
+                }
+                counts
+            }
+            _ => self.class_counts(),
+        }
+    }
+
     /// A new set holding the images at `indices`, in that order (repeats allowed), with the same
-    /// classes; groups, when present, follow their images.
+    /// classes; groups and label sets, when present, follow their images.
     ///
     /// # Panics
     /// If an index is `>= self.len()`.
@@ -72,6 +109,13 @@ impl ImageSet {
                 .groups
                 .as_ref()
                 .map(|g| indices.iter().map(|&i| g[i].clone()).collect()),
+            label_sets: self.label_sets.as_ref().map(|s| {
+                let k = self.classes.len();
+                indices
+                    .iter()
+                    .flat_map(|&i| s[i * k..(i + 1) * k].iter().copied())
+                    .collect()
+            }),
         }
     }
 
@@ -99,8 +143,9 @@ impl ImageSet {
     /// the number of classes (u64 LE) and each class as its byte length (u64 LE) followed by its UTF-8
     /// bytes, the number of labels (u64 LE) and each label as u32 LE, the pixel byte count (u64 LE)
     /// and the pixels. Only when `groups` is present: then "groups", the number of groups (u64 LE)
-    /// and each group as its byte length (u64 LE) followed by its UTF-8 bytes. So a set without
-    /// groups hashes as it did before groups existed.
+    /// and each group as its byte length (u64 LE) followed by its UTF-8 bytes. Only when
+    /// `label_sets` is present: "label_sets", their byte count (u64 LE) and the bytes. So a set
+    /// without groups or label sets hashes as it did before they existed.
     pub fn content_hash(&self) -> String {
         let mut h = Sha256::new();
         h.update(b"assay-imageset-v1");
@@ -127,6 +172,11 @@ impl ImageSet {
                 h.update(g.as_bytes());
             }
         }
+        if let Some(sets) = &self.label_sets {
+            h.update(b"label_sets");
+            h.update((sets.len() as u64).to_le_bytes());
+            h.update(sets);
+        }
         let digest = h.finalize();
         let mut hex = String::with_capacity(64);
         for b in digest.iter() {
@@ -149,6 +199,7 @@ mod tests {
             labels: vec![0, 1, 1],
             classes: vec!["a".into(), "b".into(), "c".into()],
             groups: None,
+            label_sets: None,
         }
     }
 
@@ -246,5 +297,17 @@ mod tests {
         let mut s = sample();
         s.labels = vec![0, 5, 1];
         assert_eq!(s.class_counts(), vec![1, 1, 0, 0, 0, 1]);
+    }
+
+    #[test]
+    fn label_sets_follow_subset_and_hash() {
+        let mut s = sample();
+        s.label_sets = Some(vec![1, 0, 1, 0, 1, 0, 0, 1, 1]);
+        assert_eq!(s.label_counts(), vec![1, 2, 2]);
+        let sub = s.subset(&[2, 0]);
+        assert_eq!(sub.label_sets, Some(vec![0, 1, 1, 1, 0, 1]));
+        assert_eq!(sub.label_set(1), vec![1, 0, 1]);
+        assert_eq!(sample().label_set(1), vec![0, 1, 0]);
+        assert_ne!(s.content_hash(), sample().content_hash());
     }
 }

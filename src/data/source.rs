@@ -184,5 +184,6 @@ fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<Im
         labels: labels_u32,
         classes,
         groups: None,
+        label_sets: None,
     })
 }

@@ -66,6 +66,7 @@ mod tests {
             labels: vec![0, 0],
             classes: vec!["a".into()],
             groups: None,
+            label_sets: None,
         };
         let (m, s) = channel_mean_std(&set);
         assert!(
@@ -89,6 +90,7 @@ mod tests {
             labels: vec![0, 1],
             classes: vec!["a".into(), "b".into()],
             groups: None,
+            label_sets: None,
         };
         let (m, s) = channel_mean_std(&set);
         assert!((m[0] - 0.3).abs() < 1e-6);
@@ -105,6 +107,7 @@ mod tests {
             labels: vec![],
             classes: vec![],
             groups: None,
+            label_sets: None,
         };
         assert_eq!(channel_mean_std(&set), (vec![0.0; 3], vec![0.0; 3]));
     }

@@ -8,8 +8,9 @@ use serde::Serialize;
 use super::prepare;
 use crate::model::Mode;
 use crate::spec::Spec;
-use crate::train::batches::{make_batch, HostBatch, Normalizer};
+use crate::train::batches::Inputs;
 use crate::train::loader::{self, LoaderConfig};
+use crate::train::loss::Objective;
 use crate::train::{rng, trainer};
 
 #[derive(Debug, Serialize)]
@@ -47,7 +48,9 @@ pub fn bench(
     let decode_seconds: f64 = loaded.reports.iter().map(|r| r.seconds).sum();
     let data = prepare::for_job(spec, &loaded, None, None)?;
     let device = Device::Cpu;
-    let norm = Normalizer::new(&data.mean, &data.std);
+    let inputs = Inputs::new(spec, &data.mean, &data.std);
+    let objective = Objective::new(spec, &data.classes, &data.train);
+    let shape = inputs.shape();
     let bs = spec.train.batch_size.min(data.train.len());
     let order: Vec<usize> = (0..data.train.len()).collect();
     let batches: Vec<&[usize]> = order.chunks_exact(bs).collect();
@@ -58,7 +61,11 @@ pub fn bench(
 
     // Loading: the loader delivers whole epochs of batches for at least half a second.
     let loader = LoaderConfig::for_threads(loader_threads);
-    let make = |k: usize| HostBatch::gather(&data.train, batches[k % batches.len()], &norm);
+    // Batch k of "epoch 1": augmented and mixed as in training.
+    let make = |k: usize| {
+        let chunk = batches[k % batches.len()];
+        inputs.train_batch(&data.train, chunk, &objective, spec.seed, 1, k)
+    };
     let started = Instant::now();
     let mut loaded = 0usize;
     while started.elapsed().as_secs_f64() < 0.5 {
@@ -70,10 +77,8 @@ pub fn bench(
 
     // Training: a few warm-up steps, then `steps` timed ones on prepared batches.
     let net = prepare::build_network(spec, &data, spec.seed, &device)?;
-    let prepared: Vec<_> = batches
-        .iter()
-        .take(16)
-        .map(|c| make_batch(&data.train, c, &norm, &device))
+    let prepared: Vec<_> = (0..batches.len().min(16))
+        .map(|k| make(k).into_tensors(shape, &device))
         .collect::<candle_core::Result<_>>()?;
     let mut optimizer = trainer::make_optimizer(&spec.optimizer);
     let mut dropout = rng::stream(spec.seed, "dropout", 0);
@@ -85,7 +90,7 @@ pub fn bench(
         }
         let (x, y) = &prepared[i % prepared.len()];
         let logits = net.forward(x, Mode::Train, &mut dropout)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, y)?;
+        let loss = objective.loss(&logits, y)?;
         let grads = loss.backward()?;
         optimizer.step(net.params(), &grads, spec.optimizer.lr())?;
     }
@@ -99,9 +104,9 @@ pub fn bench(
         make,
         |ready| -> anyhow::Result<std::time::Duration> {
             for batch in ready.by_ref() {
-                let (x, y) = batch.to_tensors(&data.train, &device)?;
+                let (x, y) = batch.into_tensors(shape, &device)?;
                 let logits = net.forward(&x, Mode::Train, &mut dropout)?;
-                let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                let loss = objective.loss(&logits, &y)?;
                 optimizer.step(net.params(), &loss.backward()?, spec.optimizer.lr())?;
             }
             Ok(ready.waited())

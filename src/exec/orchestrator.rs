@@ -22,7 +22,7 @@ use crate::spec::Experiment;
 use crate::store::ledger::{JobEntry, JobState, Ledger, LEDGER_VERSION};
 use crate::store::lock::{LockError, RunLock};
 use crate::store::{now, write_atomic, ExperimentDir};
-use crate::train::metrics::SCALAR_METRICS;
+use crate::train::metrics::higher_is_better;
 
 pub struct RunOptions {
     pub runs_dir: PathBuf,
@@ -195,10 +195,7 @@ pub fn best_trial(plan: &Plan, ledger: &Ledger, dir: &ExperimentDir) -> Option<u
         scores.entry(job.trial).or_default().push(score);
     }
     let metric = &plan.jobs.first()?.spec.train.best_metric;
-    let higher = SCALAR_METRICS
-        .iter()
-        .find(|(n, _)| n == metric)
-        .is_none_or(|(_, h)| *h);
+    let higher = higher_is_better(metric);
     scores
         .into_iter()
         .filter(|(t, _)| !excluded.contains(t))
@@ -308,8 +305,12 @@ pub fn run(
     write_atomic(&dir.plan(), &serde_json::to_vec(&plan)?)
         .with_context(|| format!("cannot write {}", dir.plan().display()))?;
     if ledger.jobs.values().all(|e| e.attempts == 0) {
-        crate::report::tb_sink::write_experiment_summary(&dir.root, experiment.sweep.as_ref())
-            .context("cannot write the TensorBoard experiment summary")?;
+        crate::report::tb_sink::write_experiment_summary(
+            &dir.root,
+            experiment.sweep.as_ref(),
+            experiment.base.task,
+        )
+        .context("cannot write the TensorBoard experiment summary")?;
     }
     ledger.save(&dir.root)?;
 
@@ -421,10 +422,7 @@ pub fn run(
                     let job = plan
                         .job(&id)
                         .context("a running job vanished from the plan")?;
-                    let higher = SCALAR_METRICS
-                        .iter()
-                        .find(|(n, _)| *n == job.spec.train.best_metric)
-                        .is_none_or(|(_, h)| *h);
+                    let higher = higher_is_better(&job.spec.train.best_metric);
                     let factor = pruning.as_ref().map_or(3, |p| p.reduction_factor);
                     let rung = ledger.rungs.entry(epoch).or_default();
                     let promoted =

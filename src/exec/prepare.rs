@@ -10,7 +10,7 @@ use crate::data::folds::{self, FoldError, FoldMethod, Folds};
 use crate::data::image_set::ImageSet;
 use crate::data::source::{self, LoadOptions, LoadReport, Source};
 use crate::data::{split, stats};
-use crate::spec::{DataFormat, Normalize, OnCorrupt, SourceSpec, Spec};
+use crate::spec::{ClassWeights, DataFormat, Normalize, OnCorrupt, SourceSpec, Spec, Task};
 use crate::train::rng;
 
 /// The data set as loaded: the pool that training and validation are cut from, and the test set.
@@ -52,6 +52,60 @@ pub enum PrepareError {
     FoldsMismatch { stored: usize, actual: usize },
     #[error("group-kfold needs a `group` column in the CSV manifest")]
     NoGroups,
+    #[error("{0}")]
+    Task(String),
+}
+
+/// Loads one source: multilabel CSV manifests keep every row's label set.
+fn load_source(
+    spec: &Spec,
+    s: &SourceSpec,
+    opts: &LoadOptions,
+) -> Result<(ImageSet, LoadReport), PrepareError> {
+    if spec.task == Task::Multilabel {
+        if let SourceSpec::Path(p) = s {
+            opts.checked_image_len()?;
+            let start = std::time::Instant::now();
+            let (set, skipped) = crate::data::csv_manifest::load_csv_multilabel(p, opts)?;
+            let report = LoadReport {
+                skipped,
+                decoded: set.len(),
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            return Ok((set, report));
+        }
+    }
+    Ok(source::load(&to_source(s, spec.data.format), opts)?)
+}
+
+/// The task's demands on the classes found in the data: binary needs exactly 2, its positive
+/// class must be one of them, and fixed class weights need one per class.
+fn check_task(spec: &Spec, classes: &[String]) -> Result<(), PrepareError> {
+    let k = classes.len();
+    if spec.task == Task::Binary && k != 2 {
+        return Err(PrepareError::Task(format!(
+            "task \"binary\" needs exactly 2 classes, but the data has {k}: [{}]",
+            classes.join(", ")
+        )));
+    }
+    if let Some(p) = &spec.data.positive_class {
+        if !classes.contains(p) {
+            return Err(PrepareError::Task(format!(
+                "data.positive_class \"{p}\" is not one of the classes [{}]",
+                classes.join(", ")
+            )));
+        }
+    }
+    if let ClassWeights::Fixed(w) = &spec.train.class_weights {
+        if w.len() != k {
+            return Err(PrepareError::Task(format!(
+                "train.class_weights has {} weights but the data has {k} classes [{}]",
+                w.len(),
+                classes.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn to_source(s: &SourceSpec, format: DataFormat) -> Source {
@@ -78,15 +132,16 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
         skip_corrupt: d.on_corrupt == OnCorrupt::Skip,
         classes: d.classes.clone(),
     };
-    let (full, train_report) = source::load(&to_source(&d.train, d.format), &opts)?;
+    let (full, train_report) = load_source(spec, &d.train, &opts)?;
     let mut reports = vec![train_report];
     let classes = full.classes.clone();
+    check_task(spec, &classes)?;
     let mut hasher = Sha256::new();
     hasher.update(full.content_hash());
     let (pool, test) = match &d.test {
         Some(test_source) => {
             opts.classes = Some(classes.clone());
-            let (test, report) = source::load(&to_source(test_source, d.format), &opts)?;
+            let (test, report) = load_source(spec, test_source, &opts)?;
             reports.push(report);
             if test.classes != classes {
                 return Err(PrepareError::ClassMismatch {
@@ -133,9 +188,10 @@ pub fn make_folds(spec: &Spec, pool: &ImageSet) -> Result<Option<Folds>, Prepare
     let seed = rng::stream(spec.seed, "folds", 0).random::<u64>();
     let folds = match spec.split.fold_method {
         FoldMethod::KFold => folds::kfold(pool.len(), k, seed)?,
-        FoldMethod::StratifiedKFold => {
-            folds::stratified_kfold(&pool.labels, pool.classes.len(), k, seed)?
-        }
+        FoldMethod::StratifiedKFold => match &pool.label_sets {
+            Some(sets) => folds::multilabel_stratified_kfold(sets, pool.classes.len(), k, seed)?,
+            None => folds::stratified_kfold(&pool.labels, pool.classes.len(), k, seed)?,
+        },
         FoldMethod::GroupKFold => folds::group_kfold(
             pool.groups.as_deref().ok_or(PrepareError::NoGroups)?,
             k,
@@ -215,7 +271,24 @@ fn cut(
     purpose: &str,
 ) -> (Vec<usize>, Vec<usize>) {
     let split_seed = rng::stream(seed, purpose, 0).random::<u64>();
-    if stratify {
+    if let (true, Some(sets)) = (stratify, &set.label_sets) {
+        // multilabel: iterative stratification into (held out, kept)
+        let parts = folds::iterative_stratification(
+            sets,
+            set.classes.len(),
+            &[fraction, 1.0 - fraction],
+            split_seed,
+        );
+        let (mut keep, mut held) = (Vec::new(), Vec::new());
+        for (i, p) in parts.into_iter().enumerate() {
+            if p == 0 {
+                held.push(i);
+            } else {
+                keep.push(i);
+            }
+        }
+        (keep, held)
+    } else if stratify {
         split::stratified_split(&set.labels, set.classes.len(), fraction, split_seed)
     } else {
         split::random_split(set.len(), fraction, split_seed)
@@ -236,7 +309,11 @@ pub fn build_network(
         c,
         h,
         w,
-        data.classes.len(),
+        if spec.task == crate::spec::Task::Binary {
+            1
+        } else {
+            data.classes.len()
+        },
         &mut rng::stream(seed, "init", 0),
         device,
     )

@@ -22,10 +22,11 @@ use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
 use crate::report::tb_sink::TensorBoardSink;
 use crate::report::tensorboard::SessionStatus;
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
-use crate::train::batches::Normalizer;
+use crate::train::batches::Inputs;
 use crate::train::evaluate::evaluate;
 use crate::train::loader::LoaderConfig;
-use crate::train::metrics::MulticlassMetrics;
+use crate::train::loss::Objective;
+use crate::train::metrics::Metrics;
 use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
 /// Version of the files a job writes (`job.json`, `metrics.json`).
@@ -142,11 +143,11 @@ struct MetricsFile<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ending: Option<&'a Ending>,
     #[serde(rename = "final")]
-    final_: BTreeMap<&'static str, MulticlassMetrics>,
+    final_: BTreeMap<&'static str, Metrics>,
     history: Vec<HistoryEntry>,
 }
 
-fn scalars(m: &MulticlassMetrics) -> BTreeMap<&'static str, f64> {
+fn scalars(m: &Metrics) -> BTreeMap<&'static str, f64> {
     m.scalars().into_iter().collect()
 }
 
@@ -531,7 +532,7 @@ struct Failure {
     history: Vec<EpochRecord>,
 }
 
-type Finals = BTreeMap<&'static str, MulticlassMetrics>;
+type Finals = BTreeMap<&'static str, Metrics>;
 
 struct Trained {
     best_epoch: usize,
@@ -557,7 +558,7 @@ fn train_and_evaluate(
         history: Vec::new(),
     };
     let spec = &job.spec;
-    let norm = Normalizer::new(&data.mean, &data.std);
+    let inputs = Inputs::new(spec, &data.mean, &data.std);
     let steps_per_epoch = data.train.len().div_ceil(spec.train.batch_size);
     sink.event(&Event::JobStarted {
         job: job.id.clone(),
@@ -577,7 +578,7 @@ fn train_and_evaluate(
         net,
         &data.train,
         data.val.as_ref(),
-        &norm,
+        &inputs,
         resume,
         loader,
         hooks,
@@ -621,8 +622,21 @@ fn train_and_evaluate(
     }
     // Pruned jobs stop before the end; their test score would only tempt selection on the test set.
     if let (Some(test), false) = (&data.test, matches!(outcome.ending, Ending::Pruned { .. })) {
-        let m = evaluate(net, test, &norm, spec.train.eval_batch_size)
-            .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
+        // The binary F1 threshold is the one chosen on validation (0.5 without validation).
+        let threshold = match finals.get("val") {
+            Some(v) => v.get("threshold"),
+            None => Some(0.5),
+        };
+        let objective = Objective::new(spec, &data.classes, &data.train);
+        let m = evaluate(
+            net,
+            test,
+            &inputs,
+            spec.train.eval_batch_size,
+            &objective,
+            threshold,
+        )
+        .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
         sink.event(&Event::Evaluated {
             job: job.id.clone(),
             split: "test",

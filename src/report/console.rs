@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::events::{Event, EventSink};
-use crate::train::metrics::MulticlassMetrics;
+use crate::train::metrics::Metrics;
 
 pub struct ConsoleSink {
     tty: bool,
@@ -54,11 +54,21 @@ impl Default for ConsoleSink {
     }
 }
 
-fn brief(m: &MulticlassMetrics) -> String {
-    format!(
-        "loss {:.4} acc {:.4} f1 {:.4}",
-        m.loss, m.accuracy, m.f1_macro
-    )
+/// The loss and the task's headline metrics.
+fn brief(m: &Metrics) -> String {
+    let mut out = format!("loss {:.4}", m.loss());
+    for (name, short) in [
+        ("accuracy", "acc"),
+        ("f1_macro", "f1"),
+        ("roc_auc", "auc"),
+        ("f1", "f1"),
+        ("subset_accuracy", "subset_acc"),
+    ] {
+        if let Some(v) = m.get(name) {
+            out.push_str(&format!(" {short} {v:.4}"));
+        }
+    }
+    out
 }
 
 impl EventSink for ConsoleSink {

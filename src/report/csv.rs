@@ -2,7 +2,6 @@
 
 use super::markdown::{param_names, param_text};
 use super::report_json::Report;
-use crate::train::metrics::SCALAR_METRICS;
 
 /// Quotes a field if it holds a comma, quote or line break.
 fn field(s: &str) -> String {
@@ -22,7 +21,7 @@ pub fn render(r: &Report) -> String {
     let mut head: Vec<String> = vec!["rank".into(), "trial".into(), "trial_id".into()];
     head.extend(params.iter().cloned());
     head.extend(["status".into(), "n".into()]);
-    for (m, _) in SCALAR_METRICS {
+    for m in &r.metrics {
         for s in ["mean", "std", "ci_low", "ci_high"] {
             head.push(format!("{m}_{s}"));
         }
@@ -41,11 +40,11 @@ pub fn render(r: &Report) -> String {
                 .map_or(String::new(), |v| param_text(Some(v)))
         }));
         row.extend([t.status.clone(), t.n.to_string()]);
-        for (m, _) in SCALAR_METRICS {
-            let ci = t.ci95.get(*m);
+        for m in &r.metrics {
+            let ci = t.ci95.get(m);
             row.extend([
-                opt(t.mean.get(*m).copied()),
-                opt(t.std.get(*m).copied()),
+                opt(t.mean.get(m).copied()),
+                opt(t.std.get(m).copied()),
                 opt(ci.map(|c| c[0])),
                 opt(ci.map(|c| c[1])),
             ]);

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::train::metrics::MulticlassMetrics;
+use crate::train::metrics::Metrics;
 
 /// Scalar metrics of one split, by name (`loss`, `accuracy`, `f1_macro`, ...).
 pub type Scalars = Vec<(String, f64)>;
@@ -14,8 +14,8 @@ pub struct EpochRecord {
     pub lr: f64,
     pub seconds: f64,
     /// Averages over the epoch's training batches, measured while training (dropout on).
-    pub train: MulticlassMetrics,
-    pub val: Option<MulticlassMetrics>,
+    pub train: Metrics,
+    pub val: Option<Metrics>,
 }
 
 #[derive(Clone, Debug)]
@@ -46,7 +46,7 @@ pub enum Event {
         job: String,
         split: &'static str,
         step: usize,
-        metrics: Box<MulticlassMetrics>,
+        metrics: Box<Metrics>,
     },
     JobFinished {
         job: String,

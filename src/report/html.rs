@@ -6,7 +6,6 @@ use std::fmt::Write;
 use super::markdown::{p_text, param_names, param_text, verdict};
 use super::plots;
 use super::report_json::Report;
-use crate::train::metrics::SCALAR_METRICS;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1400px}\
 table{border-collapse:collapse;margin:1em 0;font-size:12px}.wide{overflow-x:auto}\
@@ -51,7 +50,7 @@ pub fn render(r: &Report) -> String {
         let _ = write!(o, "<th class=\"l\">{}</th>", esc(p));
     }
     o.push_str("<th class=\"l\">status</th><th>n</th>");
-    for (m, _) in SCALAR_METRICS {
+    for m in &r.metrics {
         let _ = write!(o, "<th>{m}</th>");
     }
     o.push_str("<th class=\"l\">p-value</th><th class=\"l\">verdict</th></tr>\n");
@@ -77,8 +76,8 @@ pub fn render(r: &Report) -> String {
             );
         }
         let _ = write!(o, "<td class=\"l\">{}</td><td>{}</td>", esc(&t.status), t.n);
-        for (m, _) in SCALAR_METRICS {
-            match (t.mean.get(*m), t.std.get(*m), t.ci95.get(*m)) {
+        for m in &r.metrics {
+            match (t.mean.get(m), t.std.get(m), t.ci95.get(m)) {
                 (Some(mean), Some(sd), Some([lo, hi])) => {
                     let _ = write!(o, "<td style=\"white-space:nowrap\">{mean:.4} ± {sd:.4}<br><small>[{lo:.4}, {hi:.4}]</small></td>");
                 }
@@ -136,17 +135,17 @@ pub fn render(r: &Report) -> String {
         .collect();
     if !with_test.is_empty() || !r.refit.is_empty() {
         o.push_str("<h2>Test set</h2><p class=\"note\">Never used for selection; mean over each trial's finished jobs.</p><table><tr><th class=\"l\">trial</th>");
-        for (m, _) in SCALAR_METRICS {
+        for m in &r.metrics {
             let _ = write!(o, "<th>{m}</th>");
         }
         o.push_str("</tr>\n");
         for t in &with_test {
             let _ = write!(o, "<tr><td class=\"l\">{}</td>", esc(&t.label));
-            for (m, _) in SCALAR_METRICS {
+            for m in &r.metrics {
                 let _ = write!(
                     o,
                     "<td>{}</td>",
-                    super::markdown::num(t.test_mean.get(*m).copied())
+                    super::markdown::num(t.test_mean.get(m).copied())
                 );
             }
             o.push_str("</tr>\n");
@@ -159,8 +158,8 @@ pub fn render(r: &Report) -> String {
                 esc(&f.job.id),
                 esc(&f.job.status)
             );
-            for (m, _) in SCALAR_METRICS {
-                let v = f.job.test.as_ref().and_then(|t| t.get(*m)).copied();
+            for m in &r.metrics {
+                let v = f.job.test.as_ref().and_then(|t| t.get(m)).copied();
                 let _ = write!(o, "<td>{}</td>", super::markdown::num(v));
             }
             o.push_str("</tr>\n");

@@ -95,6 +95,7 @@ mod tests {
             labels: vec![0, 1, 0],
             classes: vec!["a".into(), "b".into()],
             groups: None,
+            label_sets: None,
         };
         let g = sample_grid(&set, 16).unwrap();
         // 3 images → 2 columns × 2 rows of 2×2 with 2-pixel gaps.

@@ -4,7 +4,6 @@
 use std::fmt::Write;
 
 use super::report_json::Report;
-use crate::train::metrics::SCALAR_METRICS;
 
 /// A number with 4 decimals, or `–` when absent.
 pub fn num(x: Option<f64>) -> String {
@@ -80,7 +79,7 @@ pub fn render(r: &Report) -> String {
     let mut head = vec!["rank".to_string(), "trial".into()];
     head.extend(params.iter().map(|p| format!("`{p}`")));
     head.extend(["status".into(), "n".into()]);
-    head.extend(SCALAR_METRICS.iter().map(|(m, _)| m.to_string()));
+    head.extend(r.metrics.iter().cloned());
     head.extend(["p-value".into(), "verdict".into()]);
     let _ = writeln!(o, "| {} |", head.join(" | "));
     let _ = writeln!(o, "|{}", " --- |".repeat(head.len()));
@@ -91,8 +90,8 @@ pub fn render(r: &Report) -> String {
         ];
         cells.extend(params.iter().map(|p| param_text(t.params.get(p))));
         cells.extend([t.status.clone(), t.n.to_string()]);
-        for (m, _) in SCALAR_METRICS {
-            cells.push(match (t.mean.get(*m), t.std.get(*m), t.ci95.get(*m)) {
+        for m in &r.metrics {
+            cells.push(match (t.mean.get(m), t.std.get(m), t.ci95.get(m)) {
                 (Some(mean), Some(sd), Some([lo, hi])) => {
                     format!("{mean:.4} ± {sd:.4} [{lo:.4}, {hi:.4}]")
                 }
@@ -146,7 +145,7 @@ pub fn render(r: &Report) -> String {
             "Never used for selection. Mean over each trial's finished jobs.\n"
         );
         let mut head = vec!["trial".to_string()];
-        head.extend(SCALAR_METRICS.iter().map(|(m, _)| m.to_string()));
+        head.extend(r.metrics.iter().cloned());
         let _ = writeln!(
             o,
             "| {} |\n|{}",
@@ -154,16 +153,18 @@ pub fn render(r: &Report) -> String {
             " --- |".repeat(head.len())
         );
         for t in &with_test {
-            let cells: Vec<String> = SCALAR_METRICS
+            let cells: Vec<String> = r
+                .metrics
                 .iter()
-                .map(|(m, _)| num(t.test_mean.get(*m).copied()))
+                .map(|m| num(t.test_mean.get(m).copied()))
                 .collect();
             let _ = writeln!(o, "| {} | {} |", t.label, cells.join(" | "));
         }
         for f in &r.refit {
-            let cells: Vec<String> = SCALAR_METRICS
+            let cells: Vec<String> = r
+                .metrics
                 .iter()
-                .map(|(m, _)| num(f.job.test.as_ref().and_then(|t| t.get(*m)).copied()))
+                .map(|m| num(f.job.test.as_ref().and_then(|t| t.get(m)).copied()))
                 .collect();
             let _ = writeln!(
                 o,

@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::ranking::{self, Comparison, Slot, Standing, SIGNIFICANCE};
 use super::stats::summarize;
 use super::summary::{higher_is_better, ClassScore, ExperimentResults, JobResult, ReportError};
-use crate::train::metrics::SCALAR_METRICS;
+use crate::spec::Task;
+use crate::train::metrics::scalar_metrics;
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -95,6 +96,10 @@ pub struct Report {
     pub experiments: Vec<String>,
     pub best_metric: String,
     pub higher_is_better: bool,
+    /// The task: `multiclass`, `binary` or `multilabel`.
+    pub task: Task,
+    /// The task's scalar metric names, in the order the tables show them.
+    pub metrics: Vec<String>,
     pub folds: usize,
     pub repeats: usize,
     pub significance: f64,
@@ -108,8 +113,8 @@ pub struct Report {
     pub classes: Vec<String>,
 }
 
-fn summaries(t: &mut TrialReport, done: &[&JobResult]) {
-    for (metric, _) in SCALAR_METRICS {
+fn summaries(t: &mut TrialReport, done: &[&JobResult], task: Task) {
+    for (metric, _) in scalar_metrics(task) {
         let values: Vec<f64> = done
             .iter()
             .filter_map(|j| j.val.get(*metric).copied())
@@ -214,6 +219,12 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
                 first.name, first.best_metric, e.name, e.best_metric
             )));
         }
+        if e.task != first.task {
+            return Err(ReportError::Incompatible(format!(
+                "{} is a {:?} task but {} a {:?} one",
+                first.name, first.task, e.name, e.task
+            )));
+        }
         if e.data_hash != first.data_hash {
             return Err(ReportError::Incompatible(format!(
                 "{} and {} were trained on different data (data hash {} vs {})",
@@ -256,7 +267,7 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
                 comparison: Comparison::default(),
                 curve: curve(&t.jobs),
             };
-            summaries(&mut row, &done);
+            summaries(&mut row, &done, first.task);
             for j in t
                 .jobs
                 .iter()
@@ -340,6 +351,11 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
         experiments: names,
         best_metric: metric,
         higher_is_better: higher,
+        task: first.task,
+        metrics: scalar_metrics(first.task)
+            .iter()
+            .map(|(m, _)| m.to_string())
+            .collect(),
         folds: first.folds,
         repeats: first.repeats,
         significance: SIGNIFICANCE,
@@ -382,6 +398,7 @@ mod tests {
             name: name.into(),
             dir: name.into(),
             best_metric: "accuracy".into(),
+            task: Task::Multiclass,
             folds: 3,
             repeats: 1,
             trials: trials

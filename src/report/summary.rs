@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::spec::Task;
 use crate::store::ledger::{Ledger, LedgerError};
 use crate::store::ExperimentDir;
-use crate::train::metrics::SCALAR_METRICS;
+use crate::train::metrics::scalar_metrics;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,8 @@ pub struct ExperimentResults {
     pub name: String,
     pub dir: PathBuf,
     pub best_metric: String,
+    /// The task (from plan.json; multiclass for older plans): which metrics the report shows.
+    pub task: Task,
     /// Folds per trial (1 without cross-validation).
     pub folds: usize,
     pub repeats: usize,
@@ -117,12 +120,9 @@ pub struct ExperimentResults {
     pub folds_json: Option<String>,
 }
 
-/// Whether a larger value of `metric` is better (only `loss` is lower-is-better).
+/// Whether a larger value of `metric` is better (`loss` and `hamming_loss` are lower-is-better).
 pub fn higher_is_better(metric: &str) -> bool {
-    SCALAR_METRICS
-        .iter()
-        .find(|(n, _)| *n == metric)
-        .is_none_or(|(_, h)| *h)
+    crate::train::metrics::higher_is_better(metric)
 }
 
 fn read(path: &Path) -> Result<String, ReportError> {
@@ -149,8 +149,9 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>, ReportError> {
 }
 
 fn scalars(v: &serde_json::Value) -> BTreeMap<String, f64> {
-    SCALAR_METRICS
+    [Task::Multiclass, Task::Binary, Task::Multilabel]
         .iter()
+        .flat_map(|t| scalar_metrics(*t).iter())
         .filter_map(|(name, _)| v.get(*name)?.as_f64().map(|x| (name.to_string(), x)))
         .collect()
 }
@@ -184,7 +185,8 @@ fn read_metrics(path: &Path, best_metric: &str, job: &mut JobResult) -> Result<(
             })
             .collect();
     }
-    if let Some(rows) = val["confusion_matrix"].as_array() {
+    // Multilabel jobs have no confusion matrix (an empty one).
+    if let Some(rows) = val["confusion_matrix"].as_array().filter(|r| !r.is_empty()) {
         job.confusion = rows
             .iter()
             .map(|r| {
@@ -226,15 +228,19 @@ struct JobView {
     #[serde(default)]
     params: BTreeMap<String, serde_json::Value>,
     #[serde(rename = "spec", deserialize_with = "best_metric_of_spec")]
-    best_metric: String,
+    spec: (String, Task),
 }
 
-fn best_metric_of_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+fn best_metric_of_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(String, Task), D::Error> {
     let spec: serde_json::Value = serde::Deserialize::deserialize(d)?;
-    Ok(spec["train"]["best_metric"]
-        .as_str()
-        .unwrap_or("accuracy")
-        .to_string())
+    let task = serde_json::from_value(spec["task"].clone()).unwrap_or(Task::Multiclass);
+    Ok((
+        spec["train"]["best_metric"]
+            .as_str()
+            .unwrap_or("accuracy")
+            .to_string(),
+        task,
+    ))
 }
 
 fn read_plan(path: &Path) -> Result<PlanView, ReportError> {
@@ -262,7 +268,8 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
     let best_metric = plan
         .jobs
         .first()
-        .map_or_else(|| "accuracy".to_string(), |j| j.best_metric.clone());
+        .map_or_else(|| "accuracy".to_string(), |j| j.spec.0.clone());
+    let task = plan.jobs.first().map_or(Task::Multiclass, |j| j.spec.1);
     let mut trials: BTreeMap<usize, TrialResult> = BTreeMap::new();
     let mut refit = None;
     let mut classes = Vec::new();
@@ -318,6 +325,7 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
         name: plan.experiment.clone(),
         dir: dir.to_path_buf(),
         best_metric,
+        task,
         folds: plan.folds,
         repeats: plan.repeats,
         trials: trials.into_values().collect(),

@@ -12,7 +12,7 @@ use super::tensorboard::{
 };
 use crate::spec::{Domain, ParamValue, SweepSpec};
 use crate::store::JobDir;
-use crate::train::metrics::MulticlassMetrics;
+use crate::train::metrics::Metrics;
 
 pub struct TensorBoardSink {
     dir: JobDir,
@@ -30,7 +30,7 @@ fn hparam_value(v: &ParamValue) -> HParamValue {
     }
 }
 
-/// The validation metrics the HParams dashboard shows for every session.
+/// The multiclass validation metrics the HParams dashboard shows for every session.
 pub const HPARAMS_METRICS: &[(&str, &str)] = &[
     ("val", "accuracy"),
     ("val", "loss"),
@@ -40,11 +40,27 @@ pub const HPARAMS_METRICS: &[(&str, &str)] = &[
     ("train", "loss"),
 ];
 
+/// The metrics the HParams dashboard shows for `task`: for multiclass [`HPARAMS_METRICS`];
+/// otherwise every validation scalar of the task (but `threshold`) and the training loss.
+pub fn hparams_metrics(task: crate::spec::Task) -> Vec<(&'static str, &'static str)> {
+    if task == crate::spec::Task::Multiclass {
+        return HPARAMS_METRICS.to_vec();
+    }
+    let mut out: Vec<(&'static str, &'static str)> =
+        crate::train::metrics::selectable_metrics(task)
+            .into_iter()
+            .map(|m| ("val", m))
+            .collect();
+    out.push(("train", "loss"));
+    out
+}
+
 /// Writes the HParams experiment summary (every swept parameter with its full domain, and the
 /// metrics) into the experiment folder, the log dir's root.
 pub fn write_experiment_summary(
     experiment_dir: &std::path::Path,
     sweep: Option<&SweepSpec>,
+    task: crate::spec::Task,
 ) -> anyhow::Result<()> {
     let specs: Vec<HParamSpec> = sweep
         .map(|s| s.parameters.as_slice())
@@ -67,7 +83,7 @@ pub fn write_experiment_summary(
         })
         .collect();
     let mut w = EventWriter::create(experiment_dir)?;
-    w.add_values(vec![experiment_value(&specs, HPARAMS_METRICS)], 0)?;
+    w.add_values(vec![experiment_value(&specs, &hparams_metrics(task))], 0)?;
     w.flush()?;
     Ok(())
 }
@@ -125,7 +141,7 @@ impl TensorBoardSink {
     pub fn add_confusion(
         &mut self,
         split: &'static str,
-        m: &MulticlassMetrics,
+        m: &Metrics,
         step: usize,
     ) -> anyhow::Result<()> {
         if let Some(h) = super::images::confusion_heatmap(&m.confusion_matrix, 16) {
@@ -161,12 +177,7 @@ impl TensorBoardSink {
             .ok_or_else(|| anyhow::anyhow!("TensorBoard writer for `{run}` vanished"))
     }
 
-    fn scalars(
-        &mut self,
-        run: &'static str,
-        m: &MulticlassMetrics,
-        step: usize,
-    ) -> anyhow::Result<()> {
+    fn scalars(&mut self, run: &'static str, m: &Metrics, step: usize) -> anyhow::Result<()> {
         let w = self.writer(run)?;
         for (name, value) in m.scalars() {
             w.add_scalar(name, value, step as i64)?;

@@ -29,6 +29,8 @@ pub struct Spec {
 #[serde(rename_all = "lowercase")]
 pub enum Task {
     Multiclass,
+    Binary,
+    Multilabel,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +68,9 @@ pub struct DataSpec {
     pub on_corrupt: OnCorrupt,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
+    /// The binary task's positive class; `None`: the second class of the sorted class list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positive_class: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -209,4 +214,49 @@ pub struct TrainSpec {
     pub best_metric: String,
     /// Stop after this many epochs without a better best metric; 0 = never.
     pub patience: usize,
+    /// Loss weights per class (multiclass) or per positive/negative (binary, multilabel).
+    #[serde(default, skip_serializing_if = "ClassWeights::is_none")]
+    pub class_weights: ClassWeights,
+    /// How each epoch's training order is drawn.
+    #[serde(default, skip_serializing_if = "Sampler::is_shuffle")]
+    pub sampler: Sampler,
+    /// Multiclass label smoothing ε in [0, 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub label_smoothing: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// `train.class_weights`: none, "balanced" (n / (k · count)), or one weight per class.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassWeights {
+    #[default]
+    None,
+    Balanced,
+    Fixed(Vec<f64>),
+}
+
+impl ClassWeights {
+    pub fn is_none(&self) -> bool {
+        *self == ClassWeights::None
+    }
+}
+
+/// `train.sampler`: a shuffle of the training set, or draws with replacement weighted by
+/// inverse class frequency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sampler {
+    #[default]
+    Shuffle,
+    Balanced,
+}
+
+impl Sampler {
+    pub fn is_shuffle(&self) -> bool {
+        *self == Sampler::Shuffle
+    }
 }

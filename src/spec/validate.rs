@@ -7,7 +7,7 @@ use super::reader::{self as r, index, At, Diags, TableReader};
 use super::tree::{Node, Segment, Value};
 use super::types::*;
 use crate::model::shapes::{self, Shape};
-use crate::train::metrics::SCALAR_METRICS;
+use crate::train::metrics::{default_best_metric, selectable_metrics};
 
 /// Reads the whole spec; `base` is the folder relative data paths start from.
 pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
@@ -25,7 +25,7 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         Some(e) => task(at(&e.node, &top.path_of("task")), d),
         None => Some(Task::Multiclass),
     };
-    let data = section(&mut top, "data", d, true).and_then(|t| data(t, base, d));
+    let data = section(&mut top, "data", d, true).and_then(|t| data(t, base, task, d));
     let split = section(&mut top, "split", d, false).and_then(|t| split(t, data.as_ref(), d));
     let preprocess =
         section(&mut top, "preprocess", d, false).and_then(|t| preprocess(t, data.as_ref(), d));
@@ -37,7 +37,8 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         .map(|(a, data)| super::augment::input_shape(a, data));
     let model = section(&mut top, "model", d, true).and_then(|t| model(t, input, d));
     let optimizer = section(&mut top, "optimizer", d, false).and_then(|t| optimizer(t, d));
-    let train = section(&mut top, "train", d, false).and_then(|t| train(t, d));
+    let train = section(&mut top, "train", d, false)
+        .and_then(|t| train(t, task.unwrap_or(Task::Multiclass), data.as_ref(), d));
     let schedule =
         section(&mut top, "schedule", d, false).and_then(|t| schedule(t, train.as_ref(), d));
     top.finish(d);
@@ -132,21 +133,16 @@ fn experiment_name(a: At, d: &mut Diags) -> Option<String> {
 }
 
 fn task(a: At, d: &mut Diags) -> Option<Task> {
-    match r::choice(a, &["multiclass", "binary", "multilabel"], d)?.as_str() {
-        "multiclass" => Some(Task::Multiclass),
-        other => {
-            d.error(
-                a.node.span,
-                a.path,
-                format!("task \"{other}\" is not supported yet"),
-                Some("use task = \"multiclass\"".into()),
-            );
-            None
-        }
-    }
+    Some(
+        match r::choice(a, &["multiclass", "binary", "multilabel"], d)?.as_str() {
+            "binary" => Task::Binary,
+            "multilabel" => Task::Multilabel,
+            _ => Task::Multiclass,
+        },
+    )
 }
 
-fn data(mut t: TableReader, base: &Path, d: &mut Diags) -> Option<DataSpec> {
+fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> Option<DataSpec> {
     let format_path = t.path_of("format");
     let format = t.required("format", d, "\"image-folder\"").and_then(|n| {
         let s = r::choice(at(n, &format_path), &["image-folder", "idx", "csv"], d)?;
@@ -189,8 +185,68 @@ fn data(mut t: TableReader, base: &Path, d: &mut Diags) -> Option<DataSpec> {
             OnCorrupt::Error
         })
     });
+    let classes_span = t.entry("classes").map(|e| e.node.span);
+    let classes_path = t.path_of("classes");
+    let format_span = t.entry("format").map(|e| e.node.span);
     let classes = opt(&mut t, "classes", d, None, |a, d| classes(a, d).map(Some));
+    let positive_path = t.path_of("positive_class");
+    let positive_node = t.entry("positive_class").map(|e| &e.node);
     t.finish(d);
+    let classes = classes?;
+    if let (Some(Task::Binary), Some(list), Some(span)) = (task, &classes, classes_span) {
+        if list.len() != 2 {
+            d.error(
+                span,
+                &classes_path,
+                format!(
+                    "task \"binary\" needs exactly 2 classes, found {}",
+                    list.len()
+                ),
+                Some("use task = \"multiclass\" for more classes".into()),
+            );
+            return None;
+        }
+    }
+    if task == Some(Task::Multilabel) && format != Some(DataFormat::Csv) {
+        if let Some(f) = format {
+            let name = if f == DataFormat::Idx {
+                "idx"
+            } else {
+                "image-folder"
+            };
+            d.error(
+                t_span_fallback_or(format_span),
+                &format_path,
+                format!("task \"multilabel\" needs a CSV manifest, not format \"{name}\""),
+                Some("use format = \"csv\" with `label` cells like \"cat;dog\"".into()),
+            );
+            return None;
+        }
+    }
+    let positive_class = match positive_node {
+        None => None,
+        Some(n) => {
+            let a = at(n, &positive_path);
+            let s = r::string(a, d)?;
+            if task != Some(Task::Binary) {
+                d.error(
+                    n.span,
+                    &positive_path,
+                    "positive_class applies only to task = \"binary\"",
+                    None,
+                );
+                return None;
+            }
+            if let Some(list) = &classes {
+                if !list.contains(&s) {
+                    let names: Vec<&str> = list.iter().map(String::as_str).collect();
+                    r::choice(a, &names, d);
+                    return None;
+                }
+            }
+            Some(s)
+        }
+    };
     let format = format?;
     let train = source(at(train_node?, &train_path), format, base, d);
     let test = match test_node {
@@ -204,7 +260,8 @@ fn data(mut t: TableReader, base: &Path, d: &mut Diags) -> Option<DataSpec> {
         channels: channels?,
         image_size: image_size?,
         on_corrupt: on_corrupt?,
-        classes: classes?,
+        classes,
+        positive_class,
     })
 }
 
@@ -778,7 +835,12 @@ fn optimizer(mut t: TableReader, d: &mut Diags) -> Option<OptimizerSpec> {
     Some(spec)
 }
 
-fn train(mut t: TableReader, d: &mut Diags) -> Option<TrainSpec> {
+fn train(
+    mut t: TableReader,
+    task: Task,
+    data: Option<&DataSpec>,
+    d: &mut Diags,
+) -> Option<TrainSpec> {
     let epochs = opt(&mut t, "epochs", d, 10, |a, d| r::usize_at_least(a, 1, d));
     let batch_size = opt(&mut t, "batch_size", d, 64, |a, d| {
         r::usize_at_least(a, 1, d)
@@ -786,11 +848,58 @@ fn train(mut t: TableReader, d: &mut Diags) -> Option<TrainSpec> {
     let eval_batch_size = opt(&mut t, "eval_batch_size", d, 512, |a, d| {
         r::usize_at_least(a, 1, d)
     });
-    let names: Vec<&str> = SCALAR_METRICS.iter().map(|(n, _)| *n).collect();
-    let best_metric = opt(&mut t, "best_metric", d, "accuracy".to_string(), |a, d| {
-        r::choice(a, &names, d)
-    });
+    let names = selectable_metrics(task);
+    let task_name = task_name(task);
+    let best_metric = opt(
+        &mut t,
+        "best_metric",
+        d,
+        default_best_metric(task).to_string(),
+        |a, d| {
+            let s = r::string(a, d)?;
+            if names.contains(&s.as_str()) {
+                return Some(s);
+            }
+            let list = names
+                .iter()
+                .map(|a| format!("\"{a}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            d.error(
+                a.node.span,
+                a.path,
+                format!("unknown metric \"{s}\" for task \"{task_name}\""),
+                Some(format!("allowed for task \"{task_name}\": {list}")),
+            );
+            None
+        },
+    );
     let patience = opt(&mut t, "patience", d, 0, |a, d| r::usize_at_least(a, 0, d));
+    let num_classes = data.and_then(|d| d.classes.as_ref()).map(Vec::len);
+    let class_weights = opt(&mut t, "class_weights", d, ClassWeights::None, |a, d| {
+        class_weights(a, task, num_classes, d)
+    });
+    let sampler = opt(&mut t, "sampler", d, Sampler::Shuffle, |a, d| {
+        Some(match r::choice(a, &["shuffle", "balanced"], d)?.as_str() {
+            "balanced" => Sampler::Balanced,
+            _ => Sampler::Shuffle,
+        })
+    });
+    let label_smoothing = opt(&mut t, "label_smoothing", d, 0.0, |a, d| {
+        let v = r::number(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)?;
+        if v > 0.0 && task != Task::Multiclass {
+            d.error(
+                a.node.span,
+                a.path,
+                format!(
+                    "label_smoothing applies only to task = \"multiclass\", not \"{task_name}\""
+                ),
+                Some("remove it, or set it to 0".into()),
+            );
+            return None;
+        }
+        Some(v)
+    });
     t.finish(d);
     Some(TrainSpec {
         patience: patience?,
@@ -798,7 +907,64 @@ fn train(mut t: TableReader, d: &mut Diags) -> Option<TrainSpec> {
         batch_size: batch_size?,
         eval_batch_size: eval_batch_size?,
         best_metric: best_metric?,
+        class_weights: class_weights?,
+        sampler: sampler?,
+        label_smoothing: label_smoothing?,
     })
+}
+
+fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Multiclass => "multiclass",
+        Task::Binary => "binary",
+        Task::Multilabel => "multilabel",
+    }
+}
+
+fn t_span_fallback_or(span: Option<super::source::Span>) -> super::source::Span {
+    span.unwrap_or_else(t_span_fallback)
+}
+
+/// `"none"`, `"balanced"`, or an array of non-negative weights, one per class (`num_classes`,
+/// when the spec lists the classes; otherwise checked against the data when it is loaded).
+fn class_weights(
+    a: At,
+    task: Task,
+    num_classes: Option<usize>,
+    d: &mut Diags,
+) -> Option<ClassWeights> {
+    if let Value::Str(_) = &a.node.value {
+        return Some(match r::choice(a, &["none", "balanced"], d)?.as_str() {
+            "balanced" => ClassWeights::Balanced,
+            _ => ClassWeights::None,
+        });
+    }
+    let Value::Array(_) = &a.node.value else {
+        r::type_error(a, "\"none\", \"balanced\" or an array of weights", d);
+        return None;
+    };
+    let w = r::numbers(a, "at least 0", |v| v >= 0.0, d)?;
+    let want = if task == Task::Binary {
+        Some(2)
+    } else {
+        num_classes
+    };
+    if let Some(k) = want {
+        if w.len() != k {
+            d.error(
+                a.node.span,
+                a.path,
+                format!("{} weights for {k} classes", w.len()),
+                Some("give one weight per class, in the order of the class list".into()),
+            );
+            return None;
+        }
+    }
+    if w.iter().all(|&v| v == 0.0) {
+        d.error(a.node.span, a.path, "every weight is 0", None);
+        return None;
+    }
+    Some(ClassWeights::Fixed(w))
 }
 
 fn schedule(mut t: TableReader, train: Option<&TrainSpec>, d: &mut Diags) -> Option<ScheduleSpec> {

@@ -1,51 +1,77 @@
-//! Evaluation of a network on one split: mean loss and the classification metrics.
+//! Evaluation of a network on one split: mean loss and the task's metrics.
 
-use candle_core::{Result, D};
+use candle_core::{Result, Tensor, D};
 
-use super::batches::{make_batch, Normalizer};
-use super::metrics::{ConfusionMatrix, MulticlassMetrics};
+use super::batches::Inputs;
+use super::loss::Objective;
+use super::metrics::{Accumulator, Metrics};
 use crate::data::image_set::ImageSet;
 use crate::model::{Mode, Network};
 
-/// Loss and metrics of `net` on every image of `set`, in batches of `batch_size`.
+/// Loss and metrics of `net` on every image of `set`, in batches of `batch_size`. The loss is
+/// the plain one (no class weights, no smoothing). `threshold`: the binary F1 threshold chosen on
+/// validation, applied here; `None` chooses it on `set`.
 pub fn evaluate(
     net: &Network,
     set: &ImageSet,
-    norm: &Normalizer,
+    inputs: &Inputs,
     batch_size: usize,
-) -> Result<MulticlassMetrics> {
-    let mut cm = ConfusionMatrix::new(set.classes.len());
+    objective: &Objective,
+    threshold: Option<f64>,
+) -> Result<Metrics> {
+    let plain = objective.unweighted();
+    let mut acc = Accumulator::new(objective.task, set.classes.len());
     let mut loss_sum = 0.0;
     let indices: Vec<usize> = (0..set.len()).collect();
     let mut unused_rng = crate::train::rng::stream(0, "eval", 0);
     for chunk in indices.chunks(batch_size.max(1)) {
-        let (x, y) = make_batch(set, chunk, norm, net.device())?;
+        let x = inputs.eval_batch(set, chunk, net.device())?;
         let logits = net.forward(&x, Mode::Eval, &mut unused_rng)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?.to_scalar::<f32>()? as f64;
+        let targets = plain.targets(set, chunk, net.device())?;
+        let loss = plain.loss(&logits, &targets)?.to_scalar::<f32>()? as f64;
         loss_sum += loss * chunk.len() as f64;
-        record(
-            &mut cm,
-            &logits,
-            chunk.iter().map(|&i| set.labels[i] as usize),
-        )?;
+        record(&mut acc, &logits, set, chunk, objective.positive)?;
     }
     let loss = if set.is_empty() {
         0.0
     } else {
         loss_sum / set.len() as f64
     };
-    Ok(MulticlassMetrics::from_confusion(&cm, loss, &set.classes))
+    Ok(acc.finish(loss, &set.classes, objective.positive, threshold))
 }
 
-/// Adds each row's arg-max prediction against its target to `cm`.
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// Adds a batch's predictions (`logits` of images `indices` of `set`) to `acc`: the arg-max class
+/// (multiclass), or the sigmoid probabilities (binary: of class `positive`; multilabel: per label).
 pub fn record(
-    cm: &mut ConfusionMatrix,
-    logits: &candle_core::Tensor,
-    targets: impl Iterator<Item = usize>,
+    acc: &mut Accumulator,
+    logits: &Tensor,
+    set: &ImageSet,
+    indices: &[usize],
+    positive: usize,
 ) -> Result<()> {
-    let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-    for (p, t) in predicted.into_iter().zip(targets) {
-        cm.add(t, p as usize);
+    match acc {
+        Accumulator::Multiclass(cm) => {
+            let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            for (p, &i) in predicted.into_iter().zip(indices) {
+                cm.add(set.labels[i] as usize, p as usize);
+            }
+        }
+        Accumulator::Binary { scores, truths } => {
+            let v = logits.flatten_all()?.to_vec1::<f32>()?;
+            scores.extend(v.into_iter().map(sigmoid));
+            truths.extend(indices.iter().map(|&i| set.labels[i] as usize == positive));
+        }
+        Accumulator::Multilabel { probs, truths } => {
+            let v = logits.flatten_all()?.to_vec1::<f32>()?;
+            probs.extend(v.into_iter().map(sigmoid));
+            for &i in indices {
+                truths.extend(set.label_set(i));
+            }
+        }
     }
     Ok(())
 }

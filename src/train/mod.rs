@@ -3,8 +3,10 @@
 pub mod batches;
 pub mod evaluate;
 pub mod loader;
+pub mod loss;
 pub mod metrics;
 pub mod optim;
 pub mod rng;
+pub mod sampler;
 pub mod schedule;
 pub mod trainer;

@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use candle_core::Tensor;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
-use super::batches::{HostBatch, Normalizer};
+use super::batches::Inputs;
 use super::evaluate::{evaluate, record};
 use super::loader::{self, LoaderConfig};
-use super::metrics::{ConfusionMatrix, MulticlassMetrics, SCALAR_METRICS};
+use super::loss::Objective;
+use super::metrics::{higher_is_better, Accumulator};
 use super::optim::{Adam, Optimizer, Sgd};
-use super::{rng, schedule};
+use super::{rng, sampler, schedule};
 use crate::data::image_set::ImageSet;
 use crate::model::{Mode, Network};
 use crate::report::events::{EpochRecord, Event, EventSink};
@@ -76,13 +76,9 @@ pub fn make_optimizer(spec: &OptimizerSpec) -> Box<dyn Optimizer> {
 
 /// Whether `candidate` beats `best` on metric `name`.
 fn improves(name: &str, candidate: f64, best: Option<f64>) -> bool {
-    let higher_is_better = SCALAR_METRICS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .is_none_or(|(_, h)| *h);
     match best {
         None => true,
-        Some(b) if higher_is_better => candidate > b,
+        Some(b) if higher_is_better(name) => candidate > b,
         Some(b) => candidate < b,
     }
 }
@@ -155,6 +151,9 @@ impl TrainHooks for NoHooks {
     }
 }
 
+/// The best epoch so far: its number, its best-metric score and its weights.
+type Best = Option<(usize, Option<f64>, Vec<(String, Tensor)>)>;
+
 /// Trains `net` on `train` from `resume` (or from scratch), validating on `val` after every epoch.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
@@ -164,17 +163,18 @@ pub fn train(
     net: &Network,
     train: &ImageSet,
     val: Option<&ImageSet>,
-    norm: &Normalizer,
+    inputs: &Inputs,
     resume: Option<Checkpoint>,
     loader: LoaderConfig,
     hooks: &mut dyn TrainHooks,
     sink: &mut dyn EventSink,
 ) -> Result<TrainOutcome, TrainError> {
     let t = &spec.train;
+    let objective = Objective::new(spec, &train.classes, train);
     let mut optimizer = make_optimizer(&spec.optimizer);
     let steps = train.len().div_ceil(t.batch_size);
     let mut history = Vec::with_capacity(t.epochs);
-    let mut best: Option<(usize, Option<f64>, Vec<(String, Tensor)>)> = None;
+    let mut best: Best = None;
     let mut first_epoch = 1;
     if let Some(c) = resume {
         let model: HashMap<String, Tensor> = c.model.into_iter().collect();
@@ -192,17 +192,17 @@ pub fn train(
     }
     for epoch in first_epoch..=t.epochs {
         let started = Instant::now();
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut rng::stream(seed, "shuffle", epoch as u64));
+        let order = sampler::epoch_order(train, t.sampler, seed, epoch);
         let chunks: Vec<&[usize]> = order.chunks(t.batch_size).collect();
         let mut dropout_rng = rng::stream(seed, "dropout", epoch as u64);
-        let mut cm = ConfusionMatrix::new(train.classes.len());
+        let mut acc = Accumulator::new(spec.task, train.classes.len());
         let mut loss_sum = 0.0;
         let mut lr = spec.optimizer.lr();
+        let shape = inputs.shape();
         let completed = loader::with_batches(
             chunks.len(),
             loader,
-            |step| HostBatch::gather(train, chunks[step], norm),
+            |step| inputs.train_batch(train, chunks[step], &objective, seed, epoch, step),
             |batches| -> Result<bool, TrainError> {
                 for (step, batch) in batches.enumerate() {
                     if hooks.interrupted() {
@@ -216,10 +216,9 @@ pub fn train(
                         steps,
                         t.epochs,
                     );
-                    let batch_len = batch.indices.len();
-                    let (x, y) = batch.to_tensors(train, net.device())?;
+                    let (x, targets) = batch.into_tensors(shape, net.device())?;
                     let logits = net.forward(&x, Mode::Train, &mut dropout_rng)?;
-                    let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+                    let loss = objective.loss(&logits, &targets)?;
                     let loss_value = loss.to_scalar::<f32>()? as f64;
                     if !loss_value.is_finite() {
                         return Err(TrainError::Diverged {
@@ -230,12 +229,9 @@ pub fn train(
                     }
                     let grads = loss.backward()?;
                     optimizer.step(net.params(), &grads, lr)?;
-                    loss_sum += loss_value * batch_len as f64;
-                    record(
-                        &mut cm,
-                        &logits.detach(),
-                        chunks[step].iter().map(|&i| train.labels[i] as usize),
-                    )?;
+                    let chunk = chunks[step];
+                    loss_sum += loss_value * chunk.len() as f64;
+                    record(&mut acc, &logits.detach(), train, chunk, objective.positive)?;
                     sink.event(&Event::StepDone {
                         job: job.to_string(),
                         epoch,
@@ -250,13 +246,21 @@ pub fn train(
         if !completed {
             return finish(history, best, Ending::Interrupted);
         }
-        let train_metrics = MulticlassMetrics::from_confusion(
-            &cm,
+        let train_metrics = acc.finish(
             loss_sum / train.len().max(1) as f64,
             &train.classes,
+            objective.positive,
+            None,
         );
         let val_metrics = match val {
-            Some(v) if !v.is_empty() => Some(evaluate(net, v, norm, t.eval_batch_size)?),
+            Some(v) if !v.is_empty() => Some(evaluate(
+                net,
+                v,
+                inputs,
+                t.eval_batch_size,
+                &objective,
+                None,
+            )?),
             _ => None,
         };
         // Without a validation split the last epoch is the best one.
@@ -313,7 +317,7 @@ fn early_stop(
 
 fn finish(
     history: Vec<EpochRecord>,
-    best: Option<(usize, Option<f64>, Vec<(String, Tensor)>)>,
+    best: Best,
     ending: Ending,
 ) -> Result<TrainOutcome, TrainError> {
     let (best_epoch, best_state) = match best {
@@ -336,12 +340,8 @@ mod tests {
     fn early_stopping_waits_patience_epochs_after_the_best() {
         use super::{early_stop, Ending};
         use crate::report::events::EpochRecord;
-        use crate::train::metrics::{ConfusionMatrix, MulticlassMetrics};
-        let m = MulticlassMetrics::from_confusion(
-            &ConfusionMatrix::new(2),
-            0.0,
-            &["a".into(), "b".into()],
-        );
+        use crate::train::metrics::{ConfusionMatrix, Metrics};
+        let m = Metrics::from_confusion(&ConfusionMatrix::new(2), 0.0, &["a".into(), "b".into()]);
         let history: Vec<EpochRecord> = (1..=5)
             .map(|epoch| EpochRecord {
                 epoch,

@@ -1,0 +1,267 @@
+//! Binary and multilabel tasks end to end through the CLI, on reduced versions of the derived
+//! MNIST data sets (`scripts/make-derived-mnist.py`): the task's metrics in metrics.json, in
+//! TensorBoard (read back with TensorBoard's own reader) and in `assay report`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::cli::{assay, repo, write_spec};
+use serde_json::Value;
+
+const BINARY: &[&str] = &[
+    "loss",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "f1_at_threshold",
+    "threshold",
+];
+
+const MULTILABEL: &[&str] = &[
+    "loss",
+    "hamming_loss",
+    "subset_accuracy",
+    "precision_micro",
+    "recall_micro",
+    "f1_micro",
+    "precision_macro",
+    "recall_macro",
+    "f1_macro",
+    "roc_auc_macro",
+    "roc_auc_micro",
+];
+
+/// Runs the derivation script into `dir` with reduced counts.
+fn derive(dir: &Path) {
+    let out = Command::new("python3")
+        .arg(repo().join("scripts/make-derived-mnist.py"))
+        .args(["--out", dir.to_str().unwrap()])
+        .args(["--binary-train", "800", "--binary-test", "300"])
+        .args(["--mosaic-train", "1000", "--mosaic-test", "200"])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const MODEL: &str = r#"
+[model]
+architecture = "cnn"
+layers = [
+  { type = "conv", filters = 8, kernel = 3, padding = 1 },
+  { type = "relu" },
+  { type = "max_pool", size = 2 },
+  { type = "conv", filters = 16, kernel = 3, padding = 1 },
+  { type = "relu" },
+  { type = "max_pool", size = 2 },
+  { type = "dense", units = 32 },
+  { type = "relu" },
+]
+
+[optimizer]
+kind = "adam"
+lr = 3e-3
+"#;
+
+/// Job folders (those with a metrics.json) of an experiment.
+fn jobs(experiment: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(experiment)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("metrics.json").exists())
+        .collect();
+    out.sort();
+    out
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .filter(|k| *k != "per_class" && *k != "confusion_matrix")
+        .cloned()
+        .collect()
+}
+
+fn sorted(names: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    v.sort();
+    v
+}
+
+/// The task's metrics are in metrics.json (final and history), TensorBoard and the report.
+fn check_outputs(experiment: &Path, names: &[&str], hparams_metric: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let tb = common::tensorboard::read_logdir(experiment);
+    for job in jobs(experiment) {
+        let m: Value =
+            serde_json::from_str(&std::fs::read_to_string(job.join("metrics.json")).unwrap())
+                .unwrap();
+        assert_eq!(m["status"], "done", "{m}");
+        for split in ["train", "val", "test"] {
+            let mut got = keys(&m["final"][split]);
+            got.sort();
+            assert_eq!(got, sorted(names), "final.{split}");
+        }
+        for epoch in m["history"].as_array().unwrap() {
+            let mut got = keys(&epoch["val"]);
+            got.sort();
+            assert_eq!(got, sorted(names));
+        }
+        let id = job.file_name().unwrap().to_str().unwrap();
+        for split in ["train", "val", "test"] {
+            let run = &tb["runs"][format!("{id}/{split}")];
+            for name in names {
+                let points = run["scalars"][*name]
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{split}/{name} missing in TensorBoard: {run}"));
+                let last = points.last().unwrap()[1].as_f64().unwrap() as f32;
+                if split == "test" {
+                    assert_eq!(last, m["final"]["test"][*name].as_f64().unwrap() as f32);
+                }
+            }
+        }
+        all.push(m);
+    }
+    let infos = &tb["hparams_data"]["."]["_hparams_/experiment"]["experiment"]["metric_infos"];
+    assert!(
+        infos
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["name"]["group"] == "val" && i["name"]["tag"] == hparams_metric),
+        "{infos}"
+    );
+
+    let r = assay(experiment, &["report", experiment.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for name in names {
+        assert!(
+            r.stdout.contains(&format!(" {name} |")),
+            "{name} in\n{}",
+            r.stdout
+        );
+    }
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(experiment.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["metrics"], serde_json::json!(names), "{report}");
+    for name in names {
+        assert!(
+            report["trials"][0]["mean"][*name].is_f64(),
+            "{name}: {report}"
+        );
+        assert!(report["trials"][0]["test_mean"][*name].is_f64(), "{name}");
+    }
+    let csv = std::fs::read_to_string(experiment.join("report.csv")).unwrap();
+    let html = std::fs::read_to_string(experiment.join("report.html")).unwrap();
+    for name in names {
+        assert!(csv
+            .lines()
+            .next()
+            .unwrap()
+            .contains(&format!("{name}_mean")));
+        assert!(html.contains(&format!("<th>{name}</th>")), "{name} in html");
+    }
+    all
+}
+
+#[test]
+fn binary_and_multilabel_quickstarts_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    derive(&data);
+    let seven = data.join("mnist-seven");
+    let p = |f: &str| seven.join(f).display().to_string();
+
+    // binary: "is it a 7?", balanced class weights
+    let spec = format!(
+        "name = \"bin\"\nseed = 3\ntask = \"binary\"\n\n[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\nclasses = [\"other\", \"seven\"]\n\n[split]\nvalidation_fraction = 0.25\n{MODEL}\n[train]\nepochs = 3\nbatch_size = 32\nclass_weights = \"balanced\"\n",
+        p("train-images-idx3-ubyte.gz"),
+        p("train-labels-idx1-ubyte.gz"),
+        p("test-images-idx3-ubyte.gz"),
+        p("test-labels-idx1-ubyte.gz"),
+    );
+    let spec = write_spec(dir.path(), &spec);
+    let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let runs = check_outputs(&dir.path().join("runs/bin"), BINARY, "roc_auc");
+    let m = &runs[0];
+    assert_eq!(m["best_metric"], "val.roc_auc", "the binary default");
+    let (val, test) = (&m["final"]["val"], &m["final"]["test"]);
+    // the test set is evaluated at the threshold chosen on validation
+    assert_eq!(val["threshold"], test["threshold"], "{val}\n{test}");
+    assert_eq!(test["confusion_matrix"].as_array().unwrap().len(), 2);
+    assert!(test["roc_auc"].as_f64().unwrap() > 0.85, "{test}");
+    assert!(test["pr_auc"].as_f64().unwrap() > 0.5, "{test}");
+
+    // multilabel: digit mosaics, 2 folds by iterative stratification, balanced sampler
+    let mosaic = data.join("mnist-mosaic");
+    let spec = format!(
+        "name = \"multi\"\nseed = 3\ntask = \"multilabel\"\n\n[data]\nformat = \"csv\"\ntrain = \"{}\"\ntest = \"{}\"\nchannels = 1\nimage_size = [56, 56]\n\n[split]\nfolds = 2\n{MODEL}\n[train]\nepochs = 6\nbatch_size = 32\nsampler = \"balanced\"\n",
+        mosaic.join("train.csv").display(),
+        mosaic.join("test.csv").display(),
+    );
+    let dir2 = dir.path().join("multi");
+    std::fs::create_dir_all(&dir2).unwrap();
+    let spec = write_spec(&dir2, &spec);
+    let r = assay(&dir2, &["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let experiment = dir2.join("runs/multi");
+    let runs = check_outputs(&experiment, MULTILABEL, "f1_macro");
+    assert_eq!(runs.len(), 2, "one job per fold");
+    for m in &runs {
+        assert_eq!(m["best_metric"], "val.f1_macro");
+        let test = &m["final"]["test"];
+        assert_eq!(test["per_class"].as_array().unwrap().len(), 10, "{test}");
+        assert!(test["confusion_matrix"].as_array().unwrap().is_empty());
+        assert!(test["roc_auc_micro"].as_f64().unwrap() > 0.6, "{test}");
+    }
+    let folds: Value =
+        serde_json::from_str(&std::fs::read_to_string(experiment.join("folds.json")).unwrap())
+            .unwrap();
+    let sizes: Vec<usize> = folds["validation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes.iter().sum::<usize>(), 1000);
+    assert!(sizes.iter().all(|&s| (490..=510).contains(&s)), "{sizes:?}");
+}
+
+#[test]
+fn multilabel_manifest_with_an_unknown_label_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    // the labels are checked before any image is decoded
+    for f in ["a.png", "b.png"] {
+        std::fs::write(data.join(f), b"not decoded").unwrap();
+    }
+    let csv = data.join("m.csv");
+    std::fs::write(&csv, "path,label\na.png,cat;dog\nb.png,cat;bird\n").unwrap();
+    let spec = format!(
+        "name = \"ml\"\ntask = \"multilabel\"\n\n[data]\nformat = \"csv\"\ntrain = \"{}\"\nchannels = 1\nimage_size = [8, 8]\nclasses = [\"cat\", \"dog\"]\n\n[model]\narchitecture = \"mlp\"\nlayers = []\n",
+        csv.display()
+    );
+    let spec = write_spec(dir.path(), &spec);
+    let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "{}:3: label \"bird\" is not one of the classes [cat, dog]",
+            csv.display()
+        )),
+        "{}",
+        r.stderr
+    );
+}
