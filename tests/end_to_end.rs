@@ -190,6 +190,35 @@ fn the_same_spec_and_seed_give_identical_final_metrics() {
 }
 
 #[test]
+fn augmented_training_does_not_depend_on_the_loader_threads() {
+    let augment = r#"
+[augment]
+train = [
+  { type = "random_crop", size = 28, padding = 2 },
+  { type = "rotation", degrees = 10, p = 0.5 },
+  { type = "random_erasing", p = 0.25 },
+]
+[augment.mixup]
+alpha = 0.2
+"#;
+    let text = format!("{}{augment}", tiny_spec("aug", ""));
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let ja = run_ok(a.path(), &text, "aug", &["--loader-threads", "1"]);
+    let jb = run_ok(b.path(), &text, "aug", &["--loader-threads", "4"]);
+    let (ma, mb) = (metrics(&ja), metrics(&jb));
+    assert_eq!(ma["final"], mb["final"]);
+    assert_eq!(
+        std::fs::read(ja.join("model.safetensors")).unwrap(),
+        std::fs::read(jb.join("model.safetensors")).unwrap()
+    );
+    // The augmentation did change training.
+    let c = tempfile::tempdir().unwrap();
+    let jc = run_ok(c.path(), &tiny_spec("aug", ""), "aug", &[]);
+    assert_ne!(metrics(&jc)["final"], ma["final"]);
+}
+
+#[test]
 fn a_diverging_job_is_marked_failed_with_its_reason() {
     let dir = tempfile::tempdir().unwrap();
     let text = tiny_spec("diverge", "")

@@ -164,4 +164,116 @@ mod tests {
         n.apply(&[0, 255, 0, 255], &mut out);
         assert_eq!(out, [0.0, 1.0, -1.0, 1.0]);
     }
+
+    /// 40 random 1×12×12 images in 3 classes, with a random train list and mixup/cutmix.
+    fn augmenting_inputs() -> (ImageSet, Inputs, Objective) {
+        use crate::augment::{AugmentSpec, MixSpec, Transform, TransformSpec};
+        use rand::Rng;
+        let mut rng = crate::train::rng::stream(7, "test-images", 0);
+        let n = 40;
+        let set = ImageSet {
+            channels: 1,
+            height: 12,
+            width: 12,
+            pixels: (0..n * 144).map(|_| rng.random()).collect(),
+            labels: (0..n as u32).map(|i| i % 3).collect(),
+            classes: vec!["a".into(), "b".into(), "c".into()],
+            groups: None,
+            label_sets: None,
+        };
+        let step = |op, p| TransformSpec { op, p };
+        let train = vec![
+            step(
+                Transform::RandomCrop {
+                    size: [10, 10],
+                    padding: 2,
+                    fill: 0,
+                },
+                1.0,
+            ),
+            step(
+                Transform::Rotation {
+                    degrees: [-15.0, 15.0],
+                    fill: 0,
+                },
+                0.5,
+            ),
+            step(Transform::HorizontalFlip {}, 0.5),
+        ];
+        let eval = vec![step(Transform::CenterCrop { size: [10, 10] }, 1.0)];
+        let augment = AugmentSpec {
+            train: train.clone(),
+            eval: eval.clone(),
+            mixup: Some(MixSpec { alpha: 0.4, p: 1.0 }),
+            cutmix: Some(MixSpec { alpha: 1.0, p: 1.0 }),
+        };
+        let inputs = Inputs {
+            norm: Normalizer::new(&[0.5], &[0.25]),
+            train: Pipeline::new(&train, (1, 12, 12)),
+            eval: Pipeline::new(&eval, (1, 12, 12)),
+            mix: BatchMix::new(&augment, (1, 10, 10)),
+        };
+        let objective = Objective {
+            task: crate::spec::Task::Multiclass,
+            num_classes: 3,
+            positive: 0,
+            smoothing: 0.0,
+            class_weights: None,
+            bce_weights: None,
+        };
+        (set, inputs, objective)
+    }
+
+    #[test]
+    fn augmented_batches_do_not_depend_on_the_number_of_loader_threads() {
+        use crate::train::loader::{with_batches, LoaderConfig};
+        let (set, inputs, objective) = augmenting_inputs();
+        let order: Vec<usize> = (0..set.len()).rev().collect();
+        let chunks: Vec<&[usize]> = order.chunks(8).collect();
+        let epoch_batches = |threads: usize, epoch: usize| {
+            let config = LoaderConfig { threads, ahead: 3 };
+            let make = |k: usize| inputs.train_batch(&set, chunks[k], &objective, 11, epoch, k);
+            with_batches(chunks.len(), config, make, |b| {
+                b.map(|b| (b.indices, b.pixels, b.targets))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let one = epoch_batches(1, 2);
+        assert_eq!(one.len(), 5);
+        assert_eq!(one[0].1.len(), 8 * 100, "pixels at the augmented 10×10 size");
+        assert_eq!(one, epoch_batches(4, 2), "1 and 4 loader threads");
+        assert_ne!(one, epoch_batches(4, 3), "another epoch draws anew");
+        // The batch of (seed, epoch, step) is the same made alone, outside any loader.
+        let alone = inputs.train_batch(&set, chunks[3], &objective, 11, 2, 3);
+        assert_eq!(
+            (alone.indices, alone.pixels, alone.targets),
+            one[3].clone()
+        );
+        // Mixed targets are soft rows summing to 1.
+        let HostTargets::Soft { rows, columns: 3 } = &one[0].2 else {
+            panic!("mixing gives soft targets: {:?}", one[0].2)
+        };
+        for row in rows.chunks(3) {
+            assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
+        }
+    }
+
+    #[test]
+    fn evaluation_batches_take_the_eval_list() {
+        let (set, inputs, _) = augmenting_inputs();
+        let x = inputs
+            .eval_batch(&set, &[0, 5], &Device::Cpu)
+            .unwrap();
+        assert_eq!(x.dims(), &[2, 1, 10, 10]);
+        // The centre 10×10 of image 5, normalised.
+        let got = x.get(1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let img = set.image(5);
+        let want: Vec<f32> = (1..11)
+            .flat_map(|y| (1..11).map(move |x| (y, x)))
+            .map(|(y, x)| (img[y * 12 + x] as f32 / 255.0 - 0.5) / 0.25)
+            .collect();
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-5);
+        }
+    }
 }
