@@ -1,4 +1,5 @@
-//! The README's quickstart, as a user runs it: real MNIST subset, ≥ 0.97 test accuracy.
+//! The README's quickstarts, as a user runs them: real MNIST subset, ≥ 0.97 test accuracy, and
+//! ≥ 0.98 with the augmentation list.
 
 mod common;
 
@@ -23,4 +24,24 @@ fn quickstart_reaches_97_percent_test_accuracy() {
     let m = metrics(&only_job(&runs.join("quickstart")));
     let accuracy = m["final"]["test"]["accuracy"].as_f64().unwrap();
     assert!(accuracy >= 0.97, "test accuracy {accuracy}");
+}
+
+#[test]
+fn the_augmented_quickstart_reaches_98_percent_test_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = repo().join("experiments/augment-quickstart.toml");
+    let runs = dir.path().join("runs");
+    let r = assay(
+        &repo(),
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--runs-dir",
+            runs.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    let m = metrics(&only_job(&runs.join("augment-quickstart")));
+    let accuracy = m["final"]["test"]["accuracy"].as_f64().unwrap();
+    assert!(accuracy >= 0.98, "test accuracy {accuracy}");
 }
