@@ -73,6 +73,13 @@ pub struct LoadReport {
     pub skipped: Vec<(PathBuf, String)>,
     /// Images in the resulting set.
     pub decoded: usize,
+    /// Each kept image's name, in the set's order: for files the path relative to the image
+    /// folder's root or the manifest's folder (`/`-separated; a path outside it is kept whole),
+    /// for IDX `<images file name>[<index>]`.
+    pub names: Vec<String>,
+    /// Each kept image's size in bytes, in the set's order: the file's size, or for IDX the
+    /// image's byte count (height × width).
+    pub sizes: Vec<u64>,
     /// Wall-clock seconds the load took.
     pub seconds: f64,
 }
@@ -92,21 +99,21 @@ pub enum Source {
 pub fn load(source: &Source, opts: &LoadOptions) -> Result<(ImageSet, LoadReport), DataError> {
     opts.checked_image_len()?;
     let start = Instant::now();
-    let (set, skipped) = match source {
+    let (set, mut report) = match source {
         Source::ImageFolder { root } => load_image_folder(root, opts)?,
-        Source::Idx { images, labels } => (load_idx(images, labels, opts)?, Vec::new()),
+        Source::Idx { images, labels } => load_idx(images, labels, opts)?,
         Source::Csv { manifest } => load_csv(manifest, opts)?,
     };
-    let report = LoadReport {
-        skipped,
-        decoded: set.len(),
-        seconds: start.elapsed().as_secs_f64(),
-    };
+    report.seconds = start.elapsed().as_secs_f64();
     Ok((set, report))
 }
 
 /// IDX images are grayscale: resized if needed, then replicated into RGB when 3 channels are asked for.
-fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<ImageSet, DataError> {
+fn load_idx(
+    images: &PathBuf,
+    labels: &PathBuf,
+    opts: &LoadOptions,
+) -> Result<(ImageSet, LoadReport), DataError> {
     let (n, h, w, pixels) = read_idx_images(images)?;
     let raw_labels = read_idx_labels(labels)?;
     if raw_labels.len() != n {
@@ -176,7 +183,17 @@ fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<Im
     } else {
         gray
     };
-    Ok(ImageSet {
+    let file_name = images
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| images.display().to_string());
+    let report = LoadReport {
+        decoded: n,
+        names: (0..n).map(|i| format!("{file_name}[{i}]")).collect(),
+        sizes: vec![(h * w) as u64; n],
+        ..LoadReport::default()
+    };
+    let set = ImageSet {
         channels: opts.channels,
         height: oh,
         width: ow,
@@ -185,5 +202,6 @@ fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<Im
         classes,
         groups: None,
         label_sets: None,
-    })
+    };
+    Ok((set, report))
 }
