@@ -475,4 +475,42 @@ mod tests {
         // single-label manifests still reject an empty label
         assert!(read_manifest_grouped(&m, None).is_err());
     }
+
+    #[test]
+    fn multilabel_load_names_the_kept_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        for (f, v) in [("a.png", 10u8), ("c.png", 30)] {
+            image::GrayImage::from_pixel(2, 2, image::Luma([v]))
+                .save(dir.path().join(f))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("b.png"), b"broken").unwrap();
+        let m = dir.path().join("m.csv");
+        std::fs::write(
+            &m,
+            "path,label
+a.png,3;7
+b.png,3
+c.png,
+",
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            channels: 1,
+            height: 2,
+            width: 2,
+            resize: crate::data::ResizeMethod::Bilinear,
+            skip_corrupt: true,
+            classes: None,
+        };
+        let (set, report) = load_csv_multilabel(&m, &opts).unwrap();
+        assert_eq!(report.names, v(&["a.png", "c.png"]));
+        assert_eq!(report.sizes.len(), 2);
+        assert_eq!(
+            report.sizes[1],
+            std::fs::metadata(dir.path().join("c.png")).unwrap().len()
+        );
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(set.label_sets, Some(vec![1, 1, 0, 0]));
+    }
 }
