@@ -523,16 +523,14 @@ fn ctrl_c_checkpoints_and_a_second_run_finishes_the_work() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut mid_job = false;
     while Instant::now() < deadline && !mid_job {
-        if let Ok(l) = std::fs::read_to_string(exp.join("ledger.json"))
+        if let Ok(Ok(l)) = std::fs::read_to_string(exp.join("ledger.json"))
             .map(|t| serde_json::from_str::<serde_json::Value>(&t))
         {
-            if let Ok(l) = l {
-                mid_job = l["jobs"].as_object().unwrap().values().any(|e| {
-                    e["state"] == "running"
-                        && e["epochs_done"].as_u64().unwrap() >= 1
-                        && e["epochs_done"].as_u64().unwrap() < 5
-                });
-            }
+            mid_job = l["jobs"].as_object().unwrap().values().any(|e| {
+                e["state"] == "running"
+                    && e["epochs_done"].as_u64().unwrap() >= 1
+                    && e["epochs_done"].as_u64().unwrap() < 5
+            });
         }
         std::thread::sleep(Duration::from_millis(10));
     }
