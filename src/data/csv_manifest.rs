@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::image_folder::{decode_files, LabeledFiles};
-use super::source::LoadOptions;
+use super::source::{LoadOptions, LoadReport};
 use super::{DataError, ImageSet};
 
 /// One CSV record and the line it starts on (1-based).
@@ -231,7 +231,7 @@ fn read_manifest_any(
     let path_col = column("path")?;
     let label_col = column("label")?;
     let group_col = optional_column("group")?;
-    let base = manifest.parent().unwrap_or_else(|| Path::new(""));
+    let base = manifest_base(manifest);
 
     let mut entries: Vec<(usize, PathBuf, String)> = Vec::new();
     let mut groups: Option<Vec<String>> = group_col.map(|_| Vec::new());
@@ -337,23 +337,32 @@ fn read_manifest_any(
     ))
 }
 
+/// The folder a manifest's relative paths start from.
+fn manifest_base(manifest: &Path) -> &Path {
+    manifest.parent().unwrap_or_else(|| Path::new(""))
+}
+
 /// Loads the images a manifest lists as an [`ImageSet`] (manifest order), with per-image groups
-/// when the manifest has a `group` column. Returns the set and the corrupt files skipped (only
-/// when `opts.skip_corrupt`; their groups are dropped with them).
-pub fn load_csv(
-    manifest: &Path,
-    opts: &LoadOptions,
-) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
+/// when the manifest has a `group` column. Returns the set and a report: the kept images' names
+/// (paths relative to the manifest's folder) and file sizes, and the corrupt files skipped (only
+/// when `opts.skip_corrupt`; their groups are dropped with them). The report's `seconds` is 0.
+pub fn load_csv(manifest: &Path, opts: &LoadOptions) -> Result<(ImageSet, LoadReport), DataError> {
     let m = read_manifest_grouped(manifest, opts.classes.as_deref())?;
-    decode_files(&m.files, m.groups.as_deref(), m.classes, opts)
+    decode_files(
+        &m.files,
+        m.groups.as_deref(),
+        m.classes,
+        manifest_base(manifest),
+        opts,
+    )
 }
 
 /// Loads a multilabel manifest (see [`read_manifest_multilabel`]) as an [`ImageSet`] with
-/// `label_sets`. Returns the set and the corrupt files skipped (only when `opts.skip_corrupt`).
+/// `label_sets`. Returns the set and a report as [`load_csv`] does.
 pub fn load_csv_multilabel(
     manifest: &Path,
     opts: &LoadOptions,
-) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
+) -> Result<(ImageSet, LoadReport), DataError> {
     let (m, sets) = read_manifest_multilabel(manifest, opts.classes.as_deref())?;
     // Decode with each row's index as its label, to know which rows survive skipping.
     let rows: LabeledFiles = m
@@ -362,7 +371,13 @@ pub fn load_csv_multilabel(
         .enumerate()
         .map(|(i, (f, _))| (f.clone(), i as u32))
         .collect();
-    let (mut set, skipped) = decode_files(&rows, m.groups.as_deref(), m.classes, opts)?;
+    let (mut set, report) = decode_files(
+        &rows,
+        m.groups.as_deref(),
+        m.classes,
+        manifest_base(manifest),
+        opts,
+    )?;
     let k = set.classes.len();
     let mut multi_hot = vec![0u8; set.labels.len() * k];
     for (r, row) in set.labels.iter_mut().enumerate() {
@@ -373,7 +388,7 @@ pub fn load_csv_multilabel(
         *row = labels.first().copied().unwrap_or(0);
     }
     set.label_sets = Some(multi_hot);
-    Ok((set, skipped))
+    Ok((set, report))
 }
 
 #[cfg(test)]
@@ -459,5 +474,43 @@ mod tests {
         assert!(e.to_string().contains("m.csv:2"), "{e}");
         // single-label manifests still reject an empty label
         assert!(read_manifest_grouped(&m, None).is_err());
+    }
+
+    #[test]
+    fn multilabel_load_names_the_kept_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        for (f, v) in [("a.png", 10u8), ("c.png", 30)] {
+            image::GrayImage::from_pixel(2, 2, image::Luma([v]))
+                .save(dir.path().join(f))
+                .unwrap();
+        }
+        std::fs::write(dir.path().join("b.png"), b"broken").unwrap();
+        let m = dir.path().join("m.csv");
+        std::fs::write(
+            &m,
+            "path,label
+a.png,3;7
+b.png,3
+c.png,
+",
+        )
+        .unwrap();
+        let opts = LoadOptions {
+            channels: 1,
+            height: 2,
+            width: 2,
+            resize: crate::data::ResizeMethod::Bilinear,
+            skip_corrupt: true,
+            classes: None,
+        };
+        let (set, report) = load_csv_multilabel(&m, &opts).unwrap();
+        assert_eq!(report.names, v(&["a.png", "c.png"]));
+        assert_eq!(report.sizes.len(), 2);
+        assert_eq!(
+            report.sizes[1],
+            std::fs::metadata(dir.path().join("c.png")).unwrap().len()
+        );
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(set.label_sets, Some(vec![1, 1, 0, 0]));
     }
 }

@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use walkdir::WalkDir;
 
 use super::resize::resize_chw;
-use super::source::LoadOptions;
+use super::source::{LoadOptions, LoadReport};
 use super::{DataError, ImageSet, ResizeMethod};
 
 /// Image files with their labels, in data-set order.
@@ -113,25 +113,42 @@ pub fn list_image_folder(
 }
 
 /// Loads `root/<class>/...` as an [`ImageSet`]; see [`list_image_folder`] for the layout rules.
-/// Returns the set and the corrupt files skipped (only when `opts.skip_corrupt`).
+/// Returns the set and a report: the kept files' names (relative to `root`) and sizes, and the
+/// corrupt files skipped (only when `opts.skip_corrupt`). The report's `seconds` is left at 0.
 pub fn load_image_folder(
     root: &Path,
     opts: &LoadOptions,
-) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
+) -> Result<(ImageSet, LoadReport), DataError> {
     let (classes, files) = list_image_folder(root, opts.classes.as_deref())?;
-    decode_files(&files, None, classes, opts)
+    decode_files(&files, None, classes, root, opts)
+}
+
+/// `path` relative to `base`, with `/` between components; the whole path when it is not
+/// below `base`.
+pub(crate) fn relative_name(path: &Path, base: &Path) -> String {
+    match path.strip_prefix(base) {
+        Ok(rel) if !rel.as_os_str().is_empty() => rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/"),
+        _ => path.display().to_string(),
+    }
 }
 
 /// Decodes `(file, label)` pairs in parallel into an [`ImageSet`] of `opts.channels`×`opts.height`×`opts.width`,
 /// keeping the given order. Corrupt files are an error (the first one in order) or, with
-/// `opts.skip_corrupt`, skipped and returned with the decoder's message. `groups`, when given,
-/// holds one group per file (a file's group is dropped with it when it is skipped).
+/// `opts.skip_corrupt`, skipped and listed in the report with the decoder's message. `groups`,
+/// when given, holds one group per file (a file's group is dropped with it when it is skipped).
+/// The report names the kept files relative to `base` (see [`LoadReport::names`]), with their
+/// sizes; its `seconds` is left at 0.
 pub(crate) fn decode_files(
     files: &[(PathBuf, u32)],
     groups: Option<&[String]>,
     classes: Vec<String>,
+    base: &Path,
     opts: &LoadOptions,
-) -> Result<(ImageSet, Vec<(PathBuf, String)>), DataError> {
+) -> Result<(ImageSet, LoadReport), DataError> {
     let image_len = opts.checked_image_len()?;
     if let Some(g) = groups {
         if g.len() != files.len() {
@@ -149,7 +166,7 @@ pub(crate) fn decode_files(
         ))
     })?;
     let mut pixels = vec![0u8; total];
-    let results: Vec<Result<(), DataError>> = pixels
+    let results: Vec<Result<u64, DataError>> = pixels
         .par_chunks_mut(image_len)
         .zip(files.par_iter())
         .map(|(slot, (path, _))| decode_into(path, opts, slot))
@@ -157,10 +174,14 @@ pub(crate) fn decode_files(
     let mut labels = Vec::with_capacity(files.len());
     let mut kept_groups: Option<Vec<String>> = groups.map(|g| Vec::with_capacity(g.len()));
     let mut skipped = Vec::new();
+    let mut names = Vec::with_capacity(files.len());
+    let mut sizes = Vec::with_capacity(files.len());
     let mut kept = 0usize;
-    for (i, (result, (_, label))) in results.into_iter().zip(files).enumerate() {
+    for (i, (result, (path, label))) in results.into_iter().zip(files).enumerate() {
         match result {
-            Ok(()) => {
+            Ok(size) => {
+                names.push(relative_name(path, base));
+                sizes.push(size);
                 if kept != i {
                     pixels.copy_within(i * image_len..(i + 1) * image_len, kept * image_len);
                 }
@@ -187,7 +208,14 @@ pub(crate) fn decode_files(
         groups: kept_groups,
         label_sets: None,
     };
-    Ok((set, skipped))
+    let report = LoadReport {
+        skipped,
+        decoded: set.len(),
+        names,
+        sizes,
+        seconds: 0.0,
+    };
+    Ok((set, report))
 }
 
 fn corrupt(path: &Path, message: impl ToString) -> DataError {
@@ -203,9 +231,10 @@ fn luma601(r: u8, g: u8, b: u8) -> u8 {
     ((r as u32 * 19595 + g as u32 * 38470 + b as u32 * 7471 + 0x8000) >> 16) as u8
 }
 
-/// Decodes one file into `slot` (C×H×W at the target size).
-fn decode_into(path: &Path, opts: &LoadOptions, slot: &mut [u8]) -> Result<(), DataError> {
+/// Decodes one file into `slot` (C×H×W at the target size); returns the file's size in bytes.
+fn decode_into(path: &Path, opts: &LoadOptions, slot: &mut [u8]) -> Result<u64, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    let size = bytes.len() as u64;
     let mut reader = image::ImageReader::new(Cursor::new(bytes));
     if let Ok(format) = image::ImageFormat::from_path(path) {
         reader.set_format(format);
@@ -267,7 +296,7 @@ fn decode_into(path: &Path, opts: &LoadOptions, slot: &mut [u8]) -> Result<(), D
         ));
     }
     slot.copy_from_slice(data);
-    Ok(())
+    Ok(size)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod folds;
 pub mod idx;
 pub mod image_folder;
 pub mod image_set;
+pub mod inventory;
 pub mod resize;
 pub mod source;
 pub mod split;
@@ -17,6 +18,7 @@ pub use folds::{
 };
 pub use idx::{read_idx_images, read_idx_labels, write_idx_images_gz, write_idx_labels_gz};
 pub use image_set::ImageSet;
+pub use inventory::{Change, DataChanges, Inventory};
 pub use resize::{resize_chw, ResizeMethod};
 pub use source::{load, LoadOptions, LoadReport, Source};
 pub use split::{random_split, stratified_split};

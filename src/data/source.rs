@@ -73,6 +73,13 @@ pub struct LoadReport {
     pub skipped: Vec<(PathBuf, String)>,
     /// Images in the resulting set.
     pub decoded: usize,
+    /// Each kept image's name, in the set's order: for files the path relative to the image
+    /// folder's root or the manifest's folder (`/`-separated; a path outside it is kept whole),
+    /// for IDX `<images file name>[<index>]`.
+    pub names: Vec<String>,
+    /// Each kept image's size in bytes, in the set's order: the file's size, or for IDX the
+    /// image's byte count (height × width).
+    pub sizes: Vec<u64>,
     /// Wall-clock seconds the load took.
     pub seconds: f64,
 }
@@ -92,21 +99,21 @@ pub enum Source {
 pub fn load(source: &Source, opts: &LoadOptions) -> Result<(ImageSet, LoadReport), DataError> {
     opts.checked_image_len()?;
     let start = Instant::now();
-    let (set, skipped) = match source {
+    let (set, mut report) = match source {
         Source::ImageFolder { root } => load_image_folder(root, opts)?,
-        Source::Idx { images, labels } => (load_idx(images, labels, opts)?, Vec::new()),
+        Source::Idx { images, labels } => load_idx(images, labels, opts)?,
         Source::Csv { manifest } => load_csv(manifest, opts)?,
     };
-    let report = LoadReport {
-        skipped,
-        decoded: set.len(),
-        seconds: start.elapsed().as_secs_f64(),
-    };
+    report.seconds = start.elapsed().as_secs_f64();
     Ok((set, report))
 }
 
 /// IDX images are grayscale: resized if needed, then replicated into RGB when 3 channels are asked for.
-fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<ImageSet, DataError> {
+fn load_idx(
+    images: &PathBuf,
+    labels: &PathBuf,
+    opts: &LoadOptions,
+) -> Result<(ImageSet, LoadReport), DataError> {
     let (n, h, w, pixels) = read_idx_images(images)?;
     let raw_labels = read_idx_labels(labels)?;
     if raw_labels.len() != n {
@@ -176,7 +183,17 @@ fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<Im
     } else {
         gray
     };
-    Ok(ImageSet {
+    let file_name = images
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| images.display().to_string());
+    let report = LoadReport {
+        decoded: n,
+        names: (0..n).map(|i| format!("{file_name}[{i}]")).collect(),
+        sizes: vec![(h * w) as u64; n],
+        ..LoadReport::default()
+    };
+    let set = ImageSet {
         channels: opts.channels,
         height: oh,
         width: ow,
@@ -185,5 +202,94 @@ fn load_idx(images: &PathBuf, labels: &PathBuf, opts: &LoadOptions) -> Result<Im
         classes,
         groups: None,
         label_sets: None,
-    })
+    };
+    Ok((set, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn png(path: &Path, shade: u8) -> u64 {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::GrayImage::from_fn(4, 4, |x, y| {
+            image::Luma([shade.wrapping_add((x * y) as u8)])
+        })
+        .save(path)
+        .unwrap();
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    fn opts(skip_corrupt: bool) -> LoadOptions {
+        LoadOptions {
+            channels: 1,
+            height: 4,
+            width: 4,
+            resize: ResizeMethod::Bilinear,
+            skip_corrupt,
+            classes: None,
+        }
+    }
+
+    fn names(r: &LoadReport) -> Vec<&str> {
+        r.names.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn image_folder_names_the_kept_files_relative_to_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("images");
+        let a = png(&root.join("cat/a.png"), 10);
+        let b = png(&root.join("cat/sub/b.png"), 20);
+        std::fs::write(root.join("cat/broken.png"), b"not a png").unwrap();
+        let c = png(&root.join("dog/c.png"), 30);
+        let (set, report) = load(&Source::ImageFolder { root: root.clone() }, &opts(true)).unwrap();
+        assert_eq!(names(&report), ["cat/a.png", "cat/sub/b.png", "dog/c.png"]);
+        assert_eq!(report.sizes, [a, b, c]);
+        assert_eq!(report.decoded, set.len());
+        assert_eq!(report.skipped.len(), 1);
+        assert!(report.skipped[0].0.ends_with("cat/broken.png"));
+    }
+
+    #[test]
+    fn csv_names_are_relative_to_the_manifest_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = png(&dir.path().join("img/a.png"), 10);
+        let b = png(&dir.path().join("b.png"), 20);
+        let outside = tempfile::tempdir().unwrap();
+        let far = outside.path().join("far.png");
+        let f = png(&far, 30);
+        let manifest = dir.path().join("m.csv");
+        std::fs::write(
+            &manifest,
+            format!(
+                "path,label\nb.png,dog\nimg/a.png,cat\n{},cat\n",
+                far.display()
+            ),
+        )
+        .unwrap();
+        let (set, report) = load(&Source::Csv { manifest }, &opts(false)).unwrap();
+        assert_eq!(
+            names(&report),
+            ["b.png", "img/a.png", far.to_str().unwrap()]
+        );
+        assert_eq!(report.sizes, [b, a, f]);
+        assert_eq!(set.labels, [1, 0, 0]);
+    }
+
+    #[test]
+    fn idx_names_are_file_and_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let images = dir.path().join("imgs.gz");
+        let labels = dir.path().join("labels.gz");
+        super::super::write_idx_images_gz(&images, 3, 2, 2, &[0; 12]).unwrap();
+        super::super::write_idx_labels_gz(&labels, &[0, 1, 1]).unwrap();
+        let mut o = opts(false);
+        o.height = 4;
+        o.width = 4;
+        let (_, report) = load(&Source::Idx { images, labels }, &o).unwrap();
+        assert_eq!(names(&report), ["imgs.gz[0]", "imgs.gz[1]", "imgs.gz[2]"]);
+        assert_eq!(report.sizes, [4, 4, 4]);
+    }
 }

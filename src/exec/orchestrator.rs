@@ -17,6 +17,7 @@ use super::prepare;
 use super::progress::Progress;
 use super::scheduler::{self, Slots};
 use super::worker::{Report, WorkerExit};
+use crate::data::inventory::Inventory;
 use crate::plan::Plan;
 use crate::spec::Experiment;
 use crate::store::ledger::{JobEntry, JobState, Ledger, LEDGER_VERSION};
@@ -175,6 +176,57 @@ fn open_ledger(
     Ok(ledger)
 }
 
+/// Compares the data just loaded with the inventory the experiment started on and warns, naming
+/// what changed; writes the inventory when the folder has none (a new experiment, or one from
+/// before inventories). The stored inventory is never replaced: it describes the data the
+/// experiment started on (and its folds were cut from).
+fn check_data(
+    dir: &ExperimentDir,
+    data: &prepare::LoadedData,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let path = dir.inventory();
+    let stored = match std::fs::read(&path) {
+        Ok(bytes) => match serde_json::from_slice::<Inventory>(&bytes) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                progress.note(&format!(
+                    "warning: {} is damaged ({e}); writing it anew from the current data",
+                    path.display()
+                ));
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    match stored {
+        Some(old) => {
+            let changes = Inventory::diff(&old, &data.inventory);
+            let (was, now) = (old.hash(), &data.data_hash);
+            if changes.is_empty() {
+                return Ok(());
+            }
+            progress.note(&format!(
+                "warning: the data changed since this experiment started (data hash {} → {}):",
+                &was[..12],
+                &now[..12.min(now.len())]
+            ));
+            for line in changes.lines() {
+                progress.note(&format!("  {line}"));
+            }
+            progress.note(
+                "  finished jobs are kept; each job's job.json records the data_hash it was trained on",
+            );
+        }
+        None => {
+            write_atomic(&path, &serde_json::to_vec(&data.inventory)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// The best trial by its mean validation score over its finished jobs; trials with a failed or
 /// pruned job are not candidates.
 pub fn best_trial(plan: &Plan, ledger: &Ledger, dir: &ExperimentDir) -> Option<usize> {
@@ -293,6 +345,7 @@ pub fn run(
     }
     let _lock = RunLock::acquire(&dir.root).map_err(RunRefused::from)?;
     let mut ledger = open_ledger(&dir, experiment, &plan, opts.force)?;
+    check_data(&dir, &data, progress)?;
     let folds_path = dir.folds();
     if !folds_path.exists() {
         if let Some(folds) =

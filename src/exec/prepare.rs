@@ -3,11 +3,11 @@
 //! normalisation statistics from the job's training data only.
 
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 use crate::data::error::DataError;
 use crate::data::folds::{self, FoldError, FoldMethod, Folds};
 use crate::data::image_set::ImageSet;
+use crate::data::inventory::{Inventory, SplitInventory};
 use crate::data::source::{self, LoadOptions, LoadReport, Source};
 use crate::data::{split, stats};
 use crate::spec::{ClassWeights, DataFormat, Normalize, OnCorrupt, SourceSpec, Spec, Task};
@@ -18,7 +18,11 @@ pub struct LoadedData {
     pub pool: ImageSet,
     pub test: Option<ImageSet>,
     pub classes: Vec<String>,
-    /// Identifies the data (all files before cutting), recorded with every job.
+    /// Every image of the training source and of a separate test source: names, labels, sizes
+    /// and pixel digests.
+    pub inventory: Inventory,
+    /// The inventory's hash: identifies the data (all files before cutting), recorded with
+    /// every job.
     pub data_hash: String,
     /// Corrupt files skipped (with `on_corrupt = "skip"`), and load timings.
     pub reports: Vec<LoadReport>,
@@ -66,12 +70,8 @@ fn load_source(
         if let SourceSpec::Path(p) = s {
             opts.checked_image_len()?;
             let start = std::time::Instant::now();
-            let (set, skipped) = crate::data::csv_manifest::load_csv_multilabel(p, opts)?;
-            let report = LoadReport {
-                skipped,
-                decoded: set.len(),
-                seconds: start.elapsed().as_secs_f64(),
-            };
+            let (set, mut report) = crate::data::csv_manifest::load_csv_multilabel(p, opts)?;
+            report.seconds = start.elapsed().as_secs_f64();
             return Ok((set, report));
         }
     }
@@ -136,20 +136,21 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
     let mut reports = vec![train_report];
     let classes = full.classes.clone();
     check_task(spec, &classes)?;
-    let mut hasher = Sha256::new();
-    hasher.update(full.content_hash());
+    let mut inventory = Inventory::new((&full, &reports[0]), None);
     let (pool, test) = match &d.test {
         Some(test_source) => {
             opts.classes = Some(classes.clone());
             let (test, report) = load_source(spec, test_source, &opts)?;
-            reports.push(report);
             if test.classes != classes {
                 return Err(PrepareError::ClassMismatch {
                     train: classes,
                     test: test.classes,
                 });
             }
-            hasher.update(test.content_hash());
+            inventory
+                .splits
+                .push(SplitInventory::of("test", &test, &report));
+            reports.push(report);
             (full, Some(test))
         }
         None if spec.split.test_fraction > 0.0 => {
@@ -164,15 +165,12 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
         }
         None => (full, None),
     };
-    let data_hash = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let data_hash = inventory.hash();
     Ok(LoadedData {
         pool,
         test,
         classes,
+        inventory,
         data_hash,
         reports,
     })

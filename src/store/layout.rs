@@ -25,6 +25,11 @@ impl ExperimentDir {
         self.root.join("folds.json")
     }
 
+    /// The data the experiment started on: every image's name, labels, size and pixel digest.
+    pub fn inventory(&self) -> PathBuf {
+        self.root.join("data-inventory.json")
+    }
+
     pub fn job(&self, job_id: &str) -> JobDir {
         JobDir {
             root: self.root.join(job_id),
