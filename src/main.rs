@@ -23,6 +23,13 @@ const EXIT_INVALID: u8 = 2;
 const EXIT_INTERNAL: u8 = 3;
 
 fn main() -> ExitCode {
+    // Like other command-line tools, end quietly when the reader of our output goes away
+    // (`assay plan … | head`) instead of panicking in `println!`. A run killed this way leaves
+    // its last checkpoints, and the same command resumes it.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),

@@ -240,15 +240,16 @@ mod tests {
         };
         let one = epoch_batches(1, 2);
         assert_eq!(one.len(), 5);
-        assert_eq!(one[0].1.len(), 8 * 100, "pixels at the augmented 10×10 size");
+        assert_eq!(
+            one[0].1.len(),
+            8 * 100,
+            "pixels at the augmented 10×10 size"
+        );
         assert_eq!(one, epoch_batches(4, 2), "1 and 4 loader threads");
         assert_ne!(one, epoch_batches(4, 3), "another epoch draws anew");
         // The batch of (seed, epoch, step) is the same made alone, outside any loader.
         let alone = inputs.train_batch(&set, chunks[3], &objective, 11, 2, 3);
-        assert_eq!(
-            (alone.indices, alone.pixels, alone.targets),
-            one[3].clone()
-        );
+        assert_eq!((alone.indices, alone.pixels, alone.targets), one[3].clone());
         // Mixed targets are soft rows summing to 1.
         let HostTargets::Soft { rows, columns: 3 } = &one[0].2 else {
             panic!("mixing gives soft targets: {:?}", one[0].2)
@@ -261,12 +262,16 @@ mod tests {
     #[test]
     fn evaluation_batches_take_the_eval_list() {
         let (set, inputs, _) = augmenting_inputs();
-        let x = inputs
-            .eval_batch(&set, &[0, 5], &Device::Cpu)
-            .unwrap();
+        let x = inputs.eval_batch(&set, &[0, 5], &Device::Cpu).unwrap();
         assert_eq!(x.dims(), &[2, 1, 10, 10]);
         // The centre 10×10 of image 5, normalised.
-        let got = x.get(1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = x
+            .get(1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         let img = set.image(5);
         let want: Vec<f32> = (1..11)
             .flat_map(|y| (1..11).map(move |x| (y, x)))
