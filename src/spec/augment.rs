@@ -5,7 +5,7 @@
 use super::reader::{self as r, index, At, Diags, TableReader};
 use super::tree::{Node, Segment, Value};
 use super::types::{DataSpec, Spec};
-use super::validate::{at, opt};
+use super::validate::{at, height_width, opt};
 use crate::augment::{
     output_shape, AugmentSpec, BatchMix, EraseValue, MixSpec, Pipeline, RandomWord, Transform,
     TransformSpec,
@@ -548,20 +548,7 @@ fn shear(a: At, d: &mut Diags) -> Option<[f64; 4]> {
 /// `n` (meaning n×n) or `[height, width]`, each 1..=4096.
 fn size(a: At, d: &mut Diags) -> Option<[usize; 2]> {
     match &a.node.value {
-        Value::Array(items) => {
-            if items.len() != 2 {
-                d.error(
-                    a.node.span,
-                    a.path,
-                    format!("expected [height, width], found {} values", items.len()),
-                    None,
-                );
-                return None;
-            }
-            let h = r::integer(at(&items[0], &index(a.path, 0)), 1, 4096, d);
-            let w = r::integer(at(&items[1], &index(a.path, 1)), 1, 4096, d);
-            Some([h? as usize, w? as usize])
-        }
+        Value::Array(items) => height_width(a, items, d),
         _ => r::integer(a, 1, 4096, d).map(|v| [v as usize, v as usize]),
     }
 }

@@ -267,6 +267,11 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
 
 fn image_size(a: At, d: &mut Diags) -> Option<[usize; 2]> {
     let items = r::array(a, d)?;
+    height_width(a, items, d)
+}
+
+/// `[height, width]`, each 1..=4096, from the two `items` of the array at `a`.
+pub(super) fn height_width(a: At, items: &[Node], d: &mut Diags) -> Option<[usize; 2]> {
     if items.len() != 2 {
         d.error(
             a.node.span,
