@@ -94,8 +94,10 @@ pub fn bce_with_logits(
     weights: Option<(&Tensor, &Tensor)>,
 ) -> Result<Tensor> {
     let log1p = logits.abs()?.neg()?.exp()?.affine(1.0, 1.0)?.log()?;
-    let softplus_neg = (logits.neg()?.relu()? + &log1p)?; // −log σ(x)
     let softplus_pos = (logits.relu()? + &log1p)?; // −log(1 − σ(x))
+                                                   // softplus(−x) = softplus(x) − x. Written as relu(−x) + log1p, its gradient at x = 0 would be
+                                                   // −1.5 instead of σ(0) − 1 = −0.5: candle takes both relu′(0) and |·|′(0) as 1.
+    let softplus_neg = (&softplus_pos - logits)?; // −log σ(x)
     let negatives = targets.affine(-1.0, 1.0)?;
     let (p, n) = match weights {
         Some((wp, wn)) => (
@@ -362,6 +364,27 @@ mod tests {
             let want = (1.0 / (1.0 + (-xv).exp()) - yv) / 3.0;
             assert!(close(*gv as f64, want, 1e-6), "{gv} vs {want}");
         }
+    }
+
+    #[test]
+    fn bce_gradient_at_zero_logits() {
+        // a zero logit (a zero-initialised head, dead features) is where relu and abs are kinked
+        let x = candle_core::Var::from_slice(&[0.0f32, 0.0], (2, 1), &Device::Cpu).unwrap();
+        let y = t2(&[1.0, 0.0], 2);
+        let g = bce_with_logits(x.as_tensor(), &y, None)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let grad: Vec<f32> = g
+            .get(x.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        // (σ(0) − y) / 2
+        assert!(close(grad[0] as f64, -0.25, 1e-6), "{grad:?}");
+        assert!(close(grad[1] as f64, 0.25, 1e-6), "{grad:?}");
     }
 
     #[test]
