@@ -265,3 +265,34 @@ fn multilabel_manifest_with_an_unknown_label_names_file_and_line() {
         r.stderr
     );
 }
+
+#[test]
+fn multilabel_manifest_without_any_label_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let mut rows = String::from("path,label\n");
+    for i in 0..20u8 {
+        image::GrayImage::from_pixel(4, 4, image::Luma([i * 10]))
+            .save(data.join(format!("{i}.png")))
+            .unwrap();
+        rows.push_str(&format!("{i}.png,\n"));
+    }
+    let csv = data.join("m.csv");
+    std::fs::write(&csv, rows).unwrap();
+    let spec = format!(
+        "name = \"ml\"\ntask = \"multilabel\"\n\n[data]\nformat = \"csv\"\ntrain = \"{}\"\nchannels = 1\nimage_size = [4, 4]\n\n[model]\narchitecture = \"mlp\"\nlayers = []\n\n[train]\nepochs = 1\n",
+        csv.display()
+    );
+    let spec = write_spec(dir.path(), &spec);
+    let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+    // not "0 images": the images are there, the labels are not
+    assert!(
+        r.stderr.contains("needs at least one label")
+            || r.stdout.contains("needs at least one label"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    assert_ne!(r.code, 0);
+}

@@ -78,10 +78,17 @@ fn load_source(
     Ok(source::load(&to_source(s, spec.data.format), opts)?)
 }
 
-/// The task's demands on the classes found in the data: binary needs exactly 2, its positive
-/// class must be one of them, and fixed class weights need one per class.
+/// The task's demands on the classes found in the data: multilabel needs at least one label,
+/// binary exactly 2 classes, its positive class must be one of them, and fixed class weights
+/// need one per class.
 fn check_task(spec: &Spec, classes: &[String]) -> Result<(), PrepareError> {
     let k = classes.len();
+    if spec.task == Task::Multilabel && k == 0 {
+        return Err(PrepareError::Task(
+            "task \"multilabel\" needs at least one label, but every label cell of the manifest is empty"
+                .into(),
+        ));
+    }
     if spec.task == Task::Binary && k != 2 {
         return Err(PrepareError::Task(format!(
             "task \"binary\" needs exactly 2 classes, but the data has {k}: [{}]",
