@@ -439,9 +439,15 @@ impl<'de> Deserialize<'de> for Metrics {
             rest: std::collections::BTreeMap<String, serde_json::Value>,
         }
         let raw = Raw::deserialize(d)?;
-        // Known names in their tasks' order; a file only ever holds one task's names.
+        // A file only ever holds one task's names: read them in that task's order (the first
+        // task whose list holds them all), else in the tasks' combined order.
+        let order: Vec<&'static str> = ALL_TASKS
+            .iter()
+            .map(|t| scalar_metrics(*t))
+            .find(|list| raw.rest.keys().all(|k| list.iter().any(|(n, _)| n == k)))
+            .map_or_else(all_names, |list| list.iter().map(|(n, _)| *n).collect());
         let mut values = Vec::new();
-        for name in all_names() {
+        for name in order {
             if let Some(v) = raw.rest.get(name).and_then(|v| v.as_f64()) {
                 values.push((name, v));
             }
@@ -931,6 +937,10 @@ mod tests {
         let b = Metrics::binary(&[0.2, 0.9], &[false, true], 0.1, &names(2), 1, None);
         let back: Metrics = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
         assert_eq!(back, b);
+        // multilabel names read back in the multilabel order (its macro/micro order differs)
+        let ml = Metrics::multilabel(&[0.9, 0.2, 0.4, 0.7], &[1, 0, 0, 1], 0.2, &names(2));
+        let back: Metrics = serde_json::from_str(&serde_json::to_string(&ml).unwrap()).unwrap();
+        assert_eq!(back, ml);
         assert!(serde_json::from_str::<Metrics>(r#"{"bogus": 1}"#).is_err());
     }
 
