@@ -70,19 +70,24 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>)
     }
 }
 
-/// Mean over the batch of −Σₖ wₖ·tₖ·log softmax(logits)ₖ for soft targets `targets` (f32, N×K);
-/// `weights` (f32, K) default to 1.
+/// Cross entropy −Σₖ tₖ·log softmax(logits)ₖ for soft targets `targets` (f32, N×K), averaged
+/// over the batch. With `weights` (f32, K) a weighted mean like [`cross_entropy`]'s: the sum of
+/// −Σₖ wₖ·tₖ·log softmax(logits)ₖ divided by Σᵢ Σₖ wₖ·tᵢₖ, so that one-hot rows give exactly the
+/// hard-label loss (label smoothing or mixing do not change the loss's scale).
 pub fn soft_cross_entropy(
     logits: &Tensor,
     targets: &Tensor,
     weights: Option<&Tensor>,
 ) -> Result<Tensor> {
     let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let t = match weights {
-        Some(w) => targets.broadcast_mul(&w.unsqueeze(0)?)?,
-        None => targets.clone(),
-    };
-    (t * logp)?.sum(D::Minus1)?.mean_all()?.neg()
+    match weights {
+        Some(w) => {
+            let t = targets.broadcast_mul(&w.unsqueeze(0)?)?;
+            let total = (&t * logp)?.sum_all()?.neg()?;
+            total.broadcast_div(&t.sum_all()?)
+        }
+        None => (targets * logp)?.sum(D::Minus1)?.mean_all()?.neg(),
+    }
 }
 
 /// Mean over every element of the binary cross entropy with logits, computed stably as
@@ -418,6 +423,25 @@ mod tests {
         let w = Tensor::from_slice(&[1f32, 2.0, 0.5], 3, &Device::Cpu).unwrap();
         let got = scalar(cross_entropy(&logits, &labels, Some(&w)).unwrap());
         assert!(close(got, (2.0 * a + 0.5 * b) / 2.5, 1e-6));
+        // one-hot rows (mixing on, label smoothing off) give the same weighted mean
+        let one_hot = t2(&smoothed_one_hot(&[1, 2], 3, 0.0), 2);
+        let soft = scalar(soft_cross_entropy(&logits, &one_hot, Some(&w)).unwrap());
+        assert!(close(soft, got, 1e-6), "{soft} vs {got}");
+        // smoothed rows: Σ wₖtₖ(−log pₖ) over Σ wₖtₖ
+        let s = smoothed_one_hot(&[1, 2], 3, 0.3);
+        let rows = [[1.0, 2.0, 0.5], [0.1, -1.0, 3.0]];
+        let wv = [1.0, 2.0, 0.5];
+        let (mut num, mut den) = (0.0, 0.0);
+        for (i, row) in rows.iter().enumerate() {
+            let lse = row.iter().map(|v: &f64| v.exp()).sum::<f64>().ln();
+            for c in 0..3 {
+                let wt = wv[c] * s[i * 3 + c] as f64;
+                num += wt * (lse - row[c]);
+                den += wt;
+            }
+        }
+        let soft = scalar(soft_cross_entropy(&logits, &t2(&s, 2), Some(&w)).unwrap());
+        assert!(close(soft, num / den, 1e-6), "{soft} vs {}", num / den);
     }
 
     fn spec(task: &str, data: &str, train: &str) -> Spec {
