@@ -54,6 +54,12 @@ impl HostTargets {
     }
 }
 
+/// The summed weights of a batch as a divisor: a batch whose samples all have weight 0 (a class
+/// weighted 0) has loss 0, not 0/0.
+fn positive(weight_sum: Tensor) -> Result<Tensor> {
+    weight_sum.maximum(f32::MIN_POSITIVE as f64)
+}
+
 /// Mean cross entropy of `logits` (N×K) against class indices `labels` (u32, N). With `weights`
 /// (f32, K) each sample counts with its class's weight and the sum is divided by the summed
 /// weights (PyTorch's `CrossEntropyLoss(weight=…)`).
@@ -65,7 +71,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &Tensor, weights: Option<&Tensor>)
             let picked = logp.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
             let w = w.index_select(labels, 0)?;
             let total = (picked * &w)?.sum_all()?.neg()?;
-            total.broadcast_div(&w.sum_all()?)
+            total.broadcast_div(&positive(w.sum_all()?)?)
         }
     }
 }
@@ -84,7 +90,7 @@ pub fn soft_cross_entropy(
         Some(w) => {
             let t = targets.broadcast_mul(&w.unsqueeze(0)?)?;
             let total = (&t * logp)?.sum_all()?.neg()?;
-            total.broadcast_div(&t.sum_all()?)
+            total.broadcast_div(&positive(t.sum_all()?)?)
         }
         None => (targets * logp)?.sum(D::Minus1)?.mean_all()?.neg(),
     }
@@ -442,6 +448,34 @@ mod tests {
         }
         let soft = scalar(soft_cross_entropy(&logits, &t2(&s, 2), Some(&w)).unwrap());
         assert!(close(soft, num / den, 1e-6), "{soft} vs {}", num / den);
+    }
+
+    #[test]
+    fn a_batch_of_zero_weight_classes_has_loss_zero() {
+        // class 0 weighted 0, and the batch holds only class 0 (e.g. batch_size = 1)
+        let logits =
+            candle_core::Var::from_slice(&[1.0f32, 2.0, 0.5], (1, 3), &Device::Cpu).unwrap();
+        let labels = Tensor::from_slice(&[0u32], 1, &Device::Cpu).unwrap();
+        let w = Tensor::from_slice(&[0f32, 1.0, 1.0], 3, &Device::Cpu).unwrap();
+        let hard = cross_entropy(logits.as_tensor(), &labels, Some(&w)).unwrap();
+        let soft = soft_cross_entropy(
+            logits.as_tensor(),
+            &t2(&smoothed_one_hot(&[0], 3, 0.0), 1),
+            Some(&w),
+        )
+        .unwrap();
+        for loss in [hard, soft] {
+            assert_eq!(scalar(loss.clone()), 0.0);
+            let g = loss.backward().unwrap();
+            let grad: Vec<f32> = g
+                .get(logits.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            assert!(grad.iter().all(|v| *v == 0.0), "{grad:?}");
+        }
     }
 
     fn spec(task: &str, data: &str, train: &str) -> Spec {
