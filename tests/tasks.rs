@@ -294,5 +294,5 @@ fn multilabel_manifest_without_any_label_is_refused() {
         r.stdout,
         r.stderr
     );
-    assert_ne!(r.code, 0);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
 }
