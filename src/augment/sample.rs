@@ -11,7 +11,14 @@ pub fn uniform(rng: &mut Stream, lo: f64, hi: f64) -> f64 {
     if hi <= lo {
         return lo;
     }
-    lo + (hi - lo) * rng.random::<f64>()
+    let u = rng.random::<f64>();
+    let v = lo + (hi - lo) * u;
+    if v.is_finite() {
+        v
+    } else {
+        // `hi - lo` overflowed (e.g. degrees = 1e308, meaning [-1e308, 1e308])
+        lo * (1.0 - u) + hi * u
+    }
 }
 
 /// True with probability `p` (draws nothing when `p` is 0 or 1).
@@ -87,6 +94,11 @@ mod tests {
             assert!((mean - a / (a + b)).abs() < 0.02, "{a},{b}: {mean}");
         }
         assert_eq!(uniform(&mut r, 2.0, 2.0), 2.0);
+        // a range wider than the largest f64 still gives finite values inside it
+        for _ in 0..1000 {
+            let v = uniform(&mut r, -f64::MAX, f64::MAX);
+            assert!(v.is_finite(), "{v}");
+        }
         assert!(chance(&mut r, 1.0) && !chance(&mut r, 0.0));
     }
 }
