@@ -86,11 +86,12 @@ pub fn resized_crop_window(
             return (top, left, h, w);
         }
     }
+    // Python's round (half to even): a 5-pixel side over ratio 2 is 2 pixels, not 3
     let in_ratio = ww / hh;
     let (h, w) = if in_ratio < ratio[0] {
-        ((ww / ratio[0]).round() as usize, width)
+        ((ww / ratio[0]).round_ties_even() as usize, width)
     } else if in_ratio > ratio[1] {
-        (height, (hh * ratio[1]).round() as usize)
+        (height, (hh * ratio[1]).round_ties_even() as usize)
     } else {
         (height, width)
     };
@@ -341,6 +342,17 @@ mod tests {
         assert_eq!(
             resized_crop_window(10, 40, [1.0, 1.0], [1.0, 1.0], &mut r),
             (0, 15, 10, 10)
+        );
+        // the fallback rounds like Python: round(5 / 2) = 2, round(5 × 0.5) = 2
+        let mut r = rng::stream(1, "t", 0);
+        assert_eq!(
+            resized_crop_window(10, 5, [1.0, 1.0], [2.0, 2.0], &mut r),
+            (4, 0, 2, 5)
+        );
+        let mut r = rng::stream(1, "t", 0);
+        assert_eq!(
+            resized_crop_window(5, 10, [1.0, 1.0], [0.5, 0.5], &mut r),
+            (0, 4, 5, 2)
         );
     }
 
