@@ -549,7 +549,7 @@ fn shear(a: At, d: &mut Diags) -> Option<[f64; 4]> {
         _ => r::number(
             a,
             "at least 0 and below 90 (degrees)",
-            |v| v >= 0.0 && v < 90.0,
+            |v| (0.0..90.0).contains(&v),
             d,
         )
         .map(|s| [-s, s, 0.0, 0.0]),
