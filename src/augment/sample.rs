@@ -48,13 +48,8 @@ pub fn normal(rng: &mut Stream) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
-/// A Gamma(shape, 1) variate (Marsaglia–Tsang; boosted for shape < 1).
-pub fn gamma(rng: &mut Stream, shape: f64) -> f64 {
-    gamma_and_ln(rng, shape).0
-}
-
-/// A Gamma(shape, 1) variate and its logarithm, which stays finite where the variate itself
-/// underflows to 0 (shapes near 0, e.g. `alpha = 0.001`).
+/// A Gamma(shape, 1) variate (Marsaglia–Tsang; boosted for shape < 1) and its logarithm, which
+/// stays finite where the variate itself underflows to 0 (shapes near 0, e.g. `alpha = 0.001`).
 fn gamma_and_ln(rng: &mut Stream, shape: f64) -> (f64, f64) {
     if shape < 1.0 {
         let u = 1.0 - rng.random::<f64>();
