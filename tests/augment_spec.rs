@@ -157,6 +157,29 @@ fn negative_noise_and_even_blur_kernel() {
 }
 
 #[test]
+fn shear_angles_stay_below_90_degrees() {
+    // at 90° the warp divides by cos 90° and every pixel reads the fill
+    let text = spec("train = [{ type = \"affine\", degrees = 0, shear = [0, 0, -10, 90] }]\n");
+    expect_one(
+        &text,
+        "shear",
+        "90",
+        "90 is out of range: must be above -90 and below 90 (degrees)",
+        "augment.train[0].shear[3]",
+        None,
+    );
+    let text = spec("train = [{ type = \"affine\", degrees = 0, shear = 90 }]\n");
+    expect_one(
+        &text,
+        "shear",
+        "90",
+        "90 is out of range: must be at least 0 and below 90 (degrees)",
+        "augment.train[0].shear",
+        None,
+    );
+}
+
+#[test]
 fn colour_transforms_need_three_channels() {
     let text = spec("train = [{ type = \"saturation\", factor = 0.3 }]\n");
     expect_one(

@@ -86,11 +86,12 @@ pub fn resized_crop_window(
             return (top, left, h, w);
         }
     }
+    // Python's round (half to even): a 5-pixel side over ratio 2 is 2 pixels, not 3
     let in_ratio = ww / hh;
     let (h, w) = if in_ratio < ratio[0] {
-        ((ww / ratio[0]).round() as usize, width)
+        ((ww / ratio[0]).round_ties_even() as usize, width)
     } else if in_ratio > ratio[1] {
-        (height, (hh * ratio[1]).round() as usize)
+        (height, (hh * ratio[1]).round_ties_even() as usize)
     } else {
         (height, width)
     };
@@ -197,12 +198,21 @@ pub fn warp_about(
             img.get(c, y as usize, x as usize) as f64
         }
     };
+    // Two pixels beyond the border every read is `fill` already; clamping there keeps the index
+    // arithmetic below in range for any matrix (huge or non-finite after extreme zooms).
+    let limit = |v: f64, n: usize| {
+        if v.is_nan() {
+            -2.0
+        } else {
+            v.clamp(-2.0, n as f64 + 1.0)
+        }
+    };
     for y in 0..h {
         for x in 0..w {
             let (px, py) = (x as f64 + 0.5, y as f64 + 0.5);
             // input position in pixel-index space (pixel centres at integers)
-            let ix = m[0] * px + m[1] * py + m[2] - 0.5;
-            let iy = m[3] * px + m[4] * py + m[5] - 0.5;
+            let ix = limit(m[0] * px + m[1] * py + m[2] - 0.5, w);
+            let iy = limit(m[3] * px + m[4] * py + m[5] - 0.5, h);
             for c in 0..img.channels {
                 let v = match interp {
                     Interpolation::Nearest => read(c, iy.round() as isize, ix.round() as isize),
@@ -333,6 +343,17 @@ mod tests {
             resized_crop_window(10, 40, [1.0, 1.0], [1.0, 1.0], &mut r),
             (0, 15, 10, 10)
         );
+        // the fallback rounds like Python: round(5 / 2) = 2, round(5 × 0.5) = 2
+        let mut r = rng::stream(1, "t", 0);
+        assert_eq!(
+            resized_crop_window(10, 5, [1.0, 1.0], [2.0, 2.0], &mut r),
+            (4, 0, 2, 5)
+        );
+        let mut r = rng::stream(1, "t", 0);
+        assert_eq!(
+            resized_crop_window(5, 10, [1.0, 1.0], [0.5, 0.5], &mut r),
+            (0, 4, 5, 2)
+        );
     }
 
     #[test]
@@ -385,5 +406,24 @@ mod tests {
         };
         // zooming in by 2 keeps the centre pixel
         assert_eq!(warp(&a, &p, 0, Interpolation::Nearest).get(0, 1, 1), 5);
+    }
+
+    #[test]
+    fn extreme_zooms_read_the_fill_without_overflow() {
+        // a scale near 0 maps output pixels ~1e300 pixels away (or to infinity and NaN): every
+        // read is outside, and the index arithmetic must not overflow
+        let a = img(1, 4, 4);
+        for scale in [1e-300, 1e-308] {
+            let p = AffineParams {
+                angle: 0.0,
+                translate: [0.0, 0.0],
+                scale,
+                shear: [0.0, 0.0],
+            };
+            for interp in [Interpolation::Bilinear, Interpolation::Nearest] {
+                let out = warp(&a, &p, 9, interp);
+                assert_eq!(out.data, vec![9; 16], "{scale} {interp:?}");
+            }
+        }
     }
 }

@@ -296,6 +296,22 @@ mod tests {
         assert_eq!(eval.apply(&px, 1, 2, 3), eval.apply(&px, 9, 8, 7));
     }
 
+    #[test]
+    fn the_widest_valid_ranges_still_transform() {
+        // `degrees = 1e308` passes validation: [-1e308, 1e308] is wider than any f64, and the
+        // angle drawn from it must still be a rotation (the centre of a flat image is kept)
+        let flat = Image::filled(1, 9, 9, 100);
+        let rotation = Transform::Rotation {
+            degrees: [-1e308, 1e308],
+            fill: 7,
+        };
+        for i in 0..20 {
+            let mut r = rng::stream(4, "t", i);
+            let out = apply_transform(&rotation, &flat, &mut r);
+            assert_eq!(out.get(0, 4, 4), 100, "draw {i}");
+        }
+    }
+
     fn _send_sync<T: Send + Sync>() {}
     #[test]
     fn pipeline_is_send_and_sync() {

@@ -64,7 +64,8 @@ pub fn bench(
     // Batch k of "epoch 1": augmented and mixed as in training.
     let make = |k: usize| {
         let chunk = batches[k % batches.len()];
-        inputs.train_batch(&data.train, chunk, &objective, spec.seed, 1, k)
+        let keys: Vec<u64> = chunk.iter().map(|&i| i as u64).collect();
+        inputs.train_batch(&data.train, chunk, &keys, &objective, spec.seed, 1, k)
     };
     let started = Instant::now();
     let mut loaded = 0usize;

@@ -520,12 +520,19 @@ fn hue(a: At, d: &mut Diags) -> Option<[f64; 2]> {
     }
 }
 
+/// A shear angle in degrees: at ±90 the image is sheared to a line (the warp's matrix divides
+/// by cos 90°), so only angles strictly between them are accepted.
+fn shear_angle(v: f64) -> bool {
+    v > -90.0 && v < 90.0
+}
+
 /// torchvision's shear forms: `s` (x in `[-s, s]`), `[min, max]` (x), or
-/// `[x_min, x_max, y_min, y_max]`.
+/// `[x_min, x_max, y_min, y_max]`; every angle strictly between -90 and 90 degrees.
 fn shear(a: At, d: &mut Diags) -> Option<[f64; 4]> {
+    const RULE: &str = "above -90 and below 90 (degrees)";
     match &a.node.value {
         Value::Array(items) if items.len() == 4 => {
-            let v = r::numbers(a, "a finite number", |_| true, d)?;
+            let v = r::numbers(a, RULE, shear_angle, d)?;
             let ok = v[0] <= v[1] && v[2] <= v[3];
             if !ok {
                 d.error(
@@ -538,10 +545,14 @@ fn shear(a: At, d: &mut Diags) -> Option<[f64; 4]> {
             }
             Some([v[0], v[1], v[2], v[3]])
         }
-        Value::Array(_) => {
-            pair(a, "a finite number", |_| true, d).map(|[x0, x1]| [x0, x1, 0.0, 0.0])
-        }
-        _ => r::number(a, "at least 0", |v| v >= 0.0, d).map(|s| [-s, s, 0.0, 0.0]),
+        Value::Array(_) => pair(a, RULE, shear_angle, d).map(|[x0, x1]| [x0, x1, 0.0, 0.0]),
+        _ => r::number(
+            a,
+            "at least 0 and below 90 (degrees)",
+            |v| (0.0..90.0).contains(&v),
+            d,
+        )
+        .map(|s| [-s, s, 0.0, 0.0]),
     }
 }
 

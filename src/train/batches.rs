@@ -72,36 +72,41 @@ impl Inputs {
         self.train.output_shape()
     }
 
-    /// Images `indices` of `set` through `pipeline`, normalised, into `out`.
+    /// Images `indices` of `set` through `pipeline`, normalised, into `out`; image `indices[k]`
+    /// draws from (seed, epoch, `keys[k]`), or from its index when `keys` is `None`.
     fn fill(
         &self,
         pipeline: &Pipeline,
         set: &ImageSet,
         indices: &[usize],
+        keys: Option<&[u64]>,
         at: (u64, u64),
         out: &mut [f32],
     ) {
         let (c, h, w) = pipeline.output_shape();
         let len = c * h * w;
         let (seed, epoch) = at;
-        for (chunk, &i) in out.chunks_exact_mut(len).zip(indices) {
+        for (k, (chunk, &i)) in out.chunks_exact_mut(len).zip(indices).enumerate() {
             if pipeline.is_identity() {
                 self.norm.apply(set.image(i), chunk);
             } else {
-                let img = pipeline.apply(set.image(i), seed, epoch, i as u64);
+                let key = keys.and_then(|keys| keys.get(k).copied());
+                let img = pipeline.apply(set.image(i), seed, epoch, key.unwrap_or(i as u64));
                 self.norm.apply(&img.data, chunk);
             }
         }
     }
 
-    /// Training batch `step` of `epoch`: images `indices` of `set` through the train list (each
-    /// drawing from (seed, epoch, index)), normalised, with their targets, then mixed (drawing
-    /// from (seed, epoch, step)). A function of its arguments only.
+    /// Training batch `step` of `epoch`: images `indices` of `set` through the train list (image
+    /// `indices[k]` drawing from (seed, epoch, `keys[k]`), see [`draw_keys`]), normalised, with
+    /// their targets, then mixed (drawing from (seed, epoch, step)). A function of its
+    /// arguments only.
     #[allow(clippy::too_many_arguments)]
     pub fn train_batch(
         &self,
         set: &ImageSet,
         indices: &[usize],
+        keys: &[u64],
         objective: &Objective,
         seed: u64,
         epoch: usize,
@@ -109,7 +114,8 @@ impl Inputs {
     ) -> HostBatch {
         let (c, h, w) = self.shape();
         let mut pixels = vec![0f32; indices.len() * c * h * w];
-        self.fill(&self.train, set, indices, (seed, epoch as u64), &mut pixels);
+        let at = (seed, epoch as u64);
+        self.fill(&self.train, set, indices, Some(keys), at, &mut pixels);
         let mixing = !self.mix.is_identity();
         let mut targets = objective.host_targets(set, indices, mixing);
         if let (true, Some((rows, columns))) = (mixing, targets.rows_mut()) {
@@ -135,9 +141,28 @@ impl Inputs {
     pub fn eval_batch(&self, set: &ImageSet, indices: &[usize], device: &Device) -> Result<Tensor> {
         let (c, h, w) = self.eval.output_shape();
         let mut pixels = vec![0f32; indices.len() * c * h * w];
-        self.fill(&self.eval, set, indices, (0, 0), &mut pixels);
+        self.fill(&self.eval, set, indices, None, (0, 0), &mut pixels);
         Tensor::from_vec(pixels, (indices.len(), c, h, w), device)
     }
+}
+
+/// The augmentation key of each position of an epoch's `order` over a set of `n` images: the
+/// image's index the first time the epoch draws it, `index + r·n` at its `r`-th repeat (the
+/// balanced sampler draws with replacement), so every draw of an image is augmented afresh
+/// while an order without repeats keys each image by its index alone.
+pub fn draw_keys(order: &[usize], n: usize) -> Vec<u64> {
+    let mut seen = vec![0u64; n];
+    order
+        .iter()
+        .map(|&i| match seen.get_mut(i) {
+            Some(r) => {
+                let key = i as u64 + *r * n as u64;
+                *r += 1;
+                key
+            }
+            None => i as u64,
+        })
+        .collect()
 }
 
 impl HostBatch {
@@ -230,9 +255,13 @@ mod tests {
         let (set, inputs, objective) = augmenting_inputs();
         let order: Vec<usize> = (0..set.len()).rev().collect();
         let chunks: Vec<&[usize]> = order.chunks(8).collect();
+        let keys = draw_keys(&order, set.len());
+        let key_chunks: Vec<&[u64]> = keys.chunks(8).collect();
         let epoch_batches = |threads: usize, epoch: usize| {
             let config = LoaderConfig { threads, ahead: 3 };
-            let make = |k: usize| inputs.train_batch(&set, chunks[k], &objective, 11, epoch, k);
+            let make = |k: usize| {
+                inputs.train_batch(&set, chunks[k], key_chunks[k], &objective, 11, epoch, k)
+            };
             with_batches(chunks.len(), config, make, |b| {
                 b.map(|b| (b.indices, b.pixels, b.targets))
                     .collect::<Vec<_>>()
@@ -248,7 +277,7 @@ mod tests {
         assert_eq!(one, epoch_batches(4, 2), "1 and 4 loader threads");
         assert_ne!(one, epoch_batches(4, 3), "another epoch draws anew");
         // The batch of (seed, epoch, step) is the same made alone, outside any loader.
-        let alone = inputs.train_batch(&set, chunks[3], &objective, 11, 2, 3);
+        let alone = inputs.train_batch(&set, chunks[3], key_chunks[3], &objective, 11, 2, 3);
         assert_eq!((alone.indices, alone.pixels, alone.targets), one[3].clone());
         // Mixed targets are soft rows summing to 1.
         let HostTargets::Soft { rows, columns: 3 } = &one[0].2 else {
@@ -257,6 +286,25 @@ mod tests {
         for row in rows.chunks(3) {
             assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{row:?}");
         }
+    }
+
+    #[test]
+    fn an_image_drawn_twice_in_an_epoch_is_augmented_twice() {
+        // the balanced sampler draws with replacement: image 4 at positions 0, 2 and 3
+        let order = [4, 1, 4, 4, 0];
+        assert_eq!(draw_keys(&order, 5), vec![4, 1, 9, 14, 0]);
+        assert_eq!(
+            draw_keys(&[2, 0, 1], 3),
+            vec![2, 0, 1],
+            "no repeats: the indices"
+        );
+        let (set, inputs, objective) = augmenting_inputs();
+        let indices = [4, 4, 4];
+        let keys = draw_keys(&indices, set.len());
+        let b = inputs.train_batch(&set, &indices, &keys, &objective, 11, 1, 0);
+        let n = 100;
+        let (a, c, d) = (&b.pixels[..n], &b.pixels[n..2 * n], &b.pixels[2 * n..]);
+        assert!(a != c && a != d && c != d, "three different versions");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Instant;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::batches::Inputs;
+use super::batches::{self, Inputs};
 use super::evaluate::{evaluate, record};
 use super::loader::{self, LoaderConfig};
 use super::loss::Objective;
@@ -194,6 +194,8 @@ pub fn train(
         let started = Instant::now();
         let order = sampler::epoch_order(train, t.sampler, seed, epoch);
         let chunks: Vec<&[usize]> = order.chunks(t.batch_size).collect();
+        let keys = batches::draw_keys(&order, train.len());
+        let key_chunks: Vec<&[u64]> = keys.chunks(t.batch_size).collect();
         let mut dropout_rng = rng::stream(seed, "dropout", epoch as u64);
         let mut acc = Accumulator::new(spec.task, train.classes.len());
         let mut loss_sum = 0.0;
@@ -202,7 +204,10 @@ pub fn train(
         let completed = loader::with_batches(
             chunks.len(),
             loader,
-            |step| inputs.train_batch(train, chunks[step], &objective, seed, epoch, step),
+            |step| {
+                let (indices, keys) = (chunks[step], key_chunks[step]);
+                inputs.train_batch(train, indices, keys, &objective, seed, epoch, step)
+            },
             |batches| -> Result<bool, TrainError> {
                 for (step, batch) in batches.enumerate() {
                     if hooks.interrupted() {
