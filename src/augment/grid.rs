@@ -5,6 +5,7 @@ use super::image::Image;
 use super::pipeline::Pipeline;
 use super::spec::AugmentSpec;
 use crate::data::image_set::ImageSet;
+use crate::data::resize::{resize_chw, ResizeMethod};
 
 /// Pixels between cells (and around the grid).
 pub const GAP: usize = 2;
@@ -18,6 +19,19 @@ pub fn preview(
     variants: usize,
     seed: u64,
 ) -> Image {
+    preview_with_cells_up_to(spec, set, samples, variants, seed, usize::MAX)
+}
+
+/// Like [`preview`], with every cell scaled down (bilinear, aspect kept) so that its longer side
+/// is at most `max_side` pixels.
+pub fn preview_with_cells_up_to(
+    spec: &AugmentSpec,
+    set: &ImageSet,
+    samples: &[usize],
+    variants: usize,
+    seed: u64,
+    max_side: usize,
+) -> Image {
     let input = (set.channels, set.height, set.width);
     let train = Pipeline::new(&spec.train, input);
     let eval = Pipeline::new(&spec.eval, input);
@@ -28,6 +42,7 @@ pub fn preview(
             let px = set.image(i);
             std::iter::once(eval.apply(px, seed, 0, i as u64))
                 .chain((1..=variants as u64).map(|e| train.apply(px, seed, e, i as u64)))
+                .map(|img| fit(img, max_side))
                 .collect()
         })
         .collect();
@@ -39,10 +54,43 @@ pub fn preview(
 pub const DEFAULT_SAMPLES: usize = 8;
 pub const DEFAULT_VARIANTS: usize = 5;
 
-/// The preview of the first [`DEFAULT_SAMPLES`] images of `set`, [`DEFAULT_VARIANTS`] versions each.
+/// The longest side of a cell in the preview `assay run` logs (larger images are scaled down, so
+/// that the logged grid stays small whatever the data).
+pub const DEFAULT_MAX_CELL: usize = 256;
+
+/// The preview of the first [`DEFAULT_SAMPLES`] images of `set`, [`DEFAULT_VARIANTS`] versions
+/// each, cells at most [`DEFAULT_MAX_CELL`] pixels a side.
 pub fn default_preview(spec: &AugmentSpec, set: &ImageSet, seed: u64) -> Image {
     let samples: Vec<usize> = (0..set.len().min(DEFAULT_SAMPLES)).collect();
-    preview(spec, set, &samples, DEFAULT_VARIANTS, seed)
+    preview_with_cells_up_to(
+        spec,
+        set,
+        &samples,
+        DEFAULT_VARIANTS,
+        seed,
+        DEFAULT_MAX_CELL,
+    )
+}
+
+/// `img` scaled down so that its longer side is at most `max_side` (at least 1 pixel a side).
+fn fit(img: Image, max_side: usize) -> Image {
+    let longer = img.height.max(img.width);
+    if longer <= max_side.max(1) {
+        return img;
+    }
+    let scale = max_side.max(1) as f64 / longer as f64;
+    let h = ((img.height as f64 * scale).round() as usize).max(1);
+    let w = ((img.width as f64 * scale).round() as usize).max(1);
+    let data = resize_chw(
+        &img.data,
+        img.channels,
+        img.height,
+        img.width,
+        h,
+        w,
+        ResizeMethod::Bilinear,
+    );
+    Image::new(img.channels, h, w, data)
 }
 
 /// Lays out rows of images with [`GAP`] white pixels between and around them; every cell is
@@ -97,6 +145,40 @@ pub fn save_png(img: &Image, path: &std::path::Path) -> image::ImageResult<()> {
 mod tests {
     use super::*;
     use crate::augment::spec::{Transform, TransformSpec};
+
+    #[test]
+    fn the_logged_preview_scales_large_images_down() {
+        let set = ImageSet {
+            channels: 3,
+            height: 600,
+            width: 300,
+            pixels: vec![40; 2 * 3 * 600 * 300],
+            labels: vec![0, 1],
+            classes: vec!["a".into(), "b".into()],
+            groups: None,
+            label_sets: None,
+        };
+        let spec = AugmentSpec {
+            train: vec![TransformSpec {
+                op: Transform::HorizontalFlip {},
+                p: 0.5,
+            }],
+            ..AugmentSpec::default()
+        };
+        let grid = default_preview(&spec, &set, 1);
+        // Cells of 256×128: 2 rows, 1 + 5 columns, 2-pixel gaps.
+        assert_eq!(
+            (grid.channels, grid.height, grid.width),
+            (3, 2 * 258 + 2, 6 * 130 + 2)
+        );
+        assert_eq!(grid.get(0, 2, 2), 40, "a cell keeps its pixels' value");
+        let full = preview(&spec, &set, &[0], 1, 1);
+        assert_eq!(
+            (full.height, full.width),
+            (604, 2 * 302 + 2),
+            "assay preview keeps the size"
+        );
+    }
 
     #[test]
     fn grid_has_one_row_per_sample_and_white_separators() {
