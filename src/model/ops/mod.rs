@@ -2,6 +2,75 @@
 //! (convolution with fused bias/ReLU/max-pool, pooling, dense layers). Other devices and dtypes
 //! fall back to candle's own ops, so CUDA and the rest of candle keep working.
 
+/// Implements candle's `CustomOp2` (input, weights) and `CustomOp3` (input, weights, bias) for
+/// `$op` by its `forward((x, layout), (w, layout), Option<(b, layout)>)` and
+/// `backward(x, w, Option<b>, result, grad)`, named `$name`: the bias is optional either way.
+macro_rules! custom_op_with_optional_bias {
+    ($op:ty, $name:expr) => {
+        impl candle_core::CustomOp2 for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn cpu_fwd(
+                &self,
+                s1: &candle_core::CpuStorage,
+                l1: &candle_core::Layout,
+                s2: &candle_core::CpuStorage,
+                l2: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                self.forward((s1, l1), (s2, l2), None)
+            }
+
+            fn bwd(
+                &self,
+                x: &candle_core::Tensor,
+                w: &candle_core::Tensor,
+                res: &candle_core::Tensor,
+                grad: &candle_core::Tensor,
+            ) -> candle_core::Result<(Option<candle_core::Tensor>, Option<candle_core::Tensor>)>
+            {
+                let (dx, dw, _) = self.backward(x, w, None, res, grad)?;
+                Ok((dx, dw))
+            }
+        }
+
+        impl candle_core::CustomOp3 for $op {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn cpu_fwd(
+                &self,
+                s1: &candle_core::CpuStorage,
+                l1: &candle_core::Layout,
+                s2: &candle_core::CpuStorage,
+                l2: &candle_core::Layout,
+                s3: &candle_core::CpuStorage,
+                l3: &candle_core::Layout,
+            ) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+                self.forward((s1, l1), (s2, l2), Some((s3, l3)))
+            }
+
+            #[allow(clippy::type_complexity)]
+            fn bwd(
+                &self,
+                x: &candle_core::Tensor,
+                w: &candle_core::Tensor,
+                b: &candle_core::Tensor,
+                res: &candle_core::Tensor,
+                grad: &candle_core::Tensor,
+            ) -> candle_core::Result<(
+                Option<candle_core::Tensor>,
+                Option<candle_core::Tensor>,
+                Option<candle_core::Tensor>,
+            )> {
+                self.backward(x, w, Some(b), res, grad)
+            }
+        }
+    };
+}
+
 mod cpu;
 mod im2col;
 mod matmul;
