@@ -95,81 +95,21 @@ pub fn avg_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
     if cpu::fast_path(&[x]) {
         return x.contiguous()?.apply_op1(AvgPool { win });
     }
-    if win.size == win.stride {
-        // Windows as reshaped blocks, reduced with candle's differentiable `mean`.
-        let (n, c, h, w) = x.dims4()?;
-        let (oh, ow) = win.output(h, w)?;
-        let k = win.size;
-        return x
-            .narrow(2, 0, oh * k)?
-            .narrow(3, 0, ow * k)?
-            .reshape((n, c, oh, k, ow, k))?
-            .mean(5)?
-            .mean(3);
-    }
-    let device = x.device().clone();
-    let dtype = x.dtype();
-    let on_cpu = x
-        .to_device(&candle_core::Device::Cpu)?
-        .to_dtype(candle_core::DType::F32)?;
-    avg_pool2d(&on_cpu, win)?
-        .to_dtype(dtype)?
-        .to_device(&device)
+    win.pool_with_candle(x, |t, d| t.mean(d), |t| avg_pool2d(t, win))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testutil::*;
     use super::*;
-    use rand::Rng;
 
     #[test]
     fn outputs_and_gradients_match_candle_for_any_size_and_stride() {
-        let mut rng = rng(31);
-        for _ in 0..40 {
-            let (n, c) = (rng.random_range(1..4), rng.random_range(1..4));
-            let (h, w) = (rng.random_range(1..12), rng.random_range(1..12));
-            let win = Window {
-                size: rng.random_range(1..5),
-                stride: rng.random_range(1..5),
-            };
-            if win.output(h, w).is_err() {
-                continue;
-            }
-            let vx = var(&mut rng, &[n, c, h, w]);
-            check_against(
-                &[&vx],
-                &mut rng,
-                |t| avg_pool2d(&t[0], win),
-                |t| candle_avg_pool(&t[0], win.size, win.stride),
-                &format!("{n}×{c}×{h}×{w} {win:?}"),
-            );
-        }
+        pool_matches_reference(31, avg_pool2d, candle_avg_pool);
     }
 
     #[test]
     fn other_dtypes_take_candles_ops_with_the_same_results() {
-        let mut rng = rng(9);
-        let x = random(&mut rng, &[2, 3, 7, 6]);
-        for win in [Window { size: 2, stride: 2 }, Window { size: 3, stride: 2 }] {
-            let xv = candle_core::Var::from_tensor(&x.to_dtype(candle_core::DType::F64).unwrap())
-                .unwrap();
-            let y = avg_pool2d(xv.as_tensor(), win).unwrap();
-            let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-            let g = g
-                .get(xv.as_tensor())
-                .unwrap()
-                .to_dtype(candle_core::DType::F32)
-                .unwrap();
-            let xf = candle_core::Var::from_tensor(&x).unwrap();
-            let yf = avg_pool2d(xf.as_tensor(), win).unwrap();
-            let gf = yf.sqr().unwrap().sum_all().unwrap().backward().unwrap();
-            let y = y.to_dtype(candle_core::DType::F32).unwrap();
-            assert!(rel_diff(&y, &yf) < 1e-6, "{win:?}");
-            assert!(
-                rel_diff(&g, gf.get(xf.as_tensor()).unwrap()) < 1e-6,
-                "{win:?}"
-            );
-        }
+        other_dtypes_match_f32(9, avg_pool2d);
     }
 }

@@ -98,3 +98,61 @@ pub fn check_against(
         }
     }
 }
+
+/// A pooling op as the layers call it.
+pub type Pool = fn(&Tensor, super::max_pool::Window) -> Result<Tensor>;
+
+/// `pool`'s outputs and gradients against `reference` (written with candle's differentiable
+/// ops) on 40 random shapes, window sizes and strides.
+pub fn pool_matches_reference(
+    seed: u64,
+    pool: Pool,
+    reference: fn(&Tensor, usize, usize) -> Result<Tensor>,
+) {
+    use super::max_pool::Window;
+    let mut rng = rng(seed);
+    for _ in 0..40 {
+        let (n, c) = (rng.random_range(1..4), rng.random_range(1..4));
+        let (h, w) = (rng.random_range(1..12), rng.random_range(1..12));
+        let win = Window {
+            size: rng.random_range(1..5),
+            stride: rng.random_range(1..5),
+        };
+        if win.output(h, w).is_err() {
+            continue;
+        }
+        let vx = var(&mut rng, &[n, c, h, w]);
+        check_against(
+            &[&vx],
+            &mut rng,
+            |t| pool(&t[0], win),
+            |t| reference(&t[0], win.size, win.stride),
+            &format!("{n}×{c}×{h}×{w} {win:?}"),
+        );
+    }
+}
+
+/// `pool` on f64 input (candle's ops, not the f32 fast path) gives f64 results and the same
+/// outputs and gradients as on f32, for size = stride and size ≠ stride.
+pub fn other_dtypes_match_f32(seed: u64, pool: Pool) {
+    use super::max_pool::Window;
+    use candle_core::DType;
+    let mut rng = rng(seed);
+    let x = random(&mut rng, &[2, 3, 7, 6]);
+    for win in [Window { size: 2, stride: 2 }, Window { size: 3, stride: 2 }] {
+        let xv = Var::from_tensor(&x.to_dtype(DType::F64).unwrap()).unwrap();
+        let y = pool(xv.as_tensor(), win).unwrap();
+        assert_eq!(y.dtype(), DType::F64);
+        let g = y.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let g = g.get(xv.as_tensor()).unwrap().to_dtype(DType::F32).unwrap();
+        let xf = Var::from_tensor(&x).unwrap();
+        let yf = pool(xf.as_tensor(), win).unwrap();
+        let gf = yf.sqr().unwrap().sum_all().unwrap().backward().unwrap();
+        let y = y.to_dtype(DType::F32).unwrap();
+        assert!(rel_diff(&y, &yf) < 1e-6, "{win:?}");
+        assert!(
+            rel_diff(&g, gf.get(xf.as_tensor()).unwrap()) < 1e-6,
+            "{win:?}"
+        );
+    }
+}
