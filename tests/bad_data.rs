@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{assay, write_spec};
+use common::cli::{assay, run_spec, write_spec};
 
 fn png(path: &Path, shade: u8) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -60,17 +60,7 @@ fn a_corrupt_image_can_be_skipped_and_is_reported() {
         dir.path(),
         &spec("format = \"image-folder\"\ntrain = \"images\"\non_corrupt = \"skip\""),
     );
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            s.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--threads",
-            "1",
-        ],
-    );
+    let r = run_spec(dir.path(), &s, &["--threads", "1"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout.contains("warning: skipped corrupt image") && r.stdout.contains("broken.png"),

@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use assay::data::inventory::Inventory;
-use common::cli::{assay, ledger, write_spec, Run};
+use common::cli::{ledger, run_spec, write_spec, Run};
 
 fn png(path: &Path, shade: u8) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -38,17 +38,7 @@ fn spec(split: &str, sweep: &str) -> String {
 }
 
 fn run(dir: &Path, spec: &Path) -> Run {
-    assay(
-        dir,
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--jobs",
-            "2",
-        ],
-    )
+    run_spec(dir, spec, &["--jobs", "2"])
 }
 
 fn job_json(exp: &Path, id: &str) -> serde_json::Value {
@@ -201,17 +191,7 @@ fn stale_folds_are_still_an_error_after_the_warning() {
     let csv = std::fs::read_to_string(dir.path().join("m.csv")).unwrap();
     std::fs::write(dir.path().join("m.csv"), csv.replace("img/a1.png,a\n", "")).unwrap();
     crash(&exp, &ids[1]);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            s.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--retries",
-            "0",
-        ],
-    );
+    let r = run_spec(dir.path(), &s, &["--retries", "0"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(
         warning_lines(&r.stdout)

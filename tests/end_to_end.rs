@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{assay, metrics, mnist_data_section, only_job, write_spec};
+use common::cli::{assay, metrics, mnist_data_section, only_job, run_spec, write_spec};
 
 /// A small CNN with batch norm and dropout (every layer kind that draws randomness or keeps state).
 fn tiny_spec(name: &str, extra: &str) -> String {
@@ -224,17 +224,7 @@ fn a_diverging_job_is_marked_failed_with_its_reason() {
     let text = tiny_spec("diverge", "")
         .replace("kind = \"adamw\"\nlr = 0.003", "kind = \"sgd\"\nlr = 1e30");
     let spec = write_spec(dir.path(), &text);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--threads",
-            "1",
-        ],
-    );
+    let r = run_spec(dir.path(), &spec, &["--threads", "1"]);
     assert_eq!(r.code, 1, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("1 failed"), "{}", r.stdout);
     let job = only_job(&dir.path().join("runs/diverge"));

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::cli::{assay, small_mnist, write_spec};
+use common::cli::{assay, run_spec, small_mnist, write_spec};
 
 fn spec(name: &str, data: &str, lrs: &str) -> String {
     format!(
@@ -66,29 +66,9 @@ fn runs() -> &'static Runs {
             &b,
             &spec("other", &data, "[0.01]").replace("refit = true", ""),
         );
-        let r = assay(
-            &root,
-            &[
-                "run",
-                spec_a.to_str().unwrap(),
-                "--runs-dir",
-                "runs",
-                "--jobs",
-                "2",
-            ],
-        );
+        let r = run_spec(&root, &spec_a, &["--jobs", "2"]);
         assert_eq!(r.code, 1, "a trial diverges: {}\n{}", r.stdout, r.stderr);
-        let r2 = assay(
-            &root,
-            &[
-                "run",
-                spec_b.to_str().unwrap(),
-                "--runs-dir",
-                "runs",
-                "--jobs",
-                "2",
-            ],
-        );
+        let r2 = run_spec(&root, &spec_b, &["--jobs", "2"]);
         assert_eq!(r2.code, 0, "{}\n{}", r2.stdout, r2.stderr);
         Runs {
             sweep: root.join("runs/sweep"),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{assay, ledger, repo, small_mnist, write_spec};
+use common::cli::{assay, ledger, repo, run_spec, small_mnist, write_spec};
 
 fn sweep_spec(name: &str, data: &str, epochs: usize, sweep: &str) -> String {
     format!(
@@ -143,17 +143,7 @@ fn a_diverging_point_fails_while_the_others_finish() {
         "[sweep.parameters]\n\"optimizer.kind\" = [\"sgd\"]\n\"optimizer.lr\" = [0.01, 1e30]\n",
     );
     let spec = write_spec(dir.path(), &text);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--jobs",
-            "2",
-        ],
-    );
+    let r = run_spec(dir.path(), &spec, &["--jobs", "2"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let exp = dir.path().join("runs/diverge-sweep");
     let status = assay(dir.path(), &["status", exp.to_str().unwrap(), "--json"]);
@@ -192,17 +182,7 @@ fn asha_prunes_weak_trials_and_records_its_decisions() {
     let text =
         sweep_spec("asha", &data, 3, sweep).replace("folds = 2", "folds = 2\nstratify = true");
     let spec = write_spec(dir.path(), &text);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--jobs",
-            "1",
-        ],
-    );
+    let r = run_spec(dir.path(), &spec, &["--jobs", "1"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let exp = dir.path().join("runs/asha");
     let l = ledger(&exp);
@@ -285,17 +265,7 @@ fn a_second_live_run_and_a_changed_spec_are_refused() {
     );
     assert!(first_status.success());
 
-    let changed = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--set",
-            "train.batch_size=16",
-        ],
-    );
+    let changed = run_spec(dir.path(), &spec, &["--set", "train.batch_size=16"]);
     assert_eq!(changed.code, 2, "{}", changed.stderr);
     assert!(
         changed.stderr.contains("the spec changed since"),
@@ -451,17 +421,7 @@ fn refit_retrains_the_best_trial_on_all_training_data() {
     )
     .replace("folds = 2", "folds = 2\nrefit = true");
     let spec = write_spec(dir.path(), &text);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--jobs",
-            "2",
-        ],
-    );
+    let r = run_spec(dir.path(), &spec, &["--jobs", "2"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout
@@ -629,17 +589,7 @@ fn group_kfold_never_splits_a_group_across_folds() {
     std::fs::write(dir.path().join("train.csv"), csv).unwrap();
     let text = "name = \"groups\"\n[data]\nformat = \"csv\"\ntrain = \"train.csv\"\nimage_size = [8, 8]\nchannels = 1\n\n[split]\nfolds = 4\nfold_method = \"group-kfold\"\n\n[model]\narchitecture = \"mlp\"\nlayers = []\n\n[train]\nepochs = 1\nbatch_size = 4\n";
     let spec = write_spec(dir.path(), text);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--jobs",
-            "2",
-        ],
-    );
+    let r = run_spec(dir.path(), &spec, &["--jobs", "2"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let folds: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(dir.path().join("runs/groups/folds.json")).unwrap(),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cli::{assay, ledger, small_mnist, write_spec};
+use common::cli::{ledger, run_spec, small_mnist, write_spec};
 
 #[test]
 fn the_hparams_dashboard_shows_one_row_per_trial() {
@@ -14,17 +14,7 @@ fn the_hparams_dashboard_shows_one_row_per_trial() {
         "name = \"hp\"\nseed = 1\n{data}\n[split]\nfolds = 2\n\n[model]\narchitecture = \"mlp\"\nlayers = [{{ type = \"dense\", units = 16 }}, {{ type = \"relu\" }}]\n\n[train]\nepochs = 2\n\n[sweep]\n[sweep.parameters]\n\"optimizer.lr\" = [0.001, 0.01]\n\"optimizer.kind\" = [\"adam\", \"sgd\"]\n"
     );
     let spec = write_spec(dir.path(), &text);
-    let r = assay(
-        dir.path(),
-        &[
-            "run",
-            spec.to_str().unwrap(),
-            "--runs-dir",
-            "runs",
-            "--jobs",
-            "2",
-        ],
-    );
+    let r = run_spec(dir.path(), &spec, &["--jobs", "2"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let exp = dir.path().join("runs/hp");
     let tb = common::tensorboard::serve_logdir(&exp, 4);

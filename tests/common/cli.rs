@@ -51,6 +51,14 @@ pub fn assay(cwd: &Path, args: &[&str]) -> Run {
     finish(out)
 }
 
+/// Runs `assay run SPEC --runs-dir runs extra...` in `cwd`.
+pub fn run_spec(cwd: &Path, spec: &Path, extra: &[&str]) -> Run {
+    let spec = spec.to_str().expect("a UTF-8 spec path");
+    let mut args = vec!["run", spec, "--runs-dir", "runs"];
+    args.extend_from_slice(extra);
+    assay(cwd, &args)
+}
+
 /// Writes `text` as `spec.toml` in `dir` and returns its path.
 pub fn write_spec(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("spec.toml");
