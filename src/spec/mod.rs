@@ -3,9 +3,11 @@
 
 mod augment;
 mod diagnostic;
+mod model_section;
 mod reader;
 mod source;
 mod sweep;
+mod training;
 mod tree;
 mod types;
 mod validate;

@@ -1,0 +1,182 @@
+//! The `[model]` section: the architecture and its layers, checked against the input shape.
+
+use super::reader::{self as r, index, At, Diags, TableReader};
+use super::types::*;
+use super::validate::{at, opt};
+use crate::model::shapes::{self, Shape};
+
+const LAYER_TYPES: &[&str] = &[
+    "conv",
+    "batch_norm",
+    "relu",
+    "gelu",
+    "max_pool",
+    "avg_pool",
+    "global_avg_pool",
+    "dropout",
+    "flatten",
+    "dense",
+];
+
+/// `input` is the `(channels, height, width)` the model receives (after the train transforms).
+pub(super) fn model(
+    mut t: TableReader,
+    input: Option<(usize, usize, usize)>,
+    d: &mut Diags,
+) -> Option<ModelSpec> {
+    let arch_path = t.path_of("architecture");
+    let architecture = t.required("architecture", d, "\"cnn\"").and_then(|n| {
+        Some(
+            if r::choice(at(n, &arch_path), &["mlp", "cnn"], d)? == "mlp" {
+                Architecture::Mlp
+            } else {
+                Architecture::Cnn
+            },
+        )
+    });
+    let layers_path = t.path_of("layers");
+    let layers_node = t.required(
+        "layers",
+        d,
+        "[{ type = \"dense\", units = 128 }, { type = \"relu\" }]",
+    );
+    t.finish(d);
+    let items = r::array(at(layers_node?, &layers_path), d)?;
+    let mut layers = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = index(&layers_path, i);
+        match layer(at(item, &p), architecture, d) {
+            Some(l) => layers.push(l),
+            None => ok = false,
+        }
+    }
+    let architecture = architecture?;
+    if !ok {
+        return None;
+    }
+    if let Some((c, h, w)) = input {
+        let input = match architecture {
+            Architecture::Cnn => Shape::Spatial { c, h, w },
+            Architecture::Mlp => Shape::Flat(c * h * w),
+        };
+        if let Err(e) = shapes::infer(&layers, input) {
+            let shapes = shapes::infer(&layers[..e.layer], input).unwrap_or_default();
+            let trace: Vec<String> = std::iter::once(input)
+                .chain(shapes)
+                .map(|s| s.to_string())
+                .collect();
+            d.error(
+                items[e.layer].span,
+                &index(&layers_path, e.layer),
+                format!(
+                    "impossible model: layers[{}]: {} (shapes so far: {})",
+                    e.layer,
+                    e.message,
+                    trace.join(" → ")
+                ),
+                Some(e.help),
+            );
+            return None;
+        }
+    }
+    Some(ModelSpec {
+        architecture,
+        layers,
+    })
+}
+
+fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> {
+    let mut t = TableReader::new(a.node, a.path, d)?;
+    let type_path = t.path_of("type");
+    let kind = r::choice(
+        at(t.required("type", d, "\"conv\"")?, &type_path),
+        LAYER_TYPES,
+        d,
+    )?;
+    let pos = |t: &mut TableReader,
+               key: &'static str,
+               default: Option<usize>,
+               d: &mut Diags|
+     -> Option<usize> {
+        let p = t.path_of(key);
+        match (t.entry(key), default) {
+            (Some(e), _) => {
+                r::usize_at_least(at(&e.node, &p), if key == "padding" { 0 } else { 1 }, d)
+            }
+            (None, Some(v)) => Some(v),
+            (None, None) => {
+                t.required(key, d, "3");
+                None
+            }
+        }
+    };
+    let layer = match kind.as_str() {
+        "conv" => {
+            let filters = pos(&mut t, "filters", None, d);
+            let kernel = pos(&mut t, "kernel", None, d);
+            let stride = pos(&mut t, "stride", Some(1), d);
+            let padding = pos(&mut t, "padding", Some(0), d);
+            let bias = opt(&mut t, "bias", d, true, r::boolean);
+            LayerSpec::Conv {
+                filters: filters?,
+                kernel: kernel?,
+                stride: stride?,
+                padding: padding?,
+                bias: bias?,
+            }
+        }
+        "max_pool" | "avg_pool" => {
+            let size = pos(&mut t, "size", None, d)?;
+            let stride = pos(&mut t, "stride", Some(size), d)?;
+            if kind == "max_pool" {
+                LayerSpec::MaxPool { size, stride }
+            } else {
+                LayerSpec::AvgPool { size, stride }
+            }
+        }
+        "batch_norm" => {
+            let momentum = opt(&mut t, "momentum", d, 0.1, |a, d| {
+                r::number(a, "above 0 and at most 1", |v| v > 0.0 && v <= 1.0, d)
+            });
+            let eps = opt(&mut t, "eps", d, 1e-5, |a, d| {
+                r::number(a, "above 0", |v| v > 0.0, d)
+            });
+            LayerSpec::BatchNorm {
+                momentum: momentum?,
+                eps: eps?,
+            }
+        }
+        "dropout" => {
+            let rate = opt(&mut t, "rate", d, 0.5, |a, d| {
+                r::number(a, "at least 0 and below 1", |v| (0.0..1.0).contains(&v), d)
+            });
+            LayerSpec::Dropout { rate: rate? }
+        }
+        "dense" => {
+            let units = pos(&mut t, "units", None, d);
+            let bias = opt(&mut t, "bias", d, true, r::boolean);
+            LayerSpec::Dense {
+                units: units?,
+                bias: bias?,
+            }
+        }
+        "relu" => LayerSpec::Relu,
+        "gelu" => LayerSpec::Gelu,
+        "global_avg_pool" => LayerSpec::GlobalAvgPool,
+        _ => LayerSpec::Flatten,
+    };
+    t.finish(d);
+    let spatial = matches!(
+        layer,
+        LayerSpec::Conv { .. }
+            | LayerSpec::MaxPool { .. }
+            | LayerSpec::AvgPool { .. }
+            | LayerSpec::GlobalAvgPool
+    );
+    if spatial && arch == Some(Architecture::Mlp) {
+        d.error(a.node.span, a.path, format!("a {kind} layer needs architecture = \"cnn\"; an mlp sees each image as a flat vector"), None);
+        return None;
+    }
+    Some(layer)
+}
