@@ -78,15 +78,16 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { spec } => {
             let e = load(&spec)?;
-            println!("{}", toml::to_string_pretty(&e.base)?);
-            if let Some(sweep) = &e.sweep {
-                println!(
-                    "# sweep: {} trial(s)\n{}",
-                    e.trials.len(),
-                    toml::to_string_pretty(sweep)?
-                );
-            }
-            eprintln!("{} is valid", spec.spec.display());
+            print!("{}", spec::experiment_text(&e));
+            let plan = assay::plan::expand(&e);
+            eprintln!(
+                "{} is valid: {} trial(s) × {} fold(s) × {} repeat(s) = {} job(s)",
+                spec.spec.display(),
+                plan.trials,
+                plan.folds,
+                plan.repeats,
+                plan.jobs.len()
+            );
             Ok(0)
         }
         Command::Plan { spec, json } => {

@@ -546,3 +546,87 @@ fn binary_data_with_ten_classes_is_refused_before_training() {
     );
     assert!(!dir.path().join("runs").exists());
 }
+
+/// `assay validate` on `text`: its exit code and stderr.
+fn validate(text: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), text);
+    assay(dir.path(), &["validate", spec.to_str().unwrap()])
+}
+
+#[test]
+fn seeds_only_sweeps_and_no_validation_split_with_folds() {
+    // repeats without parameters: the spec with 5 seeds
+    let v = validate(&format!("{}\n[sweep]\nrepeats = 5\n", base()));
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    assert!(
+        v.stderr
+            .ends_with("is valid: 1 trial(s) × 1 fold(s) × 5 repeat(s) = 5 job(s)\n"),
+        "{}",
+        v.stderr
+    );
+    // a sweep of nothing is still an error, with the way out
+    let (r, _) = rejected(&format!("{}\n[sweep]\nmethod = \"grid\"\n", base()), &[]);
+    assert!(
+        r.stderr
+            .starts_with("error: nothing to sweep: no parameters and a single repeat\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("or repeats = 5 to run the spec with 5 seeds"),
+        "{}",
+        r.stderr
+    );
+    let (r, _) = rejected(
+        &format!(
+            "{}\n[sweep]\nmethod = \"random\"\ntrials = 3\nrepeats = 2\n",
+            base()
+        ),
+        &[],
+    );
+    assert!(
+        r.stderr
+            .starts_with("error: a random sweep needs parameters to draw\n"),
+        "{}",
+        r.stderr
+    );
+
+    // validation_fraction = 0 means no split, which is what folds want
+    let v = validate(&base().replace(
+        "[train]",
+        "[split]\nfolds = 3\nvalidation_fraction = 0\n\n[train]",
+    ));
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let (r, _) = rejected(
+        &base().replace(
+            "[train]",
+            "[split]\nfolds = 3\nvalidation_fraction = 0.2\n\n[train]",
+        ),
+        &[],
+    );
+    assert!(
+        r.stderr
+            .starts_with("error: validation_fraction conflicts with folds"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn the_valid_keys_hint_names_each_key_once() {
+    let text = base().replace("[train]", "[schedule]\nzzzzzzzz = 1\n\n[train]");
+    let (r, _) = rejected(&text, &[]);
+    let help = r
+        .stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("= help: valid keys here: "))
+        .unwrap_or_else(|| panic!("{}", r.stderr));
+    let keys: Vec<&str> = help.split(", ").collect();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(keys.len(), unique.len(), "{help}");
+    assert!(keys.contains(&"warmup_epochs"), "{help}");
+}

@@ -193,16 +193,21 @@ pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
         None => None,
     };
     let data = prepare::for_job(&job.spec, &loaded, folds.as_ref(), job.fold)?;
-    run_job(&job, &data, opts)
+    run_job(&plan, &job, &data, opts)
 }
 
-/// Trains and evaluates `job` on `data`, writing its folder.
-pub fn run_job(job: &Job, data: &PreparedData, opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
+/// Trains and evaluates `job` of `plan` on `data`, writing its folder.
+pub fn run_job(
+    plan: &Plan,
+    job: &Job,
+    data: &PreparedData,
+    opts: &WorkerOptions,
+) -> anyhow::Result<WorkerExit> {
     let dir = opts.experiment.job(&job.id);
     std::fs::create_dir_all(&dir.root)
         .with_context(|| format!("cannot create {}", dir.root.display()))?;
     let spec = &job.spec;
-    let spec_toml = toml::to_string_pretty(spec).context("cannot serialise the resolved spec")?;
+    let spec_toml = crate::plan::job_spec_text(plan, job);
     write_atomic(&dir.spec(), spec_toml.as_bytes())
         .with_context(|| format!("cannot write {}", dir.spec().display()))?;
 

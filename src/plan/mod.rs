@@ -35,6 +35,10 @@ pub struct Plan {
     /// Folds per trial (1 without cross-validation).
     pub folds: usize,
     pub repeats: usize,
+    /// The folder the spec's relative data paths start from (absolute); absent in plans
+    /// written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_root: Option<std::path::PathBuf>,
     pub jobs: Vec<Job>,
 }
 
@@ -118,6 +122,10 @@ pub fn expand(experiment: &Experiment) -> Plan {
         trials: experiment.trials.len(),
         folds,
         repeats,
+        data_root: Some(
+            std::path::absolute(&experiment.spec_dir)
+                .unwrap_or_else(|_| experiment.spec_dir.clone()),
+        ),
         jobs,
     }
 }
@@ -132,6 +140,42 @@ impl Plan {
     pub fn job(&self, id: &str) -> Option<&Job> {
         self.jobs.iter().find(|j| j.id == id)
     }
+}
+
+/// The spec text kept in `job`'s folder: its trial's resolved spec, with `[sweep] repeats` when
+/// the plan repeats each trial, so that `assay run` on it plans this trial's jobs again with the
+/// same ids (this one among them) and trains them to the same metrics.
+pub fn job_spec_text(plan: &Plan, job: &Job) -> String {
+    let root = plan
+        .data_root
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("/"));
+    let sweep = (plan.repeats > 1).then(|| crate::spec::SweepSpec {
+        method: crate::spec::SweepMethod::Grid,
+        trials: 1,
+        repeats: plan.repeats,
+        parameters: Vec::new(),
+        pruning: None,
+    });
+    let fold = job
+        .fold
+        .map_or("no folds".to_string(), |f| format!("fold {f}"));
+    let params: Vec<String> = job.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let params = if params.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", params.join(" "))
+    };
+    format!(
+        "# The resolved spec of job {} of experiment {}: trial {}{params}, {fold}, repeat {} (seed {}).\n\
+         # `assay run` on this file trains this trial's jobs again, with the same ids and metrics.\n\n{}",
+        job.id,
+        plan.experiment,
+        job.trial,
+        job.repeat,
+        job.seed,
+        crate::spec::to_text(&job.spec, &root, sweep.as_ref())
+    )
 }
 
 /// The plan as text: trials with their swept values, then their jobs.

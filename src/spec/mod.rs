@@ -5,6 +5,7 @@ mod augment;
 mod diagnostic;
 mod model_section;
 mod reader;
+mod resolved;
 mod source;
 mod sweep;
 mod training;
@@ -15,6 +16,7 @@ mod validate;
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, SpecError};
+pub use resolved::{experiment_text, to_text};
 pub use source::{Origin, Sources, Span};
 pub use sweep::{Domain, ParamValue, Pruning, SweepMethod, SweepParam, SweepSpec};
 pub use types::*;
@@ -26,7 +28,8 @@ use std::collections::BTreeMap;
 pub struct Experiment {
     /// The spec as written (with overrides), without the sweep applied.
     pub base: Spec,
-    /// The spec file's folder: data paths are recorded relative to it in job ids.
+    /// The folder relative data paths start from (`data.root`, else the spec file's folder):
+    /// data paths are recorded relative to it in job ids.
     pub spec_dir: std::path::PathBuf,
     pub sweep: Option<SweepSpec>,
     pub trials: Vec<Trial>,
@@ -73,6 +76,8 @@ pub fn parse(
         return Err(SpecError::new(diags.list, &sources));
     }
     let sweep_node = take_sweep(&mut root);
+    let data_root = validate::data_root(&root, base);
+    let base = data_root.as_path();
     let spec = validate::spec(&root, base, &mut diags);
     let spec = match spec {
         Some(spec) if diags.list.is_empty() => spec,

@@ -83,7 +83,9 @@ impl<'a> TableReader<'a> {
 
     /// Declares `key` as known and returns its entry if present.
     pub fn entry(&mut self, key: &'static str) -> Option<&'a Entry> {
-        self.known.push(key);
+        if !self.known.contains(&key) {
+            self.known.push(key);
+        }
         self.table.get(key)
     }
 

@@ -203,7 +203,7 @@ pub fn parse(node: &Node, seed: u64, d: &mut Diags) -> Option<(SweepSpec, Vec<Sw
     let min_epochs = pruning_number("min_epochs", 1, 1, &mut t, d);
     let reduction = pruning_number("reduction_factor", 3, 2, &mut t, d);
     let pp = t.path_of("parameters");
-    let params_node = t.required("parameters", d, "{ \"optimizer.lr\" = [0.001, 0.01] }");
+    let params_node = t.entry("parameters").map(|e| &e.node);
     let span = t.span();
     t.finish(d);
     let (trials, repeats, asha, min_epochs, reduction) =
@@ -244,24 +244,35 @@ pub fn parse(node: &Node, seed: u64, d: &mut Diags) -> Option<(SweepSpec, Vec<Sw
         }
         _ => {}
     }
-    let params_node = params_node?;
-    let Value::Table(table) = &params_node.value else {
-        r::type_error(
-            At {
-                node: params_node,
-                path: &pp,
-            },
-            "a table of key path = values",
-            d,
-        );
-        return None;
+    let empty = tree::Table::default();
+    let table = match params_node {
+        Some(node) => {
+            let Value::Table(table) = &node.value else {
+                r::type_error(At { node, path: &pp }, "a table of key path = values", d);
+                return None;
+            };
+            table
+        }
+        None => &empty,
     };
-    if table.entries.is_empty() {
+    // Without parameters a sweep is a seeds-only study: the spec itself, `repeats` times.
+    if table.entries.is_empty() && (repeats < 2 || method == SweepMethod::Random) {
+        let (message, help) = if method == SweepMethod::Random {
+            (
+                "a random sweep needs parameters to draw",
+                "add [sweep.parameters] with e.g. \"optimizer.lr\" = { loguniform = [1e-4, 1e-2] }",
+            )
+        } else {
+            (
+                "nothing to sweep: no parameters and a single repeat",
+                "add [sweep.parameters] with e.g. \"optimizer.lr\" = [0.001, 0.01], or repeats = 5 to run the spec with 5 seeds",
+            )
+        };
         d.error(
-            params_node.span,
+            params_node.map_or(span, |n| n.span),
             &pp,
-            "no parameters to sweep",
-            Some("add e.g. \"optimizer.lr\" = [0.001, 0.01]".into()),
+            message,
+            Some(help.into()),
         );
         return None;
     }

@@ -58,6 +58,22 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
     })
 }
 
+/// The folder relative data paths start from: `data.root` (itself relative to `spec_dir`, the
+/// spec file's folder) when the spec sets it as a string, else `spec_dir`. Its errors are
+/// reported when `[data]` is read.
+pub fn data_root(root: &Node, spec_dir: &Path) -> PathBuf {
+    let Value::Table(top) = &root.value else {
+        return spec_dir.to_path_buf();
+    };
+    let Some(Value::Table(data)) = top.get("data").map(|e| &e.node.value) else {
+        return spec_dir.to_path_buf();
+    };
+    match data.get("root").map(|e| &e.node.value) {
+        Some(Value::Str(s)) => spec_dir.join(s),
+        _ => spec_dir.to_path_buf(),
+    }
+}
+
 pub(super) fn at<'a>(node: &'a Node, path: &'a [Segment]) -> At<'a> {
     At { node, path }
 }
@@ -153,6 +169,21 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
             _ => DataFormat::ImageFolder,
         })
     });
+    // `root` was read before validation (see [`data_root`]): `base` is already that folder.
+    let root_path = t.path_of("root");
+    if let Some(e) = t.entry("root") {
+        let a = at(&e.node, &root_path);
+        r::string(a, d)?;
+        if !base.is_dir() {
+            d.error(
+                e.node.span,
+                a.path,
+                format!("no such folder: {}", base.display()),
+                Some("data.root is relative to the spec file's folder".into()),
+            );
+            return None;
+        }
+    }
     let train_path = t.path_of("train");
     let train_node = t.required("train", d, "\"path/to/train\"");
     let test_path = t.path_of("test");
@@ -429,7 +460,7 @@ fn split(mut t: TableReader, data: Option<&DataSpec>, d: &mut Diags) -> Option<S
         }
     }
     if folds >= 2 {
-        if let Some(span) = vf_span {
+        if let (Some(span), true) = (vf_span, v > 0.0) {
             d.error(span, &r::child(&path, "validation_fraction"), "validation_fraction conflicts with folds: with cross-validation each fold is the validation set once", Some("remove one of them".into()));
             return None;
         }
