@@ -27,11 +27,17 @@ pub enum Command {
     Validate {
         #[command(flatten)]
         spec: SpecArgs,
+        /// Also load the data as `assay run` would and report its errors
+        #[arg(long)]
+        data: bool,
     },
     /// Print the jobs a spec expands to, without running anything
     Plan {
         #[command(flatten)]
         spec: SpecArgs,
+        /// Also load the data as `assay run` would and report its errors
+        #[arg(long)]
+        data: bool,
         /// Print JSON for scripts
         #[arg(long)]
         json: bool,

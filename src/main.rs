@@ -74,10 +74,37 @@ fn load(args: &SpecArgs) -> Result<spec::Experiment, SpecError> {
     spec::load(&args.spec, &args.overrides)
 }
 
+/// Loads the experiment's data as `assay run` would (with every data error it would report).
+fn check_data(e: &spec::Experiment) -> Result<assay::exec::prepare::DataCheck, PrepareError> {
+    set_threads(None);
+    assay::exec::prepare::check(&e.base)
+}
+
+fn print_data_check(c: &assay::exec::prepare::DataCheck) {
+    for (path, reason) in &c.skipped {
+        eprintln!(
+            "warning: skipped corrupt image {}: {reason}",
+            path.display()
+        );
+    }
+    let [channels, height, width] = c.shape;
+    eprintln!(
+        "data: {} images to train and validate on ({} train + {} validation in the first job), {} test; {} classes [{}]; {channels}×{height}×{width}; data hash {}",
+        c.pool,
+        c.train,
+        c.val,
+        c.test,
+        c.classes.len(),
+        c.classes.join(", "),
+        &c.data_hash[..c.data_hash.len().min(12)]
+    );
+}
+
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Validate { spec } => {
+        Command::Validate { spec, data } => {
             let e = load(&spec)?;
+            let checked = data.then(|| check_data(&e)).transpose()?;
             print!("{}", spec::experiment_text(&e));
             let plan = assay::plan::expand(&e);
             eprintln!(
@@ -88,10 +115,16 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 plan.repeats,
                 plan.jobs.len()
             );
+            if let Some(c) = checked {
+                print_data_check(&c);
+            }
             Ok(0)
         }
-        Command::Plan { spec, json } => {
+        Command::Plan { spec, json, data } => {
             let e = load(&spec)?;
+            if data {
+                print_data_check(&check_data(&e)?);
+            }
             let plan = assay::plan::expand(&e);
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);

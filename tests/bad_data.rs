@@ -114,3 +114,103 @@ fn a_csv_label_outside_the_class_list_names_file_and_line() {
         r.stderr
     );
 }
+
+#[test]
+fn validate_and_plan_with_data_report_what_run_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("images");
+    folder(&root);
+    let mut csv = String::from("path,label\n");
+    for i in 0..6 {
+        csv.push_str(&format!("images/a/{i}.png,a\nimages/b/{i}.png,b\n"));
+    }
+    std::fs::write(dir.path().join("good.csv"), &csv).unwrap();
+    std::fs::write(
+        dir.path().join("header.csv"),
+        csv.replace("path,label", "file,class"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("outside.csv"),
+        format!("{csv}images/b/0.png,z\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("corrupt/a")).unwrap();
+    folder(&dir.path().join("corrupt"));
+    std::fs::write(dir.path().join("corrupt/a/broken.png"), b"not a png").unwrap();
+    let cases = [
+        (
+            "a corrupt image",
+            spec("format = \"image-folder\"\ntrain = \"corrupt\""),
+            "broken.png",
+        ),
+        (
+            "a wrong CSV header",
+            spec("format = \"csv\"\ntrain = \"header.csv\""),
+            "header.csv",
+        ),
+        (
+            "a label outside the classes",
+            spec("format = \"csv\"\ntrain = \"outside.csv\"\nclasses = [\"a\", \"b\"]"),
+            "outside.csv:14",
+        ),
+        (
+            "a positive class the data does not have",
+            spec("format = \"image-folder\"\ntrain = \"images\"\npositive_class = \"c\"")
+                .replace("name = \"data\"", "name = \"data\"\ntask = \"binary\""),
+            "positive_class \"c\"",
+        ),
+    ];
+    for (what, text, needle) in cases {
+        let s = write_spec(dir.path(), &text);
+        let s = s.to_str().unwrap();
+        let plain = assay(dir.path(), &["validate", s]);
+        assert_eq!(
+            plain.code, 0,
+            "{what}: the spec itself is valid: {}",
+            plain.stderr
+        );
+        let checked = assay(dir.path(), &["validate", "--data", s]);
+        assert_eq!(checked.code, 2, "{what}: {}", checked.stderr);
+        assert!(
+            checked.stderr.contains(needle),
+            "{what}: {}",
+            checked.stderr
+        );
+        let planned = assay(dir.path(), &["plan", "--data", s]);
+        assert_eq!(planned.code, 2, "{what}: {}", planned.stderr);
+        assert!(!dir.path().join("runs").exists(), "{what}: nothing written");
+        let run = assay(dir.path(), &["run", s, "--runs-dir", "runs"]);
+        assert_eq!(run.code, 2, "{what}: {}", run.stderr);
+        let error = |stderr: &str| {
+            stderr
+                .lines()
+                .find(|l| l.starts_with("error:"))
+                .map(String::from)
+        };
+        assert_eq!(
+            error(&checked.stderr),
+            error(&run.stderr),
+            "{what}: the same message"
+        );
+        assert_eq!(
+            error(&planned.stderr),
+            error(&run.stderr),
+            "{what}: the same message"
+        );
+        assert!(
+            !dir.path().join("runs").exists(),
+            "{what}: nothing written by run"
+        );
+    }
+
+    // good data: a summary of what was loaded
+    let s = write_spec(dir.path(), &spec("format = \"csv\"\ntrain = \"good.csv\""));
+    let ok = assay(dir.path(), &["validate", "--data", s.to_str().unwrap()]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(
+        ok.stderr.contains("data: 12 images to train and validate on (8 train + 4 validation in the first job), 0 test; 2 classes [a, b]; 1×8×8; data hash "),
+        "{}",
+        ok.stderr
+    );
+}

@@ -183,6 +183,45 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
     })
 }
 
+/// What `assay validate --data` found: the data as `assay run` would load it.
+#[derive(Debug)]
+pub struct DataCheck {
+    /// Images the training and validation sets are cut from.
+    pub pool: usize,
+    /// Test images (a separate source or the held-out fraction).
+    pub test: usize,
+    /// The first job's training and validation images.
+    pub train: usize,
+    pub val: usize,
+    pub classes: Vec<String>,
+    pub shape: [usize; 3],
+    pub data_hash: String,
+    /// Corrupt files skipped (`on_corrupt = "skip"`): path and reason.
+    pub skipped: Vec<(std::path::PathBuf, String)>,
+}
+
+/// Loads `spec`'s data and cuts its folds and the first job's sets, as `assay run` and its
+/// workers do, so that every data error they would meet is met here, with the same message.
+pub fn check(spec: &Spec) -> Result<DataCheck, PrepareError> {
+    let data = load(spec)?;
+    let folds = make_folds(spec, &data.pool)?;
+    let first = for_job(spec, &data, folds.as_ref(), folds.as_ref().map(|_| 0))?;
+    Ok(DataCheck {
+        pool: data.pool.len(),
+        test: data.test.as_ref().map_or(0, ImageSet::len),
+        train: first.train.len(),
+        val: first.val.as_ref().map_or(0, ImageSet::len),
+        shape: [data.pool.channels, data.pool.height, data.pool.width],
+        classes: data.classes,
+        data_hash: data.data_hash,
+        skipped: data
+            .reports
+            .iter()
+            .flat_map(|r| r.skipped.iter().cloned())
+            .collect(),
+    })
+}
+
 /// The cross-validation folds of the pool, if the spec asks for them (seeded by the spec's seed,
 /// so every trial and repeat shares them).
 pub fn make_folds(spec: &Spec, pool: &ImageSet) -> Result<Option<Folds>, PrepareError> {
