@@ -72,6 +72,10 @@ pub enum Command {
         /// Start the experiment afresh; the old folder is moved aside, not deleted
         #[arg(long)]
         fresh: bool,
+        /// Run every failed job again, whatever failed it (crashes and I/O errors are retried
+        /// anyway; this adds divergence and other failures of the job itself)
+        #[arg(long)]
+        retry_failed: bool,
     },
     /// Show an experiment's jobs and their states (pending, running, done, failed, pruned)
     Status {

@@ -143,6 +143,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             retries,
             force,
             fresh,
+            retry_failed,
         } => {
             let e = load(&spec)?;
             let threads = set_threads(threads);
@@ -154,6 +155,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 retries,
                 force,
                 fresh,
+                retry_failed,
             };
             let mut progress = Progress::new();
             let summary = orchestrator::run(&e, &spec.spec, &opts, &mut progress)?;

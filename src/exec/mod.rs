@@ -2,6 +2,7 @@
 //! job, progress and status display, the benchmark, the augmentation preview.
 
 pub mod bench;
+pub mod crash;
 pub mod orchestrator;
 pub mod prepare;
 pub mod preview;

@@ -39,6 +39,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Move an existing experiment folder aside and start afresh.
     pub fresh: bool,
+    /// Run every failed job again, whatever failed it (divergence included).
+    pub retry_failed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +123,7 @@ fn open_ledger(
     experiment: &Experiment,
     plan: &Plan,
     force: bool,
+    retry_failed: bool,
 ) -> anyhow::Result<Ledger> {
     let fingerprint = plan.fingerprint();
     let spec = crate::plan::portable_json(&experiment.base, &experiment.spec_dir);
@@ -158,8 +161,9 @@ fn open_ledger(
         match entry.state {
             // Its worker died with the last orchestrator: resume it from its checkpoint.
             JobState::Running => entry.state = JobState::Pending,
-            // A crash may pass on another try; divergence would only repeat.
-            JobState::Failed if entry.retryable => {
+            // A crash or an I/O error may pass on another try; divergence would only repeat,
+            // unless asked for.
+            JobState::Failed if entry.retryable || retry_failed => {
                 entry.state = JobState::Pending;
                 entry.attempts = 0;
                 entry.reason = None;
@@ -298,6 +302,44 @@ struct Running {
     /// Its stdout reached end of file: every report it sent has been handled.
     closed: bool,
     stderr_path: PathBuf,
+    /// What this attempt wrote to stderr (its tail), once the pipe closes. It is also appended to
+    /// `stderr_path` as it comes, where the disk lets it.
+    stderr: std::thread::JoinHandle<Vec<u8>>,
+}
+
+/// The most of one attempt's stderr kept in memory for its failure reason.
+const STDERR_TAIL: usize = 64 * 1024;
+
+/// Copies a worker's stderr into `file` (best effort: a full disk must not lose the message)
+/// and returns its last [`STDERR_TAIL`] bytes at end of file.
+fn follow_stderr(
+    mut pipe: std::process::ChildStderr,
+    mut file: Option<std::fs::File>,
+) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut tail = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match pipe.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if let Some(f) = file.as_mut() {
+                if f.write_all(&buf[..n]).is_err() {
+                    file = None;
+                }
+            }
+            tail.extend_from_slice(&buf[..n]);
+            if tail.len() > 2 * STDERR_TAIL {
+                tail.drain(..tail.len() - STDERR_TAIL);
+            }
+        }
+        if tail.len() > STDERR_TAIL {
+            tail.drain(..tail.len() - STDERR_TAIL);
+        }
+        tail
+    })
 }
 
 /// How many interrupt signals (Ctrl-C, SIGTERM) arrived.
@@ -344,7 +386,7 @@ pub fn run(
         progress.note(&format!("moved the earlier run to {}", aside.display()));
     }
     let _lock = RunLock::acquire(&dir.root).map_err(RunRefused::from)?;
-    let mut ledger = open_ledger(&dir, experiment, &plan, opts.force)?;
+    let mut ledger = open_ledger(&dir, experiment, &plan, opts.force, opts.retry_failed)?;
     check_data(&dir, &data, progress)?;
     let folds_path = dir.folds();
     if !folds_path.exists() {
@@ -420,6 +462,7 @@ pub fn run(
                 if let Some(e) = ledger.jobs.get_mut(&id) {
                     e.state = JobState::Running;
                     e.attempts += 1;
+                    e.reason = None;
                     e.updated_at = now();
                 }
                 ledger.save(&dir.root)?;
@@ -494,6 +537,9 @@ pub fn run(
                     }
                 }
                 Message::Report(_, Report::Started { .. }) => {}
+                Message::Report(id, Report::Warning { message }) => {
+                    progress.note(&format!("warning: job {id}: {message}"));
+                }
                 Message::Report(id, Report::Step { epoch, step, steps }) => {
                     progress.step(&id, epoch, step, steps, &ledger)
                 }
@@ -542,14 +588,23 @@ pub fn run(
                     ),
                     false,
                 ),
+                (Some(WorkerExit::ENVIRONMENT_FAILED_CODE), f) => (
+                    JobState::Failed,
+                    Some(f.and_then(|f| f.1).unwrap_or_else(|| "an I/O error".into())),
+                    true,
+                ),
                 (Some(WorkerExit::INTERRUPTED_CODE), _) => (JobState::Pending, None, false),
+                // Killed by a second Ctrl-C: interrupted, not failed; it resumes from its last
+                // checkpoint on the next run.
+                _ if signals >= 2 => (JobState::Pending, Some("interrupted".to_string()), false),
                 _ => {
                     let how = match (code, std::os::unix::process::ExitStatusExt::signal(&status)) {
                         (_, Some(sig)) => format!("the worker was killed by signal {sig}"),
                         (Some(c), None) => format!("the worker crashed (exit code {c})"),
                         (None, None) => "the worker crashed".to_string(),
                     };
-                    let tail = last_line(&r.stderr_path)
+                    let said = r.stderr.join().unwrap_or_default();
+                    let tail = super::crash::reason(&String::from_utf8_lossy(&said))
                         .map(|l| format!(": {l}"))
                         .unwrap_or_default();
                     (JobState::Failed, Some(format!("{how}{tail}")), true)
@@ -597,14 +652,6 @@ pub fn run(
     Ok(summary)
 }
 
-fn last_line(path: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().to_string())
-}
-
 /// Starts `assay worker` for one job; its reports arrive on `tx`.
 fn spawn(
     dir: &ExperimentDir,
@@ -620,11 +667,12 @@ fn spawn(
     std::fs::create_dir_all(&job_dir.root)
         .with_context(|| format!("cannot create {}", job_dir.root.display()))?;
     let stderr_path = job_dir.root.join("worker-stderr.txt");
-    let stderr = std::fs::OpenOptions::new()
+    // Best effort: without the file (a full disk) the message still reaches the ledger.
+    let stderr_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&stderr_path)
-        .with_context(|| format!("cannot open {}", stderr_path.display()))?;
+        .ok();
     let mut cmd = Command::new(exe);
     cmd.arg("worker")
         .arg("--experiment-dir")
@@ -649,7 +697,7 @@ fn spawn(
     }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(stderr));
+        .stderr(Stdio::piped());
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the worker when the
     // orchestrator dies, so no worker outlives it and keeps writing into a resumed run.
     unsafe {
@@ -663,6 +711,10 @@ fn spawn(
     let mut child = cmd.spawn().context("cannot start a worker process")?;
     let stdin = child.stdin.take().context("the worker has no stdin")?;
     let stdout = child.stdout.take().context("the worker has no stdout")?;
+    let stderr = follow_stderr(
+        child.stderr.take().context("the worker has no stderr")?,
+        stderr_file,
+    );
     let job = id.to_string();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -681,6 +733,7 @@ fn spawn(
         finished: None,
         closed: false,
         stderr_path,
+        stderr,
     })
 }
 

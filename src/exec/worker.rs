@@ -39,6 +39,9 @@ pub enum WorkerExit {
     Pruned,
     /// Training failed in a way another try would repeat (divergence).
     Failed(String),
+    /// The environment failed the job (an I/O error: a full disk, a vanished file); another
+    /// try, once that is mended, may pass.
+    EnvironmentFailed(String),
     /// Stopped on request; the last epoch checkpoint is kept.
     Interrupted,
 }
@@ -46,11 +49,13 @@ pub enum WorkerExit {
 impl WorkerExit {
     pub const FAILED_CODE: i32 = 10;
     pub const INTERRUPTED_CODE: i32 = 11;
+    pub const ENVIRONMENT_FAILED_CODE: i32 = 12;
 
     pub fn code(&self) -> i32 {
         match self {
             WorkerExit::Done | WorkerExit::Pruned => 0,
             WorkerExit::Failed(_) => Self::FAILED_CODE,
+            WorkerExit::EnvironmentFailed(_) => Self::ENVIRONMENT_FAILED_CODE,
             WorkerExit::Interrupted => Self::INTERRUPTED_CODE,
         }
     }
@@ -81,6 +86,8 @@ pub enum Report {
         status: String,
         reason: Option<String>,
     },
+    /// Something the user should hear about (an unreadable checkpoint, say).
+    Warning { message: String },
 }
 
 fn report(r: &Report) -> anyhow::Result<()> {
@@ -166,8 +173,24 @@ pub struct WorkerOptions<'a> {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Runs one job of the plan in `opts.experiment`.
+/// Runs one job of the plan in `opts.experiment`. An I/O error on the way (a full disk, a
+/// vanished file) ends it as [`WorkerExit::EnvironmentFailed`], told to the orchestrator.
 pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
+    crate::store::fault::arm_from_env();
+    match load_and_run(opts) {
+        Err(e) if is_environment(&e) => {
+            let reason = format!("{e:#}");
+            report(&Report::Finished {
+                status: "failed".into(),
+                reason: Some(reason.clone()),
+            })?;
+            Ok(WorkerExit::EnvironmentFailed(reason))
+        }
+        other => other,
+    }
+}
+
+fn load_and_run(opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
     let plan_path = opts.experiment.plan();
     let plan: Plan = serde_json::from_slice(
         &std::fs::read(&plan_path)
@@ -213,7 +236,7 @@ pub fn run_job(
 
     let device = Device::Cpu;
     let net = prepare::build_network(spec, data, job.seed, &device)?;
-    let resume = load_checkpoint(&dir)?;
+    let (resume, checkpoint_warnings) = load_checkpoint(&dir);
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
     let mut record = JobRecord {
         version: FORMAT_VERSION,
@@ -268,6 +291,12 @@ pub fn run_job(
     let mut sink = Fanout {
         sinks: vec![&mut console, &mut progress, &mut tb],
     };
+    for message in checkpoint_warnings {
+        report(&Report::Warning {
+            message: message.clone(),
+        })?;
+        sink.event(&Event::Warning { message })?;
+    }
     if resumed_from > 0 {
         sink.event(&Event::Warning {
             message: format!("resuming job {} after epoch {resumed_from}", job.id),
@@ -349,7 +378,8 @@ pub fn run_job(
                 None,
                 &failure.history,
                 BTreeMap::new(),
-            )?;
+            )
+            .with_context(|| format!("after the job failed ({reason})"))?;
             // The log must hear about the failure even if TensorBoard is what failed.
             let _ = sink.event(&Event::JobFailed {
                 job: job.id.clone(),
@@ -358,13 +388,17 @@ pub fn run_job(
             record.status = "failed";
             record.reason = Some(&reason);
             write_record(&record)?;
-            WorkerExit::Failed(reason)
+            if is_environment(&failure.error) {
+                WorkerExit::EnvironmentFailed(reason)
+            } else {
+                WorkerExit::Failed(reason)
+            }
         }
     };
     let (status, reason) = match &exit {
         WorkerExit::Done => ("done", None),
         WorkerExit::Pruned => ("pruned", None),
-        WorkerExit::Failed(r) => ("failed", Some(r.clone())),
+        WorkerExit::Failed(r) | WorkerExit::EnvironmentFailed(r) => ("failed", Some(r.clone())),
         WorkerExit::Interrupted => ("interrupted", None),
     };
     drop(sink);
@@ -379,6 +413,14 @@ pub fn run_job(
         reason,
     })?;
     Ok(exit)
+}
+
+/// Whether `error` came from the environment (an I/O error anywhere in its chain) rather than
+/// from the job itself (divergence, a model that cannot be built).
+fn is_environment(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some())
 }
 
 /// Sends progress within epochs to the orchestrator (finished epochs are sent once checkpointed).
@@ -453,10 +495,18 @@ impl TrainHooks for WorkerHooks<'_> {
             Tensor::from_vec(meta, meta_len, &Device::Cpu)?,
         );
         let path = self.dir.checkpoint();
+        // The last checkpoint stays as the previous one until the new one is durable.
+        if path.exists() {
+            let previous = self.dir.previous_checkpoint();
+            std::fs::rename(&path, &previous).with_context(|| {
+                format!("cannot move {} to {}", path.display(), previous.display())
+            })?;
+        }
         write_atomic_with(&path, |tmp| {
             candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
         })
         .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+        crate::store::fault::after_checkpoint(c.epoch);
         // Only a durable epoch counts as done for the orchestrator (and a resumed run).
         let score = c
             .history
@@ -492,13 +542,35 @@ impl TrainHooks for WorkerHooks<'_> {
     }
 }
 
-/// The job's last checkpoint, if it has one.
-fn load_checkpoint(dir: &JobDir) -> anyhow::Result<Option<Checkpoint>> {
-    let path = dir.checkpoint();
-    if !path.exists() {
-        return Ok(None);
+/// The job's last readable checkpoint, if it has one: the last, else the previous one, else none
+/// (the job starts over), with a warning for each that could not be read.
+fn load_checkpoint(dir: &JobDir) -> (Option<Checkpoint>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let candidates = [dir.checkpoint(), dir.previous_checkpoint()];
+    for (i, path) in candidates.iter().enumerate() {
+        if !path.exists() {
+            continue;
+        }
+        match read_checkpoint(path) {
+            Ok(c) => return (Some(c), warnings),
+            Err(e) => {
+                let next = if i == 0 && candidates[1].exists() {
+                    format!(
+                        "resuming from the previous one, {}",
+                        candidates[1].display()
+                    )
+                } else {
+                    "the job starts again from epoch 0".to_string()
+                };
+                warnings.push(format!("{e:#}; {next}"));
+            }
+        }
     }
-    let tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+    (None, warnings)
+}
+
+fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
+    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
         .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
     let meta_tensor = tensors
         .get("meta.json")
@@ -513,7 +585,7 @@ fn load_checkpoint(dir: &JobDir) -> anyhow::Result<Option<Checkpoint>> {
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    Ok(Some(Checkpoint {
+    Ok(Checkpoint {
         epoch: meta.epoch,
         history: meta.history,
         best_epoch: meta.best_epoch,
@@ -521,15 +593,18 @@ fn load_checkpoint(dir: &JobDir) -> anyhow::Result<Option<Checkpoint>> {
         model: take("model."),
         optimizer: take("optim."),
         best_model: take("best."),
-    }))
+    })
 }
 
 fn remove_checkpoint(dir: &JobDir) -> anyhow::Result<()> {
-    match std::fs::remove_file(dir.checkpoint()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot remove {}", dir.checkpoint().display())),
+    for path in [dir.checkpoint(), dir.previous_checkpoint()] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
+        }
     }
+    Ok(())
 }
 
 struct Failure {

@@ -24,8 +24,14 @@ pub fn write_atomic_with(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    write(&tmp)?;
-    File::open(&tmp)?.sync_all()?;
+    let written = write(&tmp)
+        .and_then(|()| super::fault::charge(&tmp))
+        .and_then(|()| File::open(&tmp)?.sync_all());
+    if let Err(e) = written {
+        // A failed write (a full disk, say) leaves the old file and no temp file behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::rename(&tmp, path)?;
     sync_dir(dir)
 }

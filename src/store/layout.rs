@@ -64,6 +64,11 @@ impl JobDir {
     pub fn checkpoint(&self) -> PathBuf {
         self.root.join("checkpoint.safetensors")
     }
+    /// The checkpoint before the last one, kept until the next is written: what a resume falls
+    /// back to when the last cannot be read.
+    pub fn previous_checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.previous.safetensors")
+    }
     /// The worker's console output.
     pub fn log(&self) -> PathBuf {
         self.root.join("log.txt")

@@ -1,6 +1,7 @@
 //! The run folder on disk: its layout, crash-safe writes, the ledger and the run lock.
 
 pub mod atomic;
+pub mod fault;
 pub mod layout;
 pub mod ledger;
 pub mod lock;

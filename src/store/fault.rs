@@ -1,0 +1,52 @@
+//! Faults injected on purpose, for the tests of what a full disk or a crash leaves behind. They
+//! are armed from environment variables by `assay worker` alone, never by other commands:
+//! `ASSAY_FAULT_ENOSPC_AFTER=N` makes crash-safe writes fail with "No space left on device" once
+//! the worker has written N bytes through them; `ASSAY_FAULT_PANIC_AFTER_EPOCH=N` makes the worker
+//! panic right after it checkpointed epoch N.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// Bytes crash-safe writes may still write; `u64::MAX`: unarmed.
+static BYTES_LEFT: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The epoch after whose checkpoint the worker panics; `usize::MAX`: unarmed.
+static PANIC_EPOCH: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Arms the faults the environment asks for (called once by `assay worker`).
+pub fn arm_from_env() {
+    let read = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = read("ASSAY_FAULT_ENOSPC_AFTER") {
+        BYTES_LEFT.store(n, Ordering::SeqCst);
+    }
+    if let Some(n) = read("ASSAY_FAULT_PANIC_AFTER_EPOCH") {
+        PANIC_EPOCH.store(n as usize, Ordering::SeqCst);
+    }
+}
+
+/// Charges the file just written at `tmp` to the byte budget; past it, cuts the file to what
+/// fitted and fails as a full disk does.
+pub fn charge(tmp: &Path) -> io::Result<()> {
+    let left = BYTES_LEFT.load(Ordering::SeqCst);
+    if left == u64::MAX {
+        return Ok(());
+    }
+    let len = std::fs::metadata(tmp)?.len();
+    if len <= left {
+        BYTES_LEFT.store(left - len, Ordering::SeqCst);
+        return Ok(());
+    }
+    BYTES_LEFT.store(0, Ordering::SeqCst);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(tmp)?
+        .set_len(left)?;
+    Err(io::Error::from_raw_os_error(libc::ENOSPC))
+}
+
+/// Called once epoch `epoch` is checkpointed: panics if that is the armed epoch.
+pub fn after_checkpoint(epoch: usize) {
+    if PANIC_EPOCH.load(Ordering::SeqCst) == epoch {
+        panic!("injected fault: a panic after the checkpoint of epoch {epoch}");
+    }
+}
