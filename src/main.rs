@@ -188,6 +188,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Status { run_dir, json } => {
             let s = status::status(&run_dir)?;
+            for w in &s.warnings {
+                eprintln!("warning: {w}");
+            }
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
@@ -197,6 +200,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Report { run_dir } => {
             let r = assay::report::write_report(&run_dir)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
             print!("{}", assay::report::markdown::render(&r));
             println!(
                 "\nwritten: {}/report.{{json,md,csv,html}}",
@@ -206,6 +212,9 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         }
         Command::Compare { run_dirs, out } => {
             let r = assay::report::compare(&run_dirs, out.as_deref())?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
             print!("{}", assay::report::markdown::render(&r));
             if let Some(out) = out {
                 eprintln!("written: {}/compare.{{json,md,csv,html}}", out.display());

@@ -117,17 +117,40 @@ fn entry_for(job: &crate::plan::Job) -> JobEntry {
     }
 }
 
-/// Opens (or creates) the ledger for `plan`, refusing a changed spec unless forced.
+/// Opens (or creates) the ledger for `plan`, refusing a changed spec unless forced. A damaged
+/// ledger is rebuilt from the job folders (the damaged one kept aside), and finished jobs whose
+/// files are missing or damaged run again; each such repair is a warning in the result.
 fn open_ledger(
     dir: &ExperimentDir,
     experiment: &Experiment,
     plan: &Plan,
     force: bool,
     retry_failed: bool,
-) -> anyhow::Result<Ledger> {
+) -> anyhow::Result<(Ledger, Vec<String>)> {
     let fingerprint = plan.fingerprint();
     let spec = crate::plan::portable_json(&experiment.base, &experiment.spec_dir);
-    let mut ledger = match Ledger::load(&dir.root)? {
+    let mut warnings = Vec::new();
+    // The plan the folder was last run with: what a rebuilt ledger's jobs come from.
+    let last_fingerprint = std::fs::read(dir.plan())
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
+        .map_or_else(|| fingerprint.clone(), |p| p.fingerprint());
+    let loaded = crate::store::health::load_ledger(dir, &last_fingerprint, &spec)?;
+    let loaded = match loaded {
+        Some(l) => {
+            if let Some(warning) = l.rebuilt {
+                let aside = crate::store::health::set_aside_damaged(dir)
+                    .context("cannot move the damaged ledger.json aside")?;
+                warnings.push(format!(
+                    "{warning}; the damaged copy is {}",
+                    aside.display()
+                ));
+            }
+            Some(l.ledger)
+        }
+        None => None,
+    };
+    let mut ledger = match loaded {
         Some(old) if old.fingerprint != fingerprint && !force => {
             let mut changes = Vec::new();
             json_changes(&old.spec, &spec, "", &mut changes);
@@ -177,7 +200,14 @@ fn open_ledger(
             .entry(job.id.clone())
             .or_insert_with(|| entry_for(job));
     }
-    Ok(ledger)
+    let problems = crate::store::health::unfinished_after_all(dir, &ledger);
+    for (id, problem) in &problems {
+        warnings.push(format!(
+            "job {id} was finished but {problem}: it runs again"
+        ));
+    }
+    crate::store::health::demote(&mut ledger, &problems);
+    Ok((ledger, warnings))
 }
 
 /// Compares the data just loaded with the inventory the experiment started on and warns, naming
@@ -386,7 +416,11 @@ pub fn run(
         progress.note(&format!("moved the earlier run to {}", aside.display()));
     }
     let _lock = RunLock::acquire(&dir.root).map_err(RunRefused::from)?;
-    let mut ledger = open_ledger(&dir, experiment, &plan, opts.force, opts.retry_failed)?;
+    let (mut ledger, warnings) =
+        open_ledger(&dir, experiment, &plan, opts.force, opts.retry_failed)?;
+    for w in warnings {
+        progress.note(&format!("warning: {w}"));
+    }
     check_data(&dir, &data, progress)?;
     let folds_path = dir.folds();
     if !folds_path.exists() {

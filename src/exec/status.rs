@@ -5,8 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::store::ledger::Ledger;
-use crate::store::lock;
+use crate::store::{health, lock, ExperimentDir};
 
 #[derive(Serialize)]
 pub struct JobStatus {
@@ -32,15 +31,31 @@ pub struct Status {
     pub live_pid: Option<u32>,
     pub counts: std::collections::BTreeMap<&'static str, usize>,
     pub jobs: Vec<JobStatus>,
+    /// What is wrong with the folder: a damaged ledger (shown rebuilt from the job folders),
+    /// finished jobs whose files are missing or damaged (shown pending: they run again).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
-    let ledger = Ledger::load(experiment_dir)?.with_context(|| {
+    let dir = ExperimentDir {
+        root: experiment_dir.to_path_buf(),
+    };
+    let loaded = health::load_ledger(&dir, "", &serde_json::Value::Null)?.with_context(|| {
         format!(
             "{} has no ledger.json: is it an experiment folder (runs/<name>)?",
             experiment_dir.display()
         )
     })?;
+    let mut ledger = loaded.ledger;
+    let mut warnings: Vec<String> = loaded.rebuilt.into_iter().collect();
+    let problems = health::unfinished_after_all(&dir, &ledger);
+    for (id, problem) in &problems {
+        warnings.push(format!(
+            "job {id} was finished but {problem}: it runs again on the next `assay run`"
+        ));
+    }
+    health::demote(&mut ledger, &problems);
     let holder = lock::holder(experiment_dir).filter(|(_, alive)| *alive);
     let mut jobs: Vec<JobStatus> = ledger
         .jobs
@@ -66,6 +81,7 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
         live_pid: holder.map(|h| h.0.pid),
         counts: ledger.counts(),
         jobs,
+        warnings,
     })
 }
 

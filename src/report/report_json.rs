@@ -111,6 +111,10 @@ pub struct Report {
     pub refit: Vec<RefitReport>,
     pub problems: Vec<Problem>,
     pub classes: Vec<String>,
+    /// What was wrong with the experiment folders (a rebuilt ledger, finished jobs left out
+    /// because their metrics are missing or damaged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 fn summaries(t: &mut TrialReport, done: &[&JobResult], task: Task) {
@@ -365,6 +369,10 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
         refit,
         problems,
         classes: first.classes.clone(),
+        warnings: experiments
+            .iter()
+            .flat_map(|e| e.warnings.iter().cloned())
+            .collect(),
     })
 }
 
@@ -415,6 +423,7 @@ mod tests {
             classes: vec!["a".into()],
             data_hash: Some("d".into()),
             folds_json: Some("f".into()),
+            warnings: Vec::new(),
         }
     }
 

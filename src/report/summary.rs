@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::spec::Task;
-use crate::store::ledger::{Ledger, LedgerError};
+use crate::store::health;
+use crate::store::ledger::LedgerError;
 use crate::store::ExperimentDir;
 use crate::train::metrics::scalar_metrics;
 
@@ -118,6 +119,8 @@ pub struct ExperimentResults {
     pub data_hash: Option<String>,
     /// The content of folds.json, if any (trials compared across experiments need the same).
     pub folds_json: Option<String>,
+    /// What is wrong with the folder (a rebuilt ledger, finished jobs left out).
+    pub warnings: Vec<String>,
 }
 
 /// Whether a larger value of `metric` is better (`loss` and `hamming_loss` are lower-is-better).
@@ -261,9 +264,21 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
             dir: dir.to_path_buf(),
         });
     }
-    let ledger = Ledger::load(dir)?.ok_or_else(|| ReportError::NotExperiment {
-        dir: dir.to_path_buf(),
+    let loaded = health::load_ledger(&exp, "", &serde_json::Value::Null)?.ok_or_else(|| {
+        ReportError::NotExperiment {
+            dir: dir.to_path_buf(),
+        }
     })?;
+    let mut ledger = loaded.ledger;
+    let mut warnings: Vec<String> = loaded.rebuilt.into_iter().collect();
+    // A finished job whose metrics are gone or damaged is not summarised: it runs again.
+    let problems = health::unfinished_after_all(&exp, &ledger);
+    for (id, problem) in &problems {
+        warnings.push(format!(
+            "job {id} was finished but {problem}: it is left out and runs again on the next `assay run`"
+        ));
+    }
+    health::demote(&mut ledger, &problems);
     let plan = read_plan(&plan_path)?;
     let best_metric = plan
         .jobs
@@ -285,7 +300,9 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
             reason: entry.and_then(|e| e.reason.clone()),
             ..JobResult::default()
         };
-        read_metrics(&job_dir.metrics(), &best_metric, &mut result)?;
+        if !problems.iter().any(|(id, _)| *id == job.id) {
+            read_metrics(&job_dir.metrics(), &best_metric, &mut result)?;
+        }
         if let Some(info) = read_json(&job_dir.job())? {
             if data_hash.is_none() {
                 data_hash = info["data_hash"].as_str().map(str::to_string);
@@ -333,5 +350,6 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
         classes,
         data_hash,
         folds_json,
+        warnings,
     })
 }

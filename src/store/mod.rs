@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod fault;
+pub mod health;
 pub mod layout;
 pub mod ledger;
 pub mod lock;

@@ -1,0 +1,186 @@
+//! A run folder checked against itself: finished jobs whose `metrics.json` is missing, damaged
+//! or another job's, and a damaged `ledger.json` rebuilt from `plan.json` and the job folders.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::ledger::{JobEntry, JobState, Ledger, LedgerError, LEDGER_VERSION};
+use super::{now, ExperimentDir};
+
+/// Why a job the ledger calls done (or pruned) cannot count as such, if it cannot.
+pub fn finished_job_problem(dir: &ExperimentDir, id: &str) -> Option<String> {
+    let path = dir.job(id).metrics();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Some(format!("{} is missing", path.display()))
+        }
+        Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+    };
+    let m: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("{} is damaged ({e})", path.display())),
+    };
+    match m["job_id"].as_str() {
+        Some(j) if j == id => {}
+        Some(j) => return Some(format!("{} belongs to job {j}", path.display())),
+        None => return Some(format!("{} has no job id", path.display())),
+    }
+    if !m["final"].is_object() {
+        return Some(format!("{} has no final metrics", path.display()));
+    }
+    None
+}
+
+/// The done and pruned jobs of `ledger` whose files say otherwise, with the reason.
+pub fn unfinished_after_all(dir: &ExperimentDir, ledger: &Ledger) -> Vec<(String, String)> {
+    ledger
+        .jobs
+        .iter()
+        .filter(|(_, e)| matches!(e.state, JobState::Done | JobState::Pruned))
+        .filter_map(|(id, _)| finished_job_problem(dir, id).map(|p| (id.clone(), p)))
+        .collect()
+}
+
+/// Marks `problems`' jobs pending again: they run on the next `assay run`.
+pub fn demote(ledger: &mut Ledger, problems: &[(String, String)]) {
+    for (id, problem) in problems {
+        if let Some(e) = ledger.jobs.get_mut(id) {
+            e.state = JobState::Pending;
+            e.reason = Some(format!("{problem}: the job runs again"));
+            e.retryable = false;
+            e.epochs_done = 0;
+            e.updated_at = now();
+        }
+    }
+}
+
+/// A ledger and what was wrong with it.
+pub struct LoadedLedger {
+    pub ledger: Ledger,
+    /// Set when `ledger.json` was damaged and this ledger was rebuilt from the job folders.
+    pub rebuilt: Option<String>,
+}
+
+/// The experiment's ledger; a damaged one is rebuilt (in memory) from `plan.json` and the job
+/// folders, with `fingerprint` and `spec` as given. `None` without a ledger.
+pub fn load_ledger(
+    dir: &ExperimentDir,
+    fingerprint: &str,
+    spec: &serde_json::Value,
+) -> Result<Option<LoadedLedger>, LedgerError> {
+    match Ledger::load(&dir.root) {
+        Ok(l) => Ok(l.map(|ledger| LoadedLedger {
+            ledger,
+            rebuilt: None,
+        })),
+        Err(LedgerError::Parse { path, source }) => {
+            let Some(ledger) = rebuild(dir, fingerprint, spec) else {
+                return Err(LedgerError::Parse { path, source });
+            };
+            Ok(Some(LoadedLedger {
+                ledger,
+                rebuilt: Some(format!(
+                    "{} is damaged ({source}); rebuilt it from plan.json and the job folders ({} jobs)",
+                    path.display(),
+                    dir.plan().display()
+                )),
+            }))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves a damaged `ledger.json` aside (`ledger.json.damaged-<unix time>`) before a rebuilt
+/// one replaces it; returns where it went.
+pub fn set_aside_damaged(dir: &ExperimentDir) -> std::io::Result<std::path::PathBuf> {
+    let from = super::ledger::ledger_path(&dir.root);
+    let to = dir
+        .root
+        .join(format!("ledger.json.damaged-{}", now() as u64));
+    std::fs::rename(&from, &to)?;
+    Ok(to)
+}
+
+#[derive(Deserialize)]
+struct PlanJobs {
+    experiment: String,
+    jobs: Vec<PlannedJob>,
+}
+
+#[derive(Deserialize)]
+struct PlannedJob {
+    id: String,
+    trial: usize,
+    trial_id: String,
+    fold: Option<usize>,
+    repeat: usize,
+    spec: PlannedSpec,
+}
+
+#[derive(Deserialize)]
+struct PlannedSpec {
+    train: PlannedTrain,
+}
+
+#[derive(Deserialize)]
+struct PlannedTrain {
+    epochs: usize,
+}
+
+/// Every planned job's state from its folder: done, pruned or failed as its `metrics.json` says
+/// (when that is sound), else pending (it resumes from its checkpoint, if any). Successive-halving
+/// decisions are not in the folders and are lost. `None` when `plan.json` is unreadable too.
+fn rebuild(dir: &ExperimentDir, fingerprint: &str, spec: &serde_json::Value) -> Option<Ledger> {
+    let plan: PlanJobs = serde_json::from_slice(&std::fs::read(dir.plan()).ok()?).ok()?;
+    let mut jobs = BTreeMap::new();
+    for job in plan.jobs {
+        let metrics: Option<serde_json::Value> = finished_job_problem(dir, &job.id)
+            .is_none()
+            .then(|| std::fs::read(dir.job(&job.id).metrics()).ok())
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let status = metrics.as_ref().and_then(|m| m["status"].as_str());
+        let state = match status {
+            Some("done") => JobState::Done,
+            Some("pruned") => JobState::Pruned,
+            Some("failed") => JobState::Failed,
+            _ => JobState::Pending,
+        };
+        let epochs_done = metrics
+            .as_ref()
+            .and_then(|m| m["history"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        jobs.insert(
+            job.id.clone(),
+            JobEntry {
+                state,
+                trial: job.trial,
+                refit: job.trial_id.ends_with("-refit"),
+                trial_id: job.trial_id,
+                fold: job.fold,
+                repeat: job.repeat,
+                attempts: 0,
+                reason: metrics
+                    .as_ref()
+                    .and_then(|m| m["reason"].as_str().map(str::to_string)),
+                retryable: false,
+                epochs_done,
+                epochs: job.spec.train.epochs,
+                last_score: None,
+                updated_at: now(),
+            },
+        );
+    }
+    Some(Ledger {
+        version: LEDGER_VERSION,
+        experiment: plan.experiment,
+        fingerprint: fingerprint.to_string(),
+        spec: spec.clone(),
+        created_at: now(),
+        updated_at: now(),
+        jobs,
+        rungs: BTreeMap::new(),
+    })
+}
