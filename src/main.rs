@@ -87,6 +87,9 @@ fn print_data_check(c: &assay::exec::prepare::DataCheck) {
             path.display()
         );
     }
+    for w in &c.warnings {
+        eprintln!("warning: {w}");
+    }
     let [channels, height, width] = c.shape;
     eprintln!(
         "data: {} images to train and validate on ({} train + {} validation in the first job), {} test; {} classes [{}]; {channels}×{height}×{width}; data hash {}",

@@ -214,3 +214,135 @@ fn validate_and_plan_with_data_report_what_run_reports() {
         ok.stderr
     );
 }
+
+/// `assay run` on `text` in `dir`: exit 2 with `needle` in the error, nothing written; and
+/// `assay validate --data` says the same.
+fn refused_before_running(dir: &Path, text: &str, needle: &str) {
+    let s = write_spec(dir, text);
+    let r = run_spec(dir, &s, &[]);
+    assert_eq!(r.code, 2, "{needle}: {}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains(needle), "{}", r.stderr);
+    assert!(!dir.join("runs").exists(), "{needle}: nothing written");
+    let v = assay(dir, &["validate", "--data", s.to_str().unwrap()]);
+    assert_eq!(v.code, 2, "{}", v.stderr);
+    assert!(v.stderr.contains(needle), "{}", v.stderr);
+}
+
+#[test]
+fn data_that_cannot_make_a_classifier_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // one class folder
+    for i in 0..6 {
+        png(&dir.path().join("one/a").join(format!("{i}.png")), i as u8);
+    }
+    refused_before_running(
+        dir.path(),
+        &spec("format = \"image-folder\"\ntrain = \"one\""),
+        "error: the training data has images of only one class (\"a\"): a classifier needs at least 2",
+    );
+    // a single image
+    png(&dir.path().join("single/a/0.png"), 3);
+    refused_before_running(
+        dir.path(),
+        &spec("format = \"image-folder\"\ntrain = \"single\""),
+        "only one class",
+    );
+    // classes listed, but the images are all of one
+    let rows: String = (0..6).map(|i| format!("one/a/{i}.png,a\n")).collect();
+    std::fs::write(
+        dir.path().join("onelabel.csv"),
+        format!("path,label\n{rows}"),
+    )
+    .unwrap();
+    refused_before_running(
+        dir.path(),
+        &spec("format = \"csv\"\ntrain = \"onelabel.csv\"\nclasses = [\"a\", \"b\"]"),
+        "only one class (\"a\")",
+    );
+}
+
+#[test]
+fn duplicate_and_conflicting_manifest_rows_are_refused_with_both_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    folder(&dir.path().join("images"));
+    let mut csv = String::from("path,label\n");
+    for i in 0..6 {
+        csv.push_str(&format!("images/a/{i}.png,a\nimages/b/{i}.png,b\n"));
+    }
+    std::fs::write(
+        dir.path().join("dup.csv"),
+        format!("{csv}images/a/3.png,a\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("conflict.csv"),
+        format!("{csv}./images/a/3.png,b\n"),
+    )
+    .unwrap();
+    refused_before_running(
+        dir.path(),
+        &spec("format = \"csv\"\ntrain = \"dup.csv\""),
+        "dup.csv:14: image ",
+    );
+    let s = write_spec(dir.path(), &spec("format = \"csv\"\ntrain = \"dup.csv\""));
+    let r = run_spec(dir.path(), &s, &[]);
+    assert!(
+        r.stderr
+            .contains("images/a/3.png is listed again (first on line 8)\n"),
+        "{}",
+        r.stderr
+    );
+    refused_before_running(
+        dir.path(),
+        &spec("format = \"csv\"\ntrain = \"conflict.csv\""),
+        "is listed again (first on line 8) with another label: \"a\" there, \"b\" here",
+    );
+}
+
+#[test]
+fn empty_splits_are_refused_and_small_classes_warned_of() {
+    let dir = tempfile::tempdir().unwrap();
+    // three classes of one image each: a stratified split holds none of them out
+    for class in ["a", "b", "c"] {
+        png(&dir.path().join("tiny").join(class).join("0.png"), 7);
+    }
+    let tiny = spec("format = \"image-folder\"\ntrain = \"tiny\"");
+    refused_before_running(
+        dir.path(),
+        &tiny.replace(
+            "validation_fraction = 0.25",
+            "validation_fraction = 0\ntest_fraction = 0.3",
+        ),
+        "error: split.test_fraction = 0.3 of 3 images holds out no test image",
+    );
+    refused_before_running(
+        dir.path(),
+        &tiny,
+        "error: split.validation_fraction = 0.25 of 3 images holds out no validation image",
+    );
+    // a class of 2 images and 3 folds: allowed, with a warning
+    for i in 0..6 {
+        png(
+            &dir.path().join("rare/common").join(format!("{i}.png")),
+            i as u8,
+        );
+    }
+    for i in 0..2 {
+        png(
+            &dir.path().join("rare/rare").join(format!("{i}.png")),
+            200 + i as u8,
+        );
+    }
+    let s = write_spec(
+        dir.path(),
+        &spec("format = \"image-folder\"\ntrain = \"rare\"")
+            .replace("validation_fraction = 0.25", "folds = 3"),
+    );
+    let v = assay(dir.path(), &["validate", "--data", s.to_str().unwrap()]);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let warning = "warning: class \"rare\" has 2 image(s), fewer than the 3 folds: the validation sets of 1 fold(s) have none of it";
+    assert!(v.stderr.contains(warning), "{}", v.stderr);
+    let r = run_spec(dir.path(), &s, &["--threads", "1"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains(warning), "{}", r.stdout);
+}

@@ -268,6 +268,7 @@ fn read_manifest_any(
             path: manifest.to_path_buf(),
         });
     }
+    refuse_duplicates(manifest, &entries)?;
 
     let class_names: Vec<String> = match classes {
         Some(list) => list.to_vec(),
@@ -389,6 +390,30 @@ pub fn load_csv_multilabel(
     }
     set.label_sets = Some(multi_hot);
     Ok((set, report))
+}
+
+/// Refuses an image listed twice, naming both lines (and both labels when they differ). Paths
+/// are compared as written, joined to the manifest's folder, with `.` components dropped.
+fn refuse_duplicates(
+    manifest: &Path,
+    entries: &[(usize, PathBuf, String)],
+) -> Result<(), DataError> {
+    let mut seen: HashMap<PathBuf, (usize, &str)> = HashMap::with_capacity(entries.len());
+    for (line, file, label) in entries {
+        let key: PathBuf = file.components().collect();
+        if let Some(&(first_line, first_label)) = seen.get(&key) {
+            return Err(DataError::CsvDuplicate {
+                manifest: manifest.to_path_buf(),
+                line: *line,
+                first_line,
+                image: file.clone(),
+                conflict: (first_label != label.as_str())
+                    .then(|| (first_label.to_string(), label.clone())),
+            });
+        }
+        seen.insert(key, (*line, label));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

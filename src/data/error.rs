@@ -91,6 +91,18 @@ pub enum DataError {
         image: PathBuf,
     },
 
+    /// The same image listed on two rows of a manifest: it could land in both the training
+    /// and the validation split (with two labels, one of them is wrong).
+    #[error("{}:{line}: image {} is listed again (first on line {first_line}){}", manifest.display(), image.display(), conflict.as_ref().map_or(String::new(), |(a, b)| format!(" with another label: {a:?} there, {b:?} here")))]
+    CsvDuplicate {
+        manifest: PathBuf,
+        line: usize,
+        first_line: usize,
+        image: PathBuf,
+        /// The two labels, when they differ.
+        conflict: Option<(String, String)>,
+    },
+
     /// A label that is not in the class list.
     #[error("{}:{line}: label {label:?} is not one of the classes [{}]", path.display(), allowed.join(", "))]
     UnknownLabel {

@@ -407,6 +407,13 @@ pub fn run(
             ));
         }
     }
+    // Every split must hold images, for every fold: refused before anything is written.
+    let new_folds = prepare::make_folds(&experiment.base, &data.pool).map_err(RunRefused::from)?;
+    for w in prepare::check_splits(&experiment.base, &data, new_folds.as_ref())
+        .map_err(RunRefused::from)?
+    {
+        progress.note(&format!("warning: {w}"));
+    }
     if opts.fresh && dir.root.exists() {
         let aside = dir
             .root
@@ -424,9 +431,7 @@ pub fn run(
     check_data(&dir, &data, progress)?;
     let folds_path = dir.folds();
     if !folds_path.exists() {
-        if let Some(folds) =
-            prepare::make_folds(&experiment.base, &data.pool).map_err(RunRefused::from)?
-        {
+        if let Some(folds) = new_folds {
             write_atomic(&folds_path, &serde_json::to_vec(&folds)?)
                 .with_context(|| format!("cannot write {}", folds_path.display()))?;
         }

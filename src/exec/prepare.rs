@@ -52,6 +52,8 @@ pub enum PrepareError {
     },
     #[error("the training data has only {0} image(s); too few to train on")]
     TooFew(usize),
+    #[error("{0}")]
+    EmptySplit(String),
     #[error("the stored folds cover {stored} images but the data has {actual}: the data changed since the run started")]
     FoldsMismatch { stored: usize, actual: usize },
     #[error("group-kfold needs a `group` column in the CSV manifest")]
@@ -81,8 +83,23 @@ fn load_source(
 /// The task's demands on the classes found in the data: multilabel needs at least one label,
 /// binary exactly 2 classes, its positive class must be one of them, and fixed class weights
 /// need one per class.
-fn check_task(spec: &Spec, classes: &[String]) -> Result<(), PrepareError> {
+fn check_task(spec: &Spec, classes: &[String], labels: &[u32]) -> Result<(), PrepareError> {
     let k = classes.len();
+    if spec.task != Task::Multilabel {
+        let mut present: Vec<u32> = labels.to_vec();
+        present.sort_unstable();
+        present.dedup();
+        if present.len() < 2 {
+            let only = present
+                .first()
+                .and_then(|&l| classes.get(l as usize))
+                .map_or(String::new(), |c| format!(" (\"{c}\")"));
+            return Err(PrepareError::Task(format!(
+                "the training data has images of {} class{only}: a classifier needs at least 2",
+                if present.is_empty() { "no" } else { "only one" }
+            )));
+        }
+    }
     if spec.task == Task::Multilabel && k == 0 {
         return Err(PrepareError::Task(
             "task \"multilabel\" needs at least one label, but every label cell of the manifest is empty"
@@ -142,7 +159,7 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
     let (full, train_report) = load_source(spec, &d.train, &opts)?;
     let mut reports = vec![train_report];
     let classes = full.classes.clone();
-    check_task(spec, &classes)?;
+    check_task(spec, &classes, &full.labels)?;
     let mut inventory = Inventory::new((&full, &reports[0]), None);
     let (pool, test) = match &d.test {
         Some(test_source) => {
@@ -198,6 +215,8 @@ pub struct DataCheck {
     pub data_hash: String,
     /// Corrupt files skipped (`on_corrupt = "skip"`): path and reason.
     pub skipped: Vec<(std::path::PathBuf, String)>,
+    /// What the data allows but a user may not mean (see [`check_splits`]).
+    pub warnings: Vec<String>,
 }
 
 /// Loads `spec`'s data and cuts its folds and the first job's sets, as `assay run` and its
@@ -205,6 +224,7 @@ pub struct DataCheck {
 pub fn check(spec: &Spec) -> Result<DataCheck, PrepareError> {
     let data = load(spec)?;
     let folds = make_folds(spec, &data.pool)?;
+    let warnings = check_splits(spec, &data, folds.as_ref())?;
     let first = for_job(spec, &data, folds.as_ref(), folds.as_ref().map(|_| 0))?;
     Ok(DataCheck {
         pool: data.pool.len(),
@@ -219,7 +239,83 @@ pub fn check(spec: &Spec) -> Result<DataCheck, PrepareError> {
             .iter()
             .flat_map(|r| r.skipped.iter().cloned())
             .collect(),
+        warnings,
     })
+}
+
+/// Refuses splits that leave a set empty — a test set or validation set without an image, a
+/// fold or training set too small to train on — for every fold, before anything is written.
+/// Returns warnings about what a user may mean (a class with fewer images than folds).
+pub fn check_splits(
+    spec: &Spec,
+    data: &LoadedData,
+    folds: Option<&Folds>,
+) -> Result<Vec<String>, PrepareError> {
+    let mut warnings = Vec::new();
+    let n = data.pool.len();
+    if data.test.as_ref().is_some_and(ImageSet::is_empty) {
+        return Err(PrepareError::EmptySplit(if spec.data.test.is_some() {
+            "the test set (data.test) has no image".to_string()
+        } else {
+            format!(
+                "split.test_fraction = {} of {} images holds out no test image",
+                spec.split.test_fraction,
+                n + data.test.as_ref().map_or(0, ImageSet::len)
+            )
+        }));
+    }
+    match folds {
+        Some(folds) => {
+            for (i, held) in folds.validation.iter().enumerate() {
+                if held.is_empty() {
+                    return Err(PrepareError::EmptySplit(format!(
+                        "fold {i} of {} has no validation image",
+                        folds.validation.len()
+                    )));
+                }
+                if n - held.len() < 2 {
+                    return Err(PrepareError::TooFew(n - held.len()));
+                }
+            }
+            let k = folds.validation.len();
+            let stratified = spec.split.fold_method == FoldMethod::StratifiedKFold;
+            if stratified && data.pool.label_sets.is_none() {
+                let mut counts = vec![0usize; data.classes.len()];
+                for &l in &data.pool.labels {
+                    counts[l as usize] += 1;
+                }
+                for (class, &c) in data.classes.iter().zip(&counts) {
+                    if c > 0 && c < k {
+                        warnings.push(format!(
+                            "class \"{class}\" has {c} image(s), fewer than the {k} folds: the validation sets of {} fold(s) have none of it",
+                            k - c
+                        ));
+                    }
+                }
+            }
+        }
+        None if spec.split.validation_fraction > 0.0 => {
+            let (keep, held) = cut(
+                &data.pool,
+                spec.split.validation_fraction,
+                spec.split.stratify,
+                spec.seed,
+                "split-validation",
+            );
+            if held.is_empty() {
+                return Err(PrepareError::EmptySplit(format!(
+                    "split.validation_fraction = {} of {n} images holds out no validation image",
+                    spec.split.validation_fraction
+                )));
+            }
+            if keep.len() < 2 {
+                return Err(PrepareError::TooFew(keep.len()));
+            }
+        }
+        None if n < 2 => return Err(PrepareError::TooFew(n)),
+        None => {}
+    }
+    Ok(warnings)
 }
 
 /// The cross-validation folds of the pool, if the spec asks for them (seeded by the spec's seed,
