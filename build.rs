@@ -24,6 +24,20 @@ fn main() {
         None => "unknown".to_string(),
     };
     println!("cargo:rustc-env=ASSAY_GIT_REVISION={revision}");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/index");
+    // The revision changes with HEAD or the branch it names; "-dirty" with the binary's sources. Not
+    // `.git/index`: `git status` rewrites it, and a fresh clone would build twice.
+    // (Only paths that exist: cargo takes a missing one as changed on every build.)
+    let mut watched = vec![".git/HEAD".to_string(), ".git/packed-refs".to_string()];
+    if let Some(branch) = std::fs::read_to_string(".git/HEAD")
+        .ok()
+        .and_then(|h| h.strip_prefix("ref: ").map(|r| r.trim().to_string()))
+    {
+        watched.push(format!(".git/{branch}"));
+    }
+    watched.extend(["src", "Cargo.toml", "Cargo.lock", "build.rs"].map(String::from));
+    for path in watched {
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }

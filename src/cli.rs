@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "assay", version, about = "A declarative experiment runner for image classification", long_about = None)]
+#[command(name = "assay", version, about = "A declarative experiment runner for image classification", long_about = None, disable_help_subcommand = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -98,6 +98,11 @@ pub enum Command {
         /// Also write compare.{md,json,csv,html} into this folder
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Print the help of assay, or of one command (`assay help run`)
+    Help {
+        /// The command whose help to print
+        command: Option<String>,
     },
     /// Run one job of a planned experiment (started by `assay run`)
     #[command(hide = true)]

@@ -189,6 +189,23 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 EXIT_JOBS_FAILED
             })
         }
+        Command::Help { command } => {
+            use clap::CommandFactory;
+            let mut args = vec!["assay".to_string()];
+            args.extend(command);
+            args.push("--help".into());
+            match Cli::command().try_get_matches_from(args) {
+                Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
+                    print!("{}", e.render());
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprint!("{}", e.render());
+                    Ok(EXIT_INVALID)
+                }
+                Ok(_) => Ok(0),
+            }
+        }
         Command::Status { run_dir, json } => {
             let s = status::status(&run_dir)?;
             for w in &s.warnings {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::Context;
+use crate::report::ReportError;
 use serde::Serialize;
 
 use crate::store::{health, lock, ExperimentDir};
@@ -41,12 +41,12 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
     let dir = ExperimentDir {
         root: experiment_dir.to_path_buf(),
     };
-    let loaded = health::load_ledger(&dir, "", &serde_json::Value::Null)?.with_context(|| {
-        format!(
-            "{} has no ledger.json: is it an experiment folder (runs/<name>)?",
-            experiment_dir.display()
-        )
-    })?;
+    // The same errors, and exit codes, as `assay report` on the same folder.
+    let loaded = health::load_ledger(&dir, "", &serde_json::Value::Null)
+        .map_err(ReportError::from)?
+        .ok_or_else(|| ReportError::NotExperiment {
+            dir: experiment_dir.to_path_buf(),
+        })?;
     let mut ledger = loaded.ledger;
     let mut warnings: Vec<String> = loaded.rebuilt.into_iter().collect();
     let problems = health::unfinished_after_all(&dir, &ledger);

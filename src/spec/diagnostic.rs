@@ -58,8 +58,43 @@ impl SpecError {
     }
 }
 
+/// The most characters of a message or help that an error shows.
+const MAX_TEXT: usize = 300;
+/// The most characters of a spec line shown around the caret.
+const MAX_LINE: usize = 160;
+
+/// `s`, cut to `max` characters with `…` when longer (a 100 kB value is not echoed whole).
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+/// The part of `line` around the columns `column..column + width` (1-based, characters) and the
+/// caret's column within it: all of it when short, else a window with `…` at the cut ends.
+fn window(line: &str, column: usize, width: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= MAX_LINE {
+        return (line.to_string(), column);
+    }
+    let margin = (MAX_LINE.saturating_sub(width.min(MAX_LINE / 2))) / 2;
+    let start = column.saturating_sub(1).saturating_sub(margin);
+    let end = (column - 1 + width.min(MAX_LINE / 2) + margin).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut caret = column - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        caret += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret)
+}
+
 fn render(d: &Diagnostic, sources: &Sources) -> String {
-    let mut out = format!("error: {}\n", d.message);
+    let mut out = format!("error: {}\n", clip(&d.message, MAX_TEXT));
     let located = d
         .span
         .and_then(|s| Some((sources.texts.get(s.source)?, sources.position(s)?)));
@@ -70,33 +105,34 @@ fn render(d: &Diagnostic, sources: &Sources) -> String {
                 pos.line.to_string(),
             ),
             Origin::Override => (
-                format!("--set {} (column {})", src.text, pos.column),
+                format!("--set {} (column {})", clip(&src.text, 80), pos.column),
                 "--set".to_string(),
             ),
         };
         let pad = " ".repeat(line_label.len());
         out.push_str(&format!("{pad}--> {where_}\n"));
         out.push_str(&format!("{pad} |\n"));
-        out.push_str(&format!("{line_label} | {}\n", pos.line_text));
-        let lead: String = pos
-            .line_text
+        let (line, column) = window(&pos.line_text, pos.column, pos.width);
+        out.push_str(&format!("{line_label} | {line}\n"));
+        let lead: String = line
             .chars()
-            .take(pos.column - 1)
+            .take(column - 1)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        out.push_str(&format!("{pad} | {lead}{}\n", "^".repeat(pos.width)));
+        let caret = pos.width.clamp(1, MAX_LINE / 2);
+        out.push_str(&format!("{pad} | {lead}{}\n", "^".repeat(caret)));
         if !d.path.is_empty() {
             out.push_str(&format!("{pad} = key: {}\n", d.path));
         }
         if let Some(help) = &d.help {
-            out.push_str(&format!("{pad} = help: {help}\n"));
+            out.push_str(&format!("{pad} = help: {}\n", clip(help, MAX_TEXT)));
         }
     } else {
         if !d.path.is_empty() {
             out.push_str(&format!("  = key: {}\n", d.path));
         }
         if let Some(help) = &d.help {
-            out.push_str(&format!("  = help: {help}\n"));
+            out.push_str(&format!("  = help: {}\n", clip(help, MAX_TEXT)));
         }
     }
     out
@@ -132,5 +168,19 @@ mod tests {
             Some("epochs")
         );
         assert_eq!(did_you_mean("zzz", ["epochs", "batch_size"]), None);
+    }
+
+    #[test]
+    fn long_values_and_lines_are_cut_around_the_caret() {
+        assert_eq!(clip("abcdef", 3), "abc…");
+        assert_eq!(clip("abc", 3), "abc");
+        let line = format!("name = \"{}\"", "x".repeat(100_000));
+        let (shown, caret) = window(&line, 8, 100_002);
+        assert!(shown.chars().count() <= MAX_LINE + 2, "{}", shown.len());
+        assert_eq!(&shown[..8], "name = \"");
+        assert_eq!(caret, 8);
+        let (shown, caret) = window(&line, 50_000, 3);
+        assert!(shown.starts_with('…') && shown.ends_with('…'));
+        assert_eq!(shown.chars().nth(caret - 1), Some('x'));
     }
 }

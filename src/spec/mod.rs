@@ -45,15 +45,55 @@ pub struct Trial {
 /// At most this many distinct errors are reported from a sweep's points.
 const MAX_SWEEP_ERRORS: usize = 20;
 
+/// The largest spec file read (a spec is a few kB; this is not a data file).
+pub const MAX_SPEC_BYTES: u64 = 1 << 20;
+
 /// Reads, overrides and validates the spec at `path`, and expands its sweep.
 pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, SpecError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| SpecError::plain(format!("cannot read spec file {}: {e}", path.display())))?;
+    let text = read_spec_file(path)?;
     let base = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     parse(&text, Origin::File(path.to_path_buf()), base, overrides)
+}
+
+/// The text of the spec file at `path`: a regular file of at most [`MAX_SPEC_BYTES`], in UTF-8
+/// (an invalid byte is named by line and column).
+fn read_spec_file(path: &Path) -> Result<String, SpecError> {
+    use std::io::Read;
+    let cannot = |e: &dyn std::fmt::Display| {
+        SpecError::plain(format!("cannot read spec file {}: {e}", path.display()))
+    };
+    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(SpecError::plain(format!(
+            "spec file {} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(SpecError::plain(format!(
+            "spec file {} is larger than {} KiB: is it a spec?",
+            path.display(),
+            MAX_SPEC_BYTES / 1024
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        SpecError::plain(format!(
+            "{}:{line}:{column}: the spec is not valid UTF-8 (byte 0x{:02x})",
+            path.display(),
+            e.as_bytes()[good.len()]
+        ))
+    })
 }
 
 /// Validates spec text; relative data paths start from `base`.
@@ -192,10 +232,30 @@ fn apply_override(
             value: tree::Value::Table(mut t),
             ..
         }) if t.entries.len() == 1 => t.entries.remove(0).node.value,
+        _ if looks_like_an_integer(raw) => {
+            return Err(Diagnostic {
+                span: Some(value_span),
+                path: path_text.to_string(),
+                message: format!(
+                    "integer {} is out of range: at most {}",
+                    diagnostic::clip(raw, 40),
+                    i64::MAX
+                ),
+                help: None,
+            })
+        }
         _ => tree::Value::Str(raw.to_string()),
     };
     let node = respan(value, value_span);
     tree::set_path(root, &path, node, key_span)
+}
+
+/// Digits with an optional sign and `_` separators: meant as an integer, not a word.
+fn looks_like_an_integer(raw: &str) -> bool {
+    let digits = raw.strip_prefix(['-', '+']).unwrap_or(raw);
+    !digits.is_empty()
+        && digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 /// Gives every node of an override's value the span of the whole value text.

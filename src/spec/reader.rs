@@ -142,7 +142,7 @@ impl<'a> TableReader<'a> {
 
 pub fn type_error(at: At, expected: &str, d: &mut Diags) {
     let found = match &at.node.value {
-        Value::Str(s) => format!("the string \"{s}\""),
+        Value::Str(s) => format!("the string \"{}\"", super::diagnostic::clip(s, 60)),
         other => other.type_name().to_string(),
     };
     d.error(
@@ -243,7 +243,7 @@ pub fn choice(at: At, allowed: &[&str], d: &mut Diags) -> Option<String> {
     d.error(
         at.node.span,
         at.path,
-        format!("unknown value \"{s}\""),
+        format!("unknown value \"{}\"", super::diagnostic::clip(&s, 60)),
         Some(help),
     );
     None

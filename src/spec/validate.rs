@@ -131,9 +131,13 @@ pub(super) fn opt<T>(
     }
 }
 
+/// The longest experiment name: it becomes a folder name, with room for `.<unix time>` beside it.
+const MAX_NAME: usize = 100;
+
 fn experiment_name(a: At, d: &mut Diags) -> Option<String> {
     let s = r::string(a, d)?;
     let ok = !s.is_empty()
+        && s.len() <= MAX_NAME
         && !s.starts_with('.')
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
@@ -141,8 +145,11 @@ fn experiment_name(a: At, d: &mut Diags) -> Option<String> {
         d.error(
             a.node.span,
             a.path,
-            format!("invalid experiment name \"{s}\""),
-            Some("use letters, digits, '.', '_' and '-' (it becomes a folder name)".into()),
+            format!(
+                "invalid experiment name \"{}\"",
+                super::diagnostic::clip(&s, 60)
+            ),
+            Some(format!("use at most {MAX_NAME} letters, digits, '.', '_' and '-' (it becomes a folder name)")),
         );
         return None;
     }

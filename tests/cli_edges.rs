@@ -1,0 +1,124 @@
+//! Small things a user trips over at the command line: odd spec files, huge or overflowing
+//! values, long names, `help --help`, and the same exit code from `status` and `report`.
+
+mod common;
+
+use common::cli::{assay, mnist_data_section, repo, write_spec};
+
+fn base() -> String {
+    format!(
+        "name = \"edges\"\n{}\n[model]\narchitecture = \"mlp\"\nlayers = []\n",
+        mnist_data_section()
+    )
+}
+
+#[test]
+fn odd_spec_files_are_refused_with_a_position_or_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, b"name = \"ok\"\nseed = \"a\xffb\"\n").unwrap();
+    let r = assay(dir.path(), &["validate", "bad.toml"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "error: bad.toml:2:10: the spec is not valid UTF-8 (byte 0xff)\n"
+    );
+    let r = assay(dir.path(), &["validate", "/dev/zero"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(
+        r.stderr,
+        "error: spec file /dev/zero is not a regular file\n"
+    );
+    let r = assay(dir.path(), &["run", "/dev/zero"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    std::fs::write(dir.path().join("big.toml"), vec![b'#'; 2 << 20]).unwrap();
+    let r = assay(dir.path(), &["validate", "big.toml"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("is larger than 1024 KiB"), "{}", r.stderr);
+}
+
+#[test]
+fn overflowing_huge_and_long_values_get_short_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &base());
+    let spec = spec.to_str().unwrap();
+    let r = assay(
+        dir.path(),
+        &[
+            "validate",
+            spec,
+            "--set",
+            "train.epochs=99999999999999999999",
+        ],
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with(
+            "error: integer 99999999999999999999 is out of range: at most 9223372036854775807\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    let r = assay(
+        dir.path(),
+        &["validate", spec, "--set", "optimizer.kind=adamm"],
+    );
+    assert!(r.stderr.contains("did you mean \"adam\"?"), "{}", r.stderr);
+
+    let long = "x".repeat(300);
+    let r = assay(
+        dir.path(),
+        &["validate", spec, "--set", &format!("name={long}")],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("use at most 100 letters"), "{}", r.stderr);
+
+    let huge = "y".repeat(100_000);
+    let text = base().replace(
+        "name = \"edges\"",
+        &format!("name = \"edges\"\nseed = \"{huge}\""),
+    );
+    let s = write_spec(dir.path(), &text);
+    let r = assay(dir.path(), &["validate", s.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("error: expected "),
+        "{}",
+        &r.stderr[..200]
+    );
+    assert!(
+        r.stderr.len() < 2_000,
+        "a 100 kB value is not echoed: {} bytes",
+        r.stderr.len()
+    );
+    assert!(r.stderr.contains("= key: seed"), "{}", r.stderr);
+}
+
+#[test]
+fn help_of_help_and_of_each_command() {
+    let r = assay(&repo(), &["help", "--help"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("Usage: assay help [COMMAND]"),
+        "{}",
+        r.stdout
+    );
+    let r = assay(&repo(), &["help", "run"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("Usage: assay run [OPTIONS] <SPEC>"),
+        "{}",
+        r.stdout
+    );
+    let r = assay(&repo(), &["help", "nope"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn status_and_report_agree_on_a_folder_that_is_not_an_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = assay(dir.path(), &["status", "."]);
+    let r = assay(dir.path(), &["report", "."]);
+    assert_eq!((s.code, r.code), (2, 2), "{}\n{}", s.stderr, r.stderr);
+    assert_eq!(s.stderr, r.stderr);
+}
