@@ -118,6 +118,30 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 plan.repeats,
                 plan.jobs.len()
             );
+            if let Some(cost) = assay::model::cost::for_model(
+                &e.base.model,
+                e.base.input_shape(),
+                e.base.task,
+                checked.as_ref().map(|c| c.classes.len()).or(e
+                    .base
+                    .data
+                    .classes
+                    .as_ref()
+                    .map(Vec::len)),
+            ) {
+                let head = if checked.is_none() && e.base.data.classes.is_none() {
+                    " (a 2-class head until --data reads the classes)"
+                } else {
+                    ""
+                };
+                eprintln!(
+                    "model: {} parameters{head}, {:.1} MFLOPs forward per image; training at batch {} needs about {}",
+                    cost.parameters,
+                    cost.forward_flops_per_image as f64 / 1e6,
+                    e.base.train.batch_size,
+                    assay::model::cost::human_bytes(cost.training_bytes(e.base.train.batch_size))
+                );
+            }
             if let Some(c) = checked {
                 print_data_check(&c);
             }

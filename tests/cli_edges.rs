@@ -122,3 +122,70 @@ fn status_and_report_agree_on_a_folder_that_is_not_an_experiment() {
     assert_eq!((s.code, r.code), (2, 2), "{}\n{}", s.stderr, r.stderr);
     assert_eq!(s.stderr, r.stderr);
 }
+
+#[test]
+fn sizes_that_cannot_run_are_refused_at_validation_with_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let cnn = base().replace(
+        "architecture = \"mlp\"\nlayers = []",
+        "architecture = \"cnn\"\nlayers = [{ type = \"conv\", filters = 8, kernel = 3, padding = 1 }]",
+    );
+    let spec = write_spec(dir.path(), &cnn);
+    let spec = spec.to_str().unwrap();
+    let ok = assay(dir.path(), &["validate", spec, "--data"]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    // conv 1→8 3×3: 80; head 8·28·28·10 + 10 = 62,730
+    assert!(
+        ok.stderr.contains("model: 62810 parameters, "),
+        "{}",
+        ok.stderr
+    );
+    for (set, needle) in [
+        (
+            "model.layers[0].padding=9223372036854775807",
+            "9223372036854775807 is out of range: must be between 0 and 64",
+        ),
+        (
+            "model.layers[0].filters=9223372036854775807",
+            "must be between 1 and 16384",
+        ),
+        ("train.batch_size=100000", "must be between 1 and 65536"),
+    ] {
+        let r = assay(dir.path(), &["run", spec, "--set", set]);
+        assert_eq!(r.code, 2, "{set}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{set}: {}", r.stderr);
+    }
+    let r = assay(
+        dir.path(),
+        &[
+            "run",
+            spec,
+            "--set",
+            "model.layers[0].filters=16384",
+            "--set",
+            "data.image_size=[2048, 2048]",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .starts_with("error: the model cannot train in this machine's memory: about "),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("at train.batch_size = 64 ("),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("runs").exists());
+    let sweep = format!("{cnn}\n[split]\nfolds = 10\n[sweep]\nmethod = \"random\"\ntrials = 100000\nrepeats = 1000\n[sweep.parameters]\n\"optimizer.lr\" = {{ loguniform = [1e-4, 1e-2] }}\n");
+    let s = write_spec(dir.path(), &sweep);
+    let r = assay(dir.path(), &["plan", s.to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.starts_with("error: the sweep plans 1000000000 jobs (100000 point(s) × 1000 repeat(s) × 10 fold(s)); at most 50000 are allowed"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,5 +1,6 @@
 //! Models built from the spec's layer list: shape inference, seeded initialisation, the network.
 
+pub mod cost;
 pub mod init;
 pub mod network;
 pub mod ops;

@@ -15,7 +15,7 @@ pub enum Shape {
 impl Shape {
     pub fn numel(&self) -> usize {
         match *self {
-            Shape::Spatial { c, h, w } => c * h * w,
+            Shape::Spatial { c, h, w } => c.saturating_mul(h).saturating_mul(w),
             Shape::Flat(n) => n,
         }
     }
@@ -54,8 +54,8 @@ pub fn infer(layers: &[LayerSpec], input: Shape) -> Result<Vec<Shape>, ShapeErro
 }
 
 fn window_out(len: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    let padded = len + 2 * padding;
-    (padded >= kernel).then(|| (padded - kernel) / stride + 1)
+    let padded = padding.checked_mul(2)?.checked_add(len)?;
+    (padded >= kernel && stride > 0).then(|| (padded - kernel) / stride + 1)
 }
 
 fn next(layer: &LayerSpec, shape: Shape) -> Result<Shape, (String, String)> {

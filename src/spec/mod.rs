@@ -42,6 +42,9 @@ pub struct Trial {
     pub spec: Spec,
 }
 
+/// The most jobs one experiment may plan.
+pub const MAX_JOBS: u64 = 50_000;
+
 /// At most this many distinct errors are reported from a sweep's points.
 const MAX_SWEEP_ERRORS: usize = 20;
 
@@ -138,6 +141,23 @@ pub fn parse(
     let Some((sweep, points)) = sweep::parse(&sweep_node, spec.seed, &mut diags) else {
         return Err(SpecError::new(diags.list, &sources));
     };
+    let jobs = (points.len() as u64)
+        .saturating_mul(sweep.repeats as u64)
+        .saturating_mul(spec.split.folds.max(1) as u64);
+    if jobs > MAX_JOBS {
+        diags.list.push(Diagnostic {
+            span: Some(sweep_node.span),
+            path: "sweep".into(),
+            message: format!(
+                "the sweep plans {jobs} jobs ({} point(s) × {} repeat(s) × {} fold(s)); at most {MAX_JOBS} are allowed",
+                points.len(),
+                sweep.repeats,
+                spec.split.folds.max(1)
+            ),
+            help: Some("use fewer trials, values, repeats or folds".into()),
+        });
+        return Err(SpecError::new(diags.list, &sources));
+    }
     let mut trials = Vec::with_capacity(points.len());
     for point in &points {
         let mut point_diags = reader::Diags::default();

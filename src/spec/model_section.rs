@@ -86,6 +86,18 @@ pub(super) fn model(
     })
 }
 
+/// The smallest and largest value of each layer size key (the README lists them): far beyond
+/// any model that trains on one machine, and small enough that no size arithmetic overflows.
+fn size_bounds(key: &str) -> (i64, i64) {
+    match key {
+        "filters" => (1, 16_384),
+        "units" => (1, 1 << 20),
+        "padding" => (0, 64),
+        "kernel" | "stride" => (1, 64),
+        _ => (1, 4096), // pooling size
+    }
+}
+
 fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> {
     let mut t = TableReader::new(a.node, a.path, d)?;
     let type_path = t.path_of("type");
@@ -102,7 +114,8 @@ fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> 
         let p = t.path_of(key);
         match (t.entry(key), default) {
             (Some(e), _) => {
-                r::usize_at_least(at(&e.node, &p), if key == "padding" { 0 } else { 1 }, d)
+                let (min, max) = size_bounds(key);
+                r::integer(at(&e.node, &p), min, max, d).map(|v| v as usize)
             }
             (None, Some(v)) => Some(v),
             (None, None) => {

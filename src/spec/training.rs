@@ -111,13 +111,11 @@ pub(super) fn train(
     data: Option<&DataSpec>,
     d: &mut Diags,
 ) -> Option<TrainSpec> {
-    let epochs = opt(&mut t, "epochs", d, 10, |a, d| r::usize_at_least(a, 1, d));
-    let batch_size = opt(&mut t, "batch_size", d, 64, |a, d| {
-        r::usize_at_least(a, 1, d)
-    });
-    let eval_batch_size = opt(&mut t, "eval_batch_size", d, 512, |a, d| {
-        r::usize_at_least(a, 1, d)
-    });
+    let bounded =
+        |max: i64| move |a: At, d: &mut Diags| r::integer(a, 1, max, d).map(|v| v as usize);
+    let epochs = opt(&mut t, "epochs", d, 10, bounded(100_000));
+    let batch_size = opt(&mut t, "batch_size", d, 64, bounded(65_536));
+    let eval_batch_size = opt(&mut t, "eval_batch_size", d, 512, bounded(65_536));
     let names = selectable_metrics(task);
     let task_name = task_name(task);
     let best_metric = opt(

@@ -42,7 +42,16 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         .and_then(|t| train(t, task.unwrap_or(Task::Multiclass), data.as_ref(), d));
     let schedule =
         section(&mut top, "schedule", d, false).and_then(|t| schedule(t, train.as_ref(), d));
+    let model_span = top.entry("model").map(|e| e.node.span);
     top.finish(d);
+    if let (Some(model), Some(train), Some(input), Some(task), Some(span)) =
+        (&model, &train, input, task, model_span)
+    {
+        let classes = data.as_ref().and_then(|d| d.classes.as_ref()).map(Vec::len);
+        if !fits_in_memory(model, train, input, task, classes, span, d) {
+            return None;
+        }
+    }
     Some(Spec {
         name: name?,
         seed: seed?,
@@ -72,6 +81,43 @@ pub fn data_root(root: &Node, spec_dir: &Path) -> PathBuf {
         Some(Value::Str(s)) => spec_dir.join(s),
         _ => spec_dir.to_path_buf(),
     }
+}
+
+/// Refuses a model that cannot train in this machine's memory at its batch size, with the
+/// numbers (see [`crate::model::cost`]); true when it fits or the memory is unknown.
+fn fits_in_memory(
+    model: &ModelSpec,
+    train: &TrainSpec,
+    (c, h, w): (usize, usize, usize),
+    task: Task,
+    classes: Option<usize>,
+    span: super::source::Span,
+    d: &mut Diags,
+) -> bool {
+    use crate::model::cost::{for_model, human_bytes, machine_memory};
+    let (Some(cost), Some(memory)) = (for_model(model, (c, h, w), task, classes), machine_memory())
+    else {
+        return true;
+    };
+    let need = cost.training_bytes(train.batch_size);
+    let have = memory / 10 * 9;
+    if need <= have {
+        return true;
+    }
+    d.error(
+        span,
+        &[Segment::Key("model".into())],
+        format!(
+            "the model cannot train in this machine's memory: about {} at train.batch_size = {} ({} parameters, {} of activations per image), but the machine has {}",
+            human_bytes(need),
+            train.batch_size,
+            cost.parameters,
+            human_bytes(cost.activations_per_image.saturating_mul(4)),
+            human_bytes(memory)
+        ),
+        Some("use a smaller batch_size, data.image_size, or fewer or narrower layers".into()),
+    );
+    false
 }
 
 pub(super) fn at<'a>(node: &'a Node, path: &'a [Segment]) -> At<'a> {
