@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod layout;
 pub mod ledger;
 pub mod lock;
+pub mod mistakes;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use layout::{ExperimentDir, JobDir};
