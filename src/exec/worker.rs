@@ -76,6 +76,11 @@ pub enum Report {
         epoch: usize,
         epochs: usize,
         score: Option<f64>,
+        /// The best validation score so far and its epoch.
+        #[serde(default)]
+        best_score: Option<f64>,
+        #[serde(default)]
+        best_epoch: Option<usize>,
     },
     /// At a rung epoch: the worker waits for "continue" or "prune" on stdin.
     Rung { epoch: usize, score: f64 },
@@ -465,6 +470,8 @@ impl TrainHooks for WorkerHooks<'_> {
             epoch: c.epoch,
             epochs: self.epochs,
             score,
+            best_score: c.best_score,
+            best_epoch: (c.best_epoch > 0).then_some(c.best_epoch),
         })
     }
 
