@@ -349,8 +349,13 @@ mod tests {
         assert_eq!(rows[0].predicted_at_threshold, Some(0));
         assert!((rows[1].confidence.unwrap() - 0.8).abs() < 1e-7);
         let rec = csv_record("test", "a", &rows[2], &s.classes, Some(0.8));
-        assert_eq!(rec[7], "0.8");
-        assert_eq!(rec[8], "c1");
+        assert_eq!(rec.len(), 8);
+        assert_eq!(
+            rec[5],
+            (0.9f32 as f64).to_string(),
+            "the f32 the metrics used"
+        );
+        assert_eq!(&rec[6..], ["0.8", "c1"]);
         let m = p.mistakes(&rows, 5);
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].row.index, 0);
