@@ -196,10 +196,15 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             );
             if !summary.interrupted {
                 match assay::report::write_report(&summary.experiment_dir) {
-                    Ok(_) => println!(
-                        "report: {}",
-                        summary.experiment_dir.join("report.html").display()
-                    ),
+                    Ok(report) => {
+                        for line in assay::report::run_end::lines(&report) {
+                            println!("{line}");
+                        }
+                        println!(
+                            "report: {}",
+                            summary.experiment_dir.join("report.html").display()
+                        )
+                    }
                     Err(e) => eprintln!("warning: no report: {e}"),
                 }
             }

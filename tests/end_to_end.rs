@@ -6,6 +6,7 @@ mod common;
 use std::path::Path;
 
 use common::cli::{assay, metrics, mnist_data_section, only_job, run_spec, write_spec};
+use common::predictions;
 
 /// A small CNN with batch norm and dropout (every layer kind that draws randomness or keeps state).
 fn tiny_spec(name: &str, extra: &str) -> String {
@@ -106,6 +107,8 @@ fn a_run_writes_every_output_and_tensorboard_reads_it() {
         m["final"]["test"]
     );
 
+    check_predictions(&job, &m);
+
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
     assert_eq!(record["status"], "done");
@@ -167,6 +170,109 @@ fn a_run_writes_every_output_and_tensorboard_reads_it() {
         "{}",
         runs[id]
     );
+}
+
+/// predictions.csv has one row per validation and test image, named as in the data inventory,
+/// and agrees exactly with metrics.json; mistakes.json lists the most confident wrong rows with
+/// their thumbnails.
+fn check_predictions(job: &Path, m: &serde_json::Value) {
+    let total = |split: &str| -> u64 {
+        m["final"][split]["confusion_matrix"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap())
+            .map(|v| v.as_u64().unwrap())
+            .sum()
+    };
+    let mut all = Vec::new();
+    for (split, prefix) in [
+        ("val", "train/train-images-idx3-ubyte.gz["),
+        ("test", "test/test-images-idx3-ubyte.gz["),
+    ] {
+        let (head, rows) = predictions::read(job, split);
+        let mut expected = vec!["split", "path", "true", "predicted", "confidence"]
+            .into_iter()
+            .map(String::from)
+            .collect::<Vec<_>>();
+        expected.extend((0..10).map(|c| format!("p_{c}")));
+        assert_eq!(head, expected);
+        assert_eq!(
+            rows.len() as u64,
+            total(split),
+            "{split}: one row per image"
+        );
+        let f = &m["final"][split];
+        assert_eq!(
+            predictions::exact_share(&rows),
+            f["accuracy"].as_f64().unwrap(),
+            "{split} accuracy recomputed from predictions.csv"
+        );
+        let mut cm = vec![vec![0u64; 10]; 10];
+        for r in &rows {
+            cm[r["true"].parse::<usize>().unwrap()][r["predicted"].parse::<usize>().unwrap()] += 1;
+            assert!(r["path"].starts_with(prefix), "{split}: {r:?}");
+            let p: f64 = (0..10).map(|c| predictions::f(r, &format!("p_{c}"))).sum();
+            assert!((p - 1.0).abs() < 1e-9, "{r:?}");
+            assert_eq!(
+                predictions::f(r, "confidence"),
+                predictions::f(r, &format!("p_{}", r["predicted"]))
+            );
+        }
+        assert_eq!(serde_json::json!(cm), f["confusion_matrix"], "{split}");
+        all.extend(rows);
+    }
+    // The validation metrics are the best epoch's, as the history recorded them.
+    let best = m["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["epoch"] == m["best_epoch"])
+        .unwrap();
+    for (k, v) in best["val"].as_object().unwrap() {
+        assert_eq!(&m["final"]["val"][k], v, "final.val.{k}");
+    }
+    let mistakes: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("mistakes.json")).unwrap()).unwrap();
+    assert_eq!(mistakes["version"], 1);
+    let list = mistakes["mistakes"].as_array().unwrap();
+    assert!(!list.is_empty(), "a 2-epoch model makes mistakes");
+    let mut per: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
+    for x in list {
+        let row = all
+            .iter()
+            .find(|r| r["split"] == x["split"] && r["path"] == x["path"])
+            .unwrap_or_else(|| panic!("{x} not in predictions.csv"));
+        assert_ne!(row["true"], row["predicted"], "{x}");
+        assert_eq!(x["kind"], "wrong");
+        assert_eq!(x["class"].as_str(), Some(row["true"].as_str()));
+        assert_eq!(
+            x["confidence"].as_f64(),
+            Some(predictions::f(row, "confidence"))
+        );
+        let png = std::fs::read(job.join(x["thumbnail"].as_str().unwrap())).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+        per.entry((x["split"].to_string(), x["class"].to_string()))
+            .or_default()
+            .push(x["confidence"].as_f64().unwrap());
+    }
+    for ((split, class), c) in &per {
+        assert!(c.len() <= 5, "{split} {class}: {c:?}");
+        assert!(
+            c.windows(2).all(|w| w[0] >= w[1]),
+            "most confident first: {c:?}"
+        );
+        // No wrong row of that class is more confident than the least confident kept one.
+        let split: String = serde_json::from_str(split).unwrap();
+        let class: String = serde_json::from_str(class).unwrap();
+        let wrong = all
+            .iter()
+            .filter(|r| r["split"] == split && r["true"] == class && r["true"] != r["predicted"]);
+        let above = wrong
+            .filter(|r| predictions::f(r, "confidence") > *c.last().unwrap())
+            .count();
+        assert!(above < c.len(), "{split} {class}");
+    }
 }
 
 #[test]

@@ -196,8 +196,31 @@ fn run_writes_a_report_with_ranked_trials_tests_and_failures() {
     assert_eq!(refit[0]["trial"], good["trial"]);
     assert!(refit[0]["job"]["test"]["accuracy"].is_f64());
 
+    // Test metrics over the trial's jobs: mean, std and interval as for validation.
+    let tests: Vec<f64> = good["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["test"]["accuracy"].as_f64().unwrap())
+        .collect();
+    let s = assay::report::stats::summarize(&tests).unwrap();
+    assert_eq!(good["test_mean"]["accuracy"].as_f64(), Some(s.mean));
+    assert_eq!(good["test_std"]["accuracy"].as_f64(), Some(s.std));
+    assert_eq!(
+        good["test_ci95"]["accuracy"],
+        serde_json::json!([s.ci95_low, s.ci95_high])
+    );
+    assert_eq!(report["selection"], "validation");
+
     let md = std::fs::read_to_string(r.sweep.join("report.md")).unwrap();
     assert!(md.contains("p ≥ 0.05"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "{:.4} ± {:.4} [{:.4}, {:.4}]",
+            s.mean, s.std, s.ci95_low, s.ci95_high
+        )),
+        "test accuracy with std and interval in the Markdown: {md}"
+    );
     assert!(md.contains("## Failed and pruned jobs") && md.contains("diverged"));
     assert!(md.contains("refit of trial"));
     let csv = std::fs::read_to_string(r.sweep.join("report.csv")).unwrap();
@@ -205,7 +228,231 @@ fn run_writes_a_report_with_ranked_trials_tests_and_failures() {
     assert_eq!(lines.len(), 4, "{csv}");
     assert!(lines[0].starts_with("rank,trial,trial_id,optimizer.lr,status,n,loss_mean,loss_std,loss_ci_low,loss_ci_high,accuracy_mean"));
     assert!(lines[0].ends_with(",p_value"));
+    assert!(lines[0].contains(
+        ",test_accuracy_mean,test_accuracy_std,test_accuracy_ci_low,test_accuracy_ci_high,"
+    ));
     assert!(lines[1].starts_with("1,"));
+}
+
+#[test]
+fn the_end_of_a_run_prints_the_best_trial_and_its_test_metrics() {
+    let r = runs();
+    let report = json(&r.sweep.join("report.json"));
+    let good = trial_with_lr(&report, 0.02);
+    let mean = good["mean"]["accuracy"].as_f64().unwrap();
+    let ci = good["ci95"]["accuracy"].as_array().unwrap();
+    let line = format!(
+        "best trial {} (optimizer.lr = 0.02): val accuracy {mean:.4} [95% CI {:.4}, {:.4}] over 2 jobs",
+        good["trial"],
+        ci[0].as_f64().unwrap(),
+        ci[1].as_f64().unwrap()
+    );
+    let lines: Vec<&str> = r.sweep_stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == line)
+        .unwrap_or_else(|| panic!("no line {line:?} in\n{}", r.sweep_stdout));
+    let test = |m: &str| {
+        format!(
+            "{m} {:.4} ± {:.4}",
+            good["test_mean"][m].as_f64().unwrap(),
+            good["test_std"][m].as_f64().unwrap()
+        )
+    };
+    assert!(
+        lines[at + 1].starts_with("  test (mean ± std over 2 jobs): loss ")
+            && lines[at + 1].contains(&test("accuracy"))
+            && lines[at + 1].contains(&test("f1_macro")),
+        "{}",
+        lines[at + 1]
+    );
+    let refit = &report["refit"][0]["job"];
+    assert!(
+        lines[at + 2].starts_with(&format!(
+            "  refit of trial {} (job {}) test: loss ",
+            good["trial"],
+            refit["id"].as_str().unwrap()
+        )),
+        "{}",
+        lines[at + 2]
+    );
+    assert!(lines[at + 3].starts_with("report: "), "{}", lines[at + 3]);
+    // Each finished job's line gives its best epoch's validation score, not its last.
+    let ledger = common::cli::ledger(&r.sweep);
+    for (id, e) in ledger["jobs"].as_object().unwrap() {
+        if e["state"] == "done" && e["refit"] != true {
+            let want = format!(
+                "{id} done (best val accuracy {:.4} at epoch {})",
+                e["best_score"].as_f64().unwrap(),
+                e["best_epoch"]
+            );
+            assert!(r.sweep_stdout.contains(&want), "{want}");
+            let metrics = common::cli::metrics(&r.sweep.join(id));
+            assert_eq!(metrics["best_epoch"], e["best_epoch"]);
+            assert_eq!(metrics["final"]["val"]["accuracy"], e["best_score"]);
+        }
+    }
+}
+
+#[test]
+fn the_report_lists_the_best_trials_most_confident_mistakes_with_thumbnails() {
+    let r = runs();
+    let report = json(&r.sweep.join("report.json"));
+    let good = trial_with_lr(&report, 0.02);
+    let m = &report["mistakes"];
+    assert_eq!(m["trial"], good["label"], "{m}");
+    assert_eq!(m["per_class"], 5);
+    let items = m["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    let jobs: Vec<&str> = good["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    let mut groups: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for x in items {
+        assert!(jobs.contains(&x["job"].as_str().unwrap()), "{x}");
+        assert_ne!(x["true"], x["predicted"], "{x}");
+        let thumb = r.sweep.join(x["thumbnail"].as_str().unwrap());
+        assert!(thumb.is_file(), "{}", thumb.display());
+        assert!(x["path"].as_str().unwrap().contains("-images.gz["), "{x}");
+        groups
+            .entry(format!("{} {} {}", x["split"], x["class"], x["kind"]))
+            .or_default()
+            .push(x["confidence"].as_f64().unwrap());
+    }
+    assert!(groups.keys().any(|k| k.starts_with("\"val\"")));
+    assert!(groups.keys().any(|k| k.starts_with("\"test\"")));
+    for (k, c) in &groups {
+        assert!(c.len() <= 5, "{k}: {c:?}");
+        assert!(c.windows(2).all(|w| w[0] >= w[1]), "{k}: {c:?}");
+    }
+    // report.html embeds every thumbnail; report.md lists them without images.
+    let html = std::fs::read_to_string(r.sweep.join("report.html")).unwrap();
+    assert!(html.contains("Most confident mistakes: trial"));
+    assert_eq!(
+        html.matches("<img src=\"data:image/png;base64,").count(),
+        items.len(),
+        "one inline PNG per mistake"
+    );
+    let md = std::fs::read_to_string(r.sweep.join("report.md")).unwrap();
+    assert!(md.contains("## Most confident mistakes: trial"), "{md}");
+    assert!(!md.contains("data:image"));
+    let first = &items[0];
+    assert!(md.contains(first["path"].as_str().unwrap()), "{md}");
+}
+
+#[test]
+fn a_report_without_validation_ranks_nothing_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = small_mnist(root, 300, 60);
+    let text = spec("noval", &data, "[0.02, 0.01]")
+        .replace("folds = 2\nrefit = true", "validation_fraction = 0");
+    let r = run_spec(root, &write_spec(root, &text), &["--jobs", "2"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let exp = root.join("runs/noval");
+    let report = json(&exp.join("report.json"));
+    assert_eq!(report["selection"], "none");
+    assert_eq!(report["best_trial"], serde_json::Value::Null);
+    assert_eq!(report["best"], serde_json::Value::Null);
+    let trials = report["trials"].as_array().unwrap();
+    for (i, t) in trials.iter().enumerate() {
+        assert_eq!(t["trial"], i, "plan order");
+        assert_eq!(t["rank"], serde_json::Value::Null);
+        assert_eq!(t["comparison"]["note"], "no selection: no validation split");
+        assert!(t["mean"].as_object().unwrap().is_empty());
+        assert!(t["train_mean"]["loss"].is_f64(), "{t}");
+        assert!(t["test_mean"]["accuracy"].is_f64(), "{t}");
+        // Without validation every job keeps its last epoch.
+        let job = exp.join(t["jobs"][0]["id"].as_str().unwrap());
+        let m = common::cli::metrics(&job);
+        assert_eq!(m["best_epoch"], 2);
+        assert!(m["final"]["val"].is_null(), "{m}");
+        let (_, val) = common::predictions::read(&job, "val");
+        let (_, test) = common::predictions::read(&job, "test");
+        assert_eq!((val.len(), test.len()), (0, 60));
+    }
+    let md = std::fs::read_to_string(exp.join("report.md")).unwrap();
+    assert!(
+        md.contains("No validation split: trials are not ranked"),
+        "{md}"
+    );
+    assert!(
+        md.contains("## Trials") && !md.contains("## Ranking"),
+        "{md}"
+    );
+    assert!(!md.contains("p-value") && !md.contains("| best |"), "{md}");
+    let table: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("## Trials"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(table.len(), 4, "header, rule, two trials: {md}");
+    assert!(table.iter().all(|l| !l.contains("| – |")), "{table:?}");
+    assert!(md.contains("## Test set"), "{md}");
+    let html = std::fs::read_to_string(exp.join("report.html")).unwrap();
+    assert!(html.contains("No validation split: trials are not ranked"));
+    assert!(!html.contains(">p-value<"));
+    assert!(!html.contains("<svg"), "no validation curves to plot");
+    assert!(
+        r.stdout
+            .contains("no validation split: trials are not ranked and none is best"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("trial 0 (optimizer.lr = 0.02): test: loss "),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("best trial"), "{}", r.stdout);
+}
+
+#[test]
+fn repeats_give_the_test_metrics_a_standard_deviation_and_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let data = small_mnist(root, 300, 60);
+    let text = spec("repeats", &data, "[0.001]")
+        .replace("folds = 2\nrefit = true", "validation_fraction = 0.2")
+        .replace(
+            "[sweep.parameters]",
+            "[sweep]\nrepeats = 2\n\n[sweep.parameters]",
+        );
+    let r = run_spec(root, &write_spec(root, &text), &["--jobs", "2"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let report = json(&root.join("runs/repeats/report.json"));
+    let t = &report["trials"][0];
+    assert_eq!(t["n"], 2);
+    for m in report["metrics"].as_array().unwrap() {
+        let m = m.as_str().unwrap();
+        let values: Vec<f64> = t["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["test"][m].as_f64().unwrap())
+            .collect();
+        let s = assay::report::stats::summarize(&values).unwrap();
+        assert_eq!(t["test_mean"][m].as_f64(), Some(s.mean), "{m}");
+        assert_eq!(t["test_std"][m].as_f64(), Some(s.std), "{m}");
+        assert_eq!(
+            t["test_ci95"][m],
+            serde_json::json!([s.ci95_low, s.ci95_high]),
+            "{m}"
+        );
+    }
+    let line = format!(
+        "  test (mean ± std over 2 jobs): loss {:.4} ± {:.4}, accuracy {:.4} ± {:.4},",
+        t["test_mean"]["loss"].as_f64().unwrap(),
+        t["test_std"]["loss"].as_f64().unwrap(),
+        t["test_mean"]["accuracy"].as_f64().unwrap(),
+        t["test_std"]["accuracy"].as_f64().unwrap()
+    );
+    assert!(r.stdout.contains(&line), "{line:?} in\n{}", r.stdout);
 }
 
 #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::cli::{assay, repo, write_spec};
+use common::predictions;
 use serde_json::Value;
 
 const BINARY: &[&str] = &[
@@ -174,6 +175,133 @@ fn check_outputs(experiment: &Path, names: &[&str], hparams_metric: &str) -> Vec
     all
 }
 
+fn metrics_of(job: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(job.join("metrics.json")).unwrap()).unwrap()
+}
+
+/// Images in a single-label split: its confusion matrix's total.
+fn images(m: &Value, split: &str) -> u64 {
+    m["final"][split]["confusion_matrix"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum()
+}
+
+/// Binary predictions.csv: accuracy and F1 at 0.5, F1 at the validation threshold and ROC AUC
+/// recomputed from it equal metrics.json exactly.
+fn check_binary_predictions(job: &Path) {
+    let m = metrics_of(job);
+    for split in ["val", "test"] {
+        let (head, rows) = predictions::read(job, split);
+        assert_eq!(
+            head,
+            [
+                "split",
+                "path",
+                "true",
+                "predicted",
+                "confidence",
+                "p_seven",
+                "threshold",
+                "predicted_at_threshold"
+            ]
+        );
+        assert_eq!(rows.len() as u64, images(&m, split), "{split}");
+        let f = &m["final"][split];
+        let get = |k: &str| f[k].as_f64().unwrap();
+        assert_eq!(predictions::exact_share(&rows), get("accuracy"), "{split}");
+        assert_eq!(predictions::f1(&rows, "predicted", "seven"), get("f1"));
+        assert_eq!(
+            predictions::f1(&rows, "predicted_at_threshold", "seven"),
+            get("f1_at_threshold"),
+            "{split}"
+        );
+        assert!(rows
+            .iter()
+            .all(|r| predictions::f(r, "threshold") == get("threshold")));
+        let scores: Vec<f32> = rows
+            .iter()
+            .map(|r| predictions::f(r, "p_seven") as f32)
+            .collect();
+        let truths: Vec<bool> = rows.iter().map(|r| r["true"] == "seven").collect();
+        assert_eq!(
+            assay::train::metrics::roc_auc(&scores, &truths),
+            get("roc_auc")
+        );
+    }
+    // the test rows are evaluated at the validation's threshold
+    let (_, val) = predictions::read(job, "val");
+    let (_, test) = predictions::read(job, "test");
+    assert_eq!(val[0]["threshold"], test[0]["threshold"]);
+    assert!(test[0]["path"].starts_with("test/"), "{:?}", test[0]);
+}
+
+/// Multilabel predictions.csv: Hamming loss, subset accuracy and micro ROC AUC recomputed from it
+/// equal metrics.json exactly; the mistakes are false positives and negatives per label.
+fn check_multilabel_predictions(job: &Path) {
+    let m = metrics_of(job);
+    let labels: Vec<String> = (0..10).map(|d| d.to_string()).collect();
+    let mut sizes = Vec::new();
+    for split in ["val", "test"] {
+        let (head, rows) = predictions::read(job, split);
+        let mut expected: Vec<String> = ["split", "path", "true", "predicted"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        expected.extend(labels.iter().map(|l| format!("p_{l}")));
+        assert_eq!(head, expected);
+        sizes.push(rows.len());
+        let f = &m["final"][split];
+        let get = |k: &str| f[k].as_f64().unwrap();
+        assert_eq!(
+            predictions::hamming_loss(&rows, &labels),
+            get("hamming_loss")
+        );
+        assert_eq!(predictions::exact_share(&rows), get("subset_accuracy"));
+        let (mut scores, mut truths) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let t: Vec<&str> = r["true"].split(';').collect();
+            for l in &labels {
+                scores.push(predictions::f(r, &format!("p_{l}")) as f32);
+                truths.push(t.contains(&l.as_str()));
+            }
+        }
+        assert_eq!(
+            assay::train::metrics::roc_auc(&scores, &truths),
+            get("roc_auc_micro")
+        );
+        // predicted: the labels at probability ≥ 0.5
+        for r in rows.iter().take(20) {
+            let p: Vec<&str> = labels
+                .iter()
+                .filter(|l| predictions::f(r, &format!("p_{l}")) >= 0.5)
+                .map(String::as_str)
+                .collect();
+            assert_eq!(p.join(";"), r["predicted"], "{r:?}");
+        }
+    }
+    assert_eq!(sizes[1], 200, "every test image");
+    assert!(
+        (490..=510).contains(&sizes[0]),
+        "the fold's images: {sizes:?}"
+    );
+    let mistakes: Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("mistakes.json")).unwrap()).unwrap();
+    let kinds: Vec<&str> = mistakes["mistakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"false_positive") && kinds.contains(&"false_negative"),
+        "{kinds:?}"
+    );
+}
+
 #[test]
 fn binary_and_multilabel_quickstarts_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -202,6 +330,9 @@ fn binary_and_multilabel_quickstarts_end_to_end() {
     assert_eq!(test["confusion_matrix"].as_array().unwrap().len(), 2);
     assert!(test["roc_auc"].as_f64().unwrap() > 0.85, "{test}");
     assert!(test["pr_auc"].as_f64().unwrap() > 0.5, "{test}");
+    for job in jobs(&dir.path().join("runs/bin")) {
+        check_binary_predictions(&job);
+    }
 
     // multilabel: digit mosaics, 2 folds by iterative stratification, balanced sampler
     let mosaic = data.join("mnist-mosaic");
@@ -224,6 +355,9 @@ fn binary_and_multilabel_quickstarts_end_to_end() {
         assert_eq!(test["per_class"].as_array().unwrap().len(), 10, "{test}");
         assert!(test["confusion_matrix"].as_array().unwrap().is_empty());
         assert!(test["roc_auc_micro"].as_f64().unwrap() > 0.6, "{test}");
+    }
+    for job in jobs(&experiment) {
+        check_multilabel_predictions(&job);
     }
     let folds: Value =
         serde_json::from_str(&std::fs::read_to_string(experiment.join("folds.json")).unwrap())

@@ -1,6 +1,7 @@
 //! Running work: data preparation, the orchestrator and its scheduler, the worker that runs one
 //! job, progress and status display, the benchmark, the augmentation preview.
 
+pub mod audit;
 pub mod bench;
 pub mod crash;
 pub mod orchestrator;

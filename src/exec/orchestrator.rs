@@ -113,6 +113,8 @@ fn entry_for(job: &crate::plan::Job) -> JobEntry {
         epochs: job.spec.train.epochs,
         refit: false,
         last_score: None,
+        best_score: None,
+        best_epoch: None,
         updated_at: now(),
     }
 }
@@ -542,12 +544,16 @@ pub fn run(
                         epoch,
                         epochs,
                         score,
+                        best_score,
+                        best_epoch,
                     },
                 ) => {
                     if let Some(e) = ledger.jobs.get_mut(&id) {
                         e.epochs_done = epoch;
                         e.epochs = epochs;
                         e.last_score = score;
+                        e.best_score = best_score;
+                        e.best_epoch = best_epoch;
                         e.updated_at = now();
                     }
                     ledger.save(&dir.root)?;

@@ -17,6 +17,10 @@ use crate::train::rng;
 pub struct LoadedData {
     pub pool: ImageSet,
     pub test: Option<ImageSet>,
+    /// Each pool image's name, `<split>/<name>` as in `data-inventory.json` (e.g. `train/cat/a.png`).
+    pub pool_names: Vec<String>,
+    /// Each test image's name, likewise.
+    pub test_names: Option<Vec<String>>,
     pub classes: Vec<String>,
     /// Every image of the training source and of a separate test source: names, labels, sizes
     /// and pixel digests.
@@ -33,6 +37,10 @@ pub struct PreparedData {
     pub train: ImageSet,
     pub val: Option<ImageSet>,
     pub test: Option<ImageSet>,
+    /// Each validation image's name (`<split>/<name>`, as in `data-inventory.json`).
+    pub val_names: Option<Vec<String>>,
+    /// Each test image's name, likewise.
+    pub test_names: Option<Vec<String>>,
     pub classes: Vec<String>,
     pub mean: Vec<f64>,
     pub std: Vec<f64>,
@@ -161,7 +169,8 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
     let classes = full.classes.clone();
     check_task(spec, &classes, &full.labels)?;
     let mut inventory = Inventory::new((&full, &reports[0]), None);
-    let (pool, test) = match &d.test {
+    let full_names = names("train", &full, &reports[0]);
+    let (pool, test, pool_names, test_names) = match &d.test {
         Some(test_source) => {
             opts.classes = Some(classes.clone());
             let (test, report) = load_source(spec, test_source, &opts)?;
@@ -174,8 +183,9 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
             inventory
                 .splits
                 .push(SplitInventory::of("test", &test, &report));
+            let test_names = names("test", &test, &report);
             reports.push(report);
-            (full, Some(test))
+            (full, Some(test), full_names, Some(test_names))
         }
         None if spec.split.test_fraction > 0.0 => {
             let (keep, held) = cut(
@@ -185,14 +195,21 @@ pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
                 spec.seed,
                 "split-test",
             );
-            (full.subset(&keep), Some(full.subset(&held)))
+            (
+                full.subset(&keep),
+                Some(full.subset(&held)),
+                pick(&full_names, &keep),
+                Some(pick(&full_names, &held)),
+            )
         }
-        None => (full, None),
+        None => (full, None, full_names, None),
     };
     let data_hash = inventory.hash();
     Ok(LoadedData {
         pool,
         test,
+        pool_names,
+        test_names,
         classes,
         inventory,
         data_hash,
@@ -349,7 +366,7 @@ pub fn for_job(
     fold: Option<usize>,
 ) -> Result<PreparedData, PrepareError> {
     let pool = &data.pool;
-    let (train, val) = match (folds, fold) {
+    let (train, val, val_names) = match (folds, fold) {
         (Some(folds), Some(i)) => {
             let stored: usize = folds.validation.iter().map(Vec::len).sum();
             let held = folds
@@ -363,6 +380,7 @@ pub fn for_job(
             (
                 pool.subset(&folds.train(i, pool.len())),
                 Some(pool.subset(held)),
+                Some(pick(&data.pool_names, held)),
             )
         }
         _ if spec.split.validation_fraction > 0.0 => {
@@ -373,9 +391,13 @@ pub fn for_job(
                 spec.seed,
                 "split-validation",
             );
-            (pool.subset(&keep), Some(pool.subset(&held)))
+            (
+                pool.subset(&keep),
+                Some(pool.subset(&held)),
+                Some(pick(&data.pool_names, &held)),
+            )
         }
-        _ => (pool.clone(), None),
+        _ => (pool.clone(), None, None),
     };
     if train.len() < 2 {
         return Err(PrepareError::TooFew(train.len()));
@@ -396,11 +418,32 @@ pub fn for_job(
         train,
         val,
         test: data.test.clone(),
+        val_names,
+        test_names: data.test_names.clone(),
         classes: data.classes.clone(),
         mean,
         std,
         data_hash: data.data_hash.clone(),
     })
+}
+
+/// Each image's name in `set` as `data-inventory.json` lists it, prefixed by its inventory split
+/// (`train/cat/a.png`); `#<index>` where the load report has no name.
+fn names(split: &str, set: &ImageSet, report: &LoadReport) -> Vec<String> {
+    (0..set.len())
+        .map(|i| match report.names.get(i) {
+            Some(n) => format!("{split}/{n}"),
+            None => format!("{split}/#{i}"),
+        })
+        .collect()
+}
+
+/// The entries of `names` at `indices`, in that order.
+fn pick(names: &[String], indices: &[usize]) -> Vec<String> {
+    indices
+        .iter()
+        .map(|&i| names.get(i).cloned().unwrap_or_else(|| format!("#{i}")))
+        .collect()
 }
 
 fn cut(

@@ -18,6 +18,8 @@ pub struct Progress {
     total: usize,
     /// The step each running job last reported: (epoch, step, steps).
     steps: std::collections::BTreeMap<String, (usize, usize, usize)>,
+    /// The validation metric that picks the best epoch (`train.best_metric`).
+    metric: String,
 }
 
 impl Default for Progress {
@@ -52,6 +54,7 @@ impl Progress {
             epochs_seen: 0,
             total: 0,
             steps: Default::default(),
+            metric: String::new(),
         }
     }
 
@@ -111,6 +114,9 @@ impl Progress {
 
     pub fn start(&mut self, plan: &Plan, ledger: &Ledger, slots: Slots) {
         self.total = plan.jobs.len();
+        if let Some(j) = plan.jobs.first() {
+            self.metric = j.spec.train.best_metric.clone();
+        }
         let c = ledger.counts();
         let finished = c.get("done").copied().unwrap_or(0)
             + c.get("failed").copied().unwrap_or(0)
@@ -172,10 +178,12 @@ impl Progress {
                 .as_deref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            let score = e
-                .last_score
-                .map(|s| format!(" (last val {s:.4})"))
-                .unwrap_or_default();
+            let score = match (e.best_score, e.best_epoch) {
+                (Some(s), Some(epoch)) => {
+                    format!(" (best val {} {s:.4} at epoch {epoch})", self.metric)
+                }
+                _ => String::new(),
+            };
             self.note(&format!("{id} {}{score}{reason}", e.state.name()));
         }
         self.update(ledger);

@@ -13,8 +13,10 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::audit::{self, SplitPredictions};
 use super::prepare::{self, PreparedData};
 use crate::data::folds::Folds;
+use crate::data::image_set::ImageSet;
 use crate::model::Network;
 use crate::plan::{Job, Plan};
 use crate::report::console::ConsoleSink;
@@ -23,7 +25,7 @@ use crate::report::tb_sink::TensorBoardSink;
 use crate::report::tensorboard::SessionStatus;
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Inputs;
-use crate::train::evaluate::evaluate;
+use crate::train::evaluate::evaluate_with_predictions;
 use crate::train::loader::LoaderConfig;
 use crate::train::loss::Objective;
 use crate::train::metrics::Metrics;
@@ -79,6 +81,11 @@ pub enum Report {
         epoch: usize,
         epochs: usize,
         score: Option<f64>,
+        /// The best validation score so far and its epoch.
+        #[serde(default)]
+        best_score: Option<f64>,
+        #[serde(default)]
+        best_epoch: Option<usize>,
     },
     /// At a rung epoch: the worker waits for "continue" or "prune" on stdin.
     Rung { epoch: usize, score: f64 },
@@ -343,6 +350,7 @@ pub fn run_job(
             } else {
                 "done"
             };
+            audit::write(&dir, spec.task, &data.classes, t.positive, &t.predictions)?;
             write_metrics(
                 &dir,
                 job,
@@ -517,6 +525,8 @@ impl TrainHooks for WorkerHooks<'_> {
             epoch: c.epoch,
             epochs: self.epochs,
             score,
+            best_score: c.best_score,
+            best_epoch: (c.best_epoch > 0).then_some(c.best_epoch),
         })
     }
 
@@ -614,17 +624,21 @@ struct Failure {
 
 type Finals = BTreeMap<&'static str, Metrics>;
 
-struct Trained {
+struct Trained<'a> {
     best_epoch: usize,
     history: Vec<EpochRecord>,
     finals: Finals,
     ending: Ending,
+    /// The validation and test splits' per-image predictions (best epoch's weights).
+    predictions: Vec<SplitPredictions<'a>>,
+    /// The binary positive class.
+    positive: usize,
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train_and_evaluate(
+fn train_and_evaluate<'a>(
     job: &Job,
-    data: &PreparedData,
+    data: &'a PreparedData,
     net: &Network,
     dir: &JobDir,
     spec_toml: &str,
@@ -632,7 +646,7 @@ fn train_and_evaluate(
     loader: LoaderConfig,
     hooks: &mut dyn TrainHooks,
     sink: &mut dyn EventSink,
-) -> Result<Trained, Failure> {
+) -> Result<Trained<'a>, Failure> {
     let fail = |error: anyhow::Error| Failure {
         error,
         history: Vec::new(),
@@ -672,6 +686,8 @@ fn train_and_evaluate(
             history,
             finals: Finals::new(),
             ending: Ending::Interrupted,
+            predictions: Vec::new(),
+            positive: 0,
         });
     }
     let with_history = |error: anyhow::Error| Failure {
@@ -695,10 +711,33 @@ fn train_and_evaluate(
                 outcome.best_epoch
             ))
         })?;
+    let objective = Objective::new(spec, &data.classes, &data.train);
+    let eval = |set: &ImageSet, threshold: Option<f64>| {
+        evaluate_with_predictions(
+            net,
+            set,
+            &inputs,
+            spec.train.eval_batch_size,
+            &objective,
+            threshold,
+        )
+        .map_err(|e| anyhow::Error::from(trainer::without_backtrace(e)))
+    };
     let mut finals = Finals::new();
+    let mut predictions = Vec::new();
     finals.insert("train", best_record.train.clone());
-    if let Some(val) = &best_record.val {
-        finals.insert("val", val.clone());
+    // The best epoch's weights on the validation split once more, in one pass for its final
+    // metrics and its per-image predictions (the same numbers as the best epoch's record).
+    if let (Some(val), Some(_)) = (&data.val, &best_record.val) {
+        let (m, p) = eval(val, None).map_err(with_history)?;
+        predictions.push(SplitPredictions {
+            split: "val",
+            set: val,
+            names: data.val_names.as_deref(),
+            threshold: m.get("threshold"),
+            predictions: p,
+        });
+        finals.insert("val", m);
     }
     // Pruned jobs stop before the end; their test score would only tempt selection on the test set.
     if let (Some(test), false) = (&data.test, matches!(outcome.ending, Ending::Pruned { .. })) {
@@ -707,16 +746,7 @@ fn train_and_evaluate(
             Some(v) => v.get("threshold"),
             None => Some(0.5),
         };
-        let objective = Objective::new(spec, &data.classes, &data.train);
-        let m = evaluate(
-            net,
-            test,
-            &inputs,
-            spec.train.eval_batch_size,
-            &objective,
-            threshold,
-        )
-        .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
+        let (m, p) = eval(test, threshold).map_err(with_history)?;
         sink.event(&Event::Evaluated {
             job: job.id.clone(),
             split: "test",
@@ -724,6 +754,13 @@ fn train_and_evaluate(
             metrics: Box::new(m.clone()),
         })
         .map_err(with_history)?;
+        predictions.push(SplitPredictions {
+            split: "test",
+            set: test,
+            names: data.test_names.as_deref(),
+            threshold: m.get("threshold"),
+            predictions: p,
+        });
         finals.insert("test", m);
     }
     Ok(Trained {
@@ -731,6 +768,8 @@ fn train_and_evaluate(
         history,
         finals,
         ending: outcome.ending,
+        predictions,
+        positive: objective.positive,
     })
 }
 

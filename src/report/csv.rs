@@ -1,4 +1,5 @@
-//! The ranked trials as CSV: one row per trial, its parameters, mean/std/ci per metric, p-value.
+//! The ranked trials as CSV: one row per trial, its parameters, mean/std/ci per metric on
+//! validation and on the test set, p-value.
 
 use super::markdown::{param_names, param_text};
 use super::report_json::Report;
@@ -26,6 +27,11 @@ pub fn render(r: &Report) -> String {
             head.push(format!("{m}_{s}"));
         }
     }
+    for m in &r.metrics {
+        for s in ["mean", "std", "ci_low", "ci_high"] {
+            head.push(format!("test_{m}_{s}"));
+        }
+    }
     head.push("p_value".into());
     let mut out = head.iter().map(|h| field(h)).collect::<Vec<_>>().join(",") + "\n";
     for t in &r.trials {
@@ -45,6 +51,15 @@ pub fn render(r: &Report) -> String {
             row.extend([
                 opt(t.mean.get(m).copied()),
                 opt(t.std.get(m).copied()),
+                opt(ci.map(|c| c[0])),
+                opt(ci.map(|c| c[1])),
+            ]);
+        }
+        for m in &r.metrics {
+            let ci = t.test_ci95.get(m);
+            row.extend([
+                opt(t.test_mean.get(m).copied()),
+                opt(t.test_std.get(m).copied()),
                 opt(ci.map(|c| c[0])),
                 opt(ci.map(|c| c[1])),
             ]);

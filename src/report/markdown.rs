@@ -49,6 +49,20 @@ pub fn param_names(r: &Report) -> Vec<String> {
     names
 }
 
+/// A test metric of `t`: the mean, with ± standard deviation [95% interval] over several jobs.
+pub fn test_text(t: &super::report_json::TrialReport, m: &str) -> String {
+    match (t.test_mean.get(m), t.test_std.get(m), t.test_ci95.get(m)) {
+        (Some(mean), Some(sd), Some([lo, hi])) if t.n > 1 => {
+            format!("{mean:.4} ± {sd:.4} [{lo:.4}, {hi:.4}]")
+        }
+        (Some(mean), _, _) => format!("{mean:.4}"),
+        _ => "–".into(),
+    }
+}
+
+/// The sentence a report without a validation split opens with.
+pub const NO_SELECTION: &str = "No validation split: trials are not ranked and no trial is best (ranking them by the test set would select on test data). They are listed in plan order; each job kept its last epoch.";
+
 /// "Report: <experiment>", or "Comparison: <a>, <b>" for several experiments.
 pub fn title(r: &Report) -> String {
     if r.experiments.len() > 1 {
@@ -60,12 +74,39 @@ pub fn title(r: &Report) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
+    let _ = writeln!(o, "# {}\n", title(r));
+    let params = param_names(r);
+    if r.selection == "none" {
+        let _ = writeln!(o, "{NO_SELECTION}\n");
+        let _ = writeln!(o, "## Trials\n");
+        let mut head = vec!["trial".to_string()];
+        head.extend(params.iter().map(|p| format!("`{p}`")));
+        head.extend(["status".into(), "n".into(), "train loss".into()]);
+        let _ = writeln!(o, "| {} |", head.join(" | "));
+        let _ = writeln!(o, "|{}", " --- |".repeat(head.len()));
+        for t in &r.trials {
+            let mut cells = vec![t.label.clone()];
+            cells.extend(params.iter().map(|p| param_text(t.params.get(p))));
+            cells.extend([
+                t.status.clone(),
+                t.n.to_string(),
+                num(t.train_mean.get("loss").copied()),
+            ]);
+            let _ = writeln!(o, "| {} |", cells.join(" | "));
+        }
+    } else {
+        ranking_table(&mut o, r, &params);
+    }
+    rest(&mut o, r);
+    o
+}
+
+fn ranking_table(o: &mut String, r: &Report, params: &[String]) {
     let dir = if r.higher_is_better {
         "higher"
     } else {
         "lower"
     };
-    let _ = writeln!(o, "# {}\n", title(r));
     let _ = writeln!(
         o,
         "Trials ranked by the mean validation `{}` ({dir} is better) over {} fold(s) × {} repeat(s). \
@@ -74,7 +115,6 @@ pub fn render(r: &Report) -> String {
          paired by fold and repeat; p ≥ {} means not distinguishable from the best.\n",
         r.best_metric, r.folds, r.repeats, r.best_metric, r.significance
     );
-    let params = param_names(r);
     let _ = writeln!(o, "## Ranking\n");
     let mut head = vec!["rank".to_string(), "trial".into()];
     head.extend(params.iter().map(|p| format!("`{p}`")));
@@ -101,6 +141,10 @@ pub fn render(r: &Report) -> String {
         cells.extend([p_text(&t.comparison), verdict(&t.comparison).into()]);
         let _ = writeln!(o, "| {} |", cells.join(" | "));
     }
+}
+
+/// Everything after the trials table.
+fn rest(o: &mut String, r: &Report) {
     if let Some(best) = &r.best {
         let _ = writeln!(o, "\n## Best trial: {}\n", best.label);
         if !best.per_class.is_empty() {
@@ -142,7 +186,7 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(o, "\n## Test set\n");
         let _ = writeln!(
             o,
-            "Never used for selection. Mean over each trial's finished jobs.\n"
+            "Never used for selection. Mean over each trial's finished jobs (± standard deviation [95% confidence interval] over several).\n"
         );
         let mut head = vec!["trial".to_string()];
         head.extend(r.metrics.iter().cloned());
@@ -153,11 +197,7 @@ pub fn render(r: &Report) -> String {
             " --- |".repeat(head.len())
         );
         for t in &with_test {
-            let cells: Vec<String> = r
-                .metrics
-                .iter()
-                .map(|m| num(t.test_mean.get(m).copied()))
-                .collect();
+            let cells: Vec<String> = r.metrics.iter().map(|m| test_text(t, m)).collect();
             let _ = writeln!(o, "| {} | {} |", t.label, cells.join(" | "));
         }
         for f in &r.refit {
@@ -197,5 +237,32 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
-    o
+    if let Some(m) = &r.mistakes {
+        let _ = writeln!(
+            o,
+            "\n## Most confident mistakes: trial {}\n\nPer split and class, the {} wrong predictions the model was surest of, over the trial's jobs (thumbnails in report.html and the job folders).\n",
+            m.trial, m.per_class
+        );
+        let _ = writeln!(
+            o,
+            "| split | class | kind | image | true | predicted | confidence | job |\n| --- | --- | --- | --- | --- | --- | --- | --- |"
+        );
+        for x in &m.items {
+            let kind = serde_json::to_value(x.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "| {} | {} | {kind} | {} | {} | {} | {:.4} | {} |",
+                x.split,
+                x.class,
+                x.path.replace('|', "\\|"),
+                x.truth.join(";"),
+                x.predicted.join(";"),
+                x.confidence,
+                x.job
+            );
+        }
+    }
 }

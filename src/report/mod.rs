@@ -11,6 +11,7 @@ pub mod markdown;
 pub mod plots;
 pub mod ranking;
 pub mod report_json;
+pub mod run_end;
 pub mod stats;
 pub mod summary;
 pub mod tb_sink;

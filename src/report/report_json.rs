@@ -9,6 +9,7 @@ use super::ranking::{self, Comparison, Slot, Standing, SIGNIFICANCE};
 use super::stats::summarize;
 use super::summary::{higher_is_better, ClassScore, ExperimentResults, JobResult, ReportError};
 use crate::spec::Task;
+use crate::store::mistakes::{MistakeKind, MISTAKES_PER_CLASS};
 use crate::train::metrics::scalar_metrics;
 
 pub const REPORT_VERSION: u32 = 1;
@@ -57,6 +58,12 @@ pub struct TrialReport {
     pub ci95: BTreeMap<String, [f64; 2]>,
     /// Mean test scalars over the finished jobs that have a test set.
     pub test_mean: BTreeMap<String, f64>,
+    /// Their sample standard deviation (0 for one job).
+    pub test_std: BTreeMap<String, f64>,
+    /// The 95% Student-t interval of the test mean (collapses to the mean for one job).
+    pub test_ci95: BTreeMap<String, [f64; 2]>,
+    /// Mean final training scalars (the best epoch's, measured during training).
+    pub train_mean: BTreeMap<String, f64>,
     pub comparison: Comparison,
     /// Mean validation `best_metric` per epoch over the jobs: (epoch, mean, min, max).
     #[serde(skip)]
@@ -71,6 +78,35 @@ pub struct BestDetail {
     pub per_class: Vec<ClassScore>,
     /// Sum over its finished jobs of final.val.confusion_matrix (rows true, columns predicted).
     pub confusion_matrix: Option<Vec<Vec<f64>>>,
+}
+
+/// The most confident mistakes of one trial, over its finished jobs.
+#[derive(Clone, Debug, Serialize)]
+pub struct MistakesReport {
+    /// The trial's label: the best trial, or the only one without a validation split.
+    pub trial: String,
+    /// Mistakes kept per split, class and kind.
+    pub per_class: usize,
+    pub items: Vec<MistakeItem>,
+}
+
+/// One wrong prediction of a job, as in its mistakes.json.
+#[derive(Clone, Debug, Serialize)]
+pub struct MistakeItem {
+    pub job: String,
+    pub split: String,
+    pub path: String,
+    pub class: String,
+    pub kind: MistakeKind,
+    #[serde(rename = "true")]
+    pub truth: Vec<String>,
+    pub predicted: Vec<String>,
+    pub confidence: f64,
+    /// The thumbnail's path relative to the experiment folder.
+    pub thumbnail: Option<String>,
+    /// The thumbnail's PNG bytes (embedded in report.html only).
+    #[serde(skip)]
+    pub png: Option<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -103,7 +139,11 @@ pub struct Report {
     pub folds: usize,
     pub repeats: usize,
     pub significance: f64,
-    /// The best trial's label (its index for a single experiment), null if none finished.
+    /// `validation` (trials ranked by the validation `best_metric`) or `none` (no validation
+    /// split: trials in plan order, not ranked, no best trial).
+    pub selection: &'static str,
+    /// The best trial's label (its index for a single experiment), null if none finished or
+    /// without a validation split.
     pub best_trial: Option<serde_json::Value>,
     /// Trials in rank order.
     pub trials: Vec<TrialReport>,
@@ -111,6 +151,8 @@ pub struct Report {
     pub refit: Vec<RefitReport>,
     pub problems: Vec<Problem>,
     pub classes: Vec<String>,
+    /// The most confident mistakes of the best trial (or the only trial); null if there are none.
+    pub mistakes: Option<MistakesReport>,
     /// What was wrong with the experiment folders (a rebuilt ledger, finished jobs left out
     /// because their metrics are missing or damaged).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -132,11 +174,18 @@ fn summaries(t: &mut TrialReport, done: &[&JobResult], task: Task) {
             .iter()
             .filter_map(|j| j.test.as_ref()?.get(*metric).copied())
             .collect();
-        if !tests.is_empty() {
-            t.test_mean.insert(
-                metric.to_string(),
-                tests.iter().sum::<f64>() / tests.len() as f64,
-            );
+        if let Some(s) = summarize(&tests) {
+            t.test_mean.insert(metric.to_string(), s.mean);
+            t.test_std.insert(metric.to_string(), s.std);
+            t.test_ci95
+                .insert(metric.to_string(), [s.ci95_low, s.ci95_high]);
+        }
+        let train: Vec<f64> = done
+            .iter()
+            .filter_map(|j| j.train.get(*metric).copied())
+            .collect();
+        if let Some(s) = summarize(&train) {
+            t.train_mean.insert(metric.to_string(), s.mean);
         }
     }
 }
@@ -268,6 +317,9 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
                 std: BTreeMap::new(),
                 ci95: BTreeMap::new(),
                 test_mean: BTreeMap::new(),
+                test_std: BTreeMap::new(),
+                test_ci95: BTreeMap::new(),
+                train_mean: BTreeMap::new(),
                 comparison: Comparison::default(),
                 curve: curve(&t.jobs),
             };
@@ -307,13 +359,24 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
             mean: r.mean.get(&metric).copied(),
         })
         .collect();
-    let order = ranking::rank(&standings, higher);
-    let best = order.first().copied().filter(|&b| standings[b].finished);
+    // Without a validation split nothing may pick a trial: ranking by the test set would select
+    // on test data.
+    let validation = experiments.iter().all(|e| e.validation);
+    let order = if validation {
+        ranking::rank(&standings, higher)
+    } else {
+        (0..rows.len()).collect()
+    };
+    let best = order
+        .first()
+        .copied()
+        .filter(|&b| validation && standings[b].finished);
     for (pos, &i) in order.iter().enumerate() {
-        if standings[i].mean.is_some() {
+        if validation && standings[i].mean.is_some() {
             rows[i].rank = Some(pos + 1);
         }
         rows[i].comparison = match best {
+            None if !validation => Comparison::note("no selection: no validation split"),
             None => Comparison::note("no finished trial to compare with"),
             Some(b) if b == i => Comparison::note("best"),
             Some(b) => {
@@ -338,6 +401,13 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
             .map(|t| t.jobs.iter().filter(|j| j.is_done()).collect())
             .unwrap_or_default();
         best_detail(rows[b].label.clone(), rows[b].trial, &done)
+    });
+    // The trial whose mistakes the report shows: the best one, or the only one.
+    let shown = best.or((rows.len() == 1 && rows[0].n > 0).then_some(0));
+    let mistakes = shown.and_then(|i| {
+        let e = &experiments[origin[i]];
+        let t = e.trials.iter().find(|t| t.trial == rows[i].trial)?;
+        gather_mistakes(rows[i].label.clone(), t, &first.classes)
     });
     let best_trial = best.map(|b| {
         if labelled {
@@ -369,10 +439,73 @@ pub fn build(experiments: &[ExperimentResults], labelled: bool) -> Result<Report
         refit,
         problems,
         classes: first.classes.clone(),
+        selection: if validation { "validation" } else { "none" },
+        mistakes,
         warnings: experiments
             .iter()
             .flat_map(|e| e.warnings.iter().cloned())
             .collect(),
+    })
+}
+
+/// The most confident mistakes over `trial`'s finished jobs: per split, class and kind the
+/// [`MISTAKES_PER_CLASS`] most confident, in split (val, test), class-list and kind order.
+fn gather_mistakes(
+    label: String,
+    trial: &super::summary::TrialResult,
+    classes: &[String],
+) -> Option<MistakesReport> {
+    let mut items: Vec<MistakeItem> = trial
+        .jobs
+        .iter()
+        .filter(|j| j.is_done())
+        .flat_map(|j| {
+            j.mistakes.iter().map(|(m, png)| MistakeItem {
+                job: j.id.clone(),
+                split: m.split.clone(),
+                path: m.path.clone(),
+                class: m.class.clone(),
+                kind: m.kind,
+                truth: m.truth.clone(),
+                predicted: m.predicted.clone(),
+                confidence: m.confidence,
+                thumbnail: m.thumbnail.as_ref().map(|t| format!("{}/{t}", j.id)),
+                png: png.clone(),
+            })
+        })
+        .collect();
+    if items.is_empty() {
+        return None;
+    }
+    let split_order = |s: &str| match s {
+        "val" => 0,
+        "test" => 1,
+        _ => 2,
+    };
+    let class_order = |c: &str| classes.iter().position(|x| x == c).unwrap_or(classes.len());
+    let key = |m: &MistakeItem| (split_order(&m.split), class_order(&m.class), m.kind as u8);
+    items.sort_by(|a, b| {
+        key(a)
+            .cmp(&key(b))
+            .then(b.confidence.total_cmp(&a.confidence))
+            .then_with(|| (&a.job, &a.path).cmp(&(&b.job, &b.path)))
+    });
+    let mut kept: Vec<MistakeItem> = Vec::new();
+    let mut run = 0;
+    for m in items {
+        match kept.last() {
+            Some(last) if key(last) == key(&m) => {}
+            _ => run = 0,
+        }
+        if run < MISTAKES_PER_CLASS {
+            run += 1;
+            kept.push(m);
+        }
+    }
+    Some(MistakesReport {
+        trial: label,
+        per_class: MISTAKES_PER_CLASS,
+        items: kept,
     })
 }
 
@@ -420,6 +553,7 @@ mod tests {
                 })
                 .collect(),
             refit: None,
+            validation: true,
             classes: vec!["a".into()],
             data_hash: Some("d".into()),
             folds_json: Some("f".into()),

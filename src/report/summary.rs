@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::spec::Task;
 use crate::store::health;
 use crate::store::ledger::LedgerError;
+use crate::store::mistakes::{MistakeRecord, MistakesFile};
 use crate::store::ExperimentDir;
 use crate::train::metrics::scalar_metrics;
 
@@ -51,6 +52,9 @@ pub struct ClassScore {
     pub f1: f64,
 }
 
+/// A mistake from a job's mistakes.json and its thumbnail's PNG bytes (if readable).
+pub type JobMistake = (MistakeRecord, Option<Vec<u8>>);
+
 /// One job's outcome as read from its files.
 #[derive(Clone, Debug, Default)]
 pub struct JobResult {
@@ -64,6 +68,10 @@ pub struct JobResult {
     pub val: BTreeMap<String, f64>,
     /// Final test scalars, when the job was evaluated on a test set.
     pub test: Option<BTreeMap<String, f64>>,
+    /// Final training scalars (the best epoch's, measured during training).
+    pub train: BTreeMap<String, f64>,
+    /// Its most confident mistakes (mistakes.json) with each thumbnail's PNG bytes.
+    pub mistakes: Vec<JobMistake>,
     pub per_class: Vec<ClassScore>,
     pub confusion: Option<Vec<Vec<f64>>>,
     /// The validation `best_metric` per epoch: (epoch, value).
@@ -111,6 +119,9 @@ pub struct ExperimentResults {
     /// Folds per trial (1 without cross-validation).
     pub folds: usize,
     pub repeats: usize,
+    /// Whether the jobs have a validation split (folds or `validation_fraction` > 0): without
+    /// one there is no selection.
+    pub validation: bool,
     pub trials: Vec<TrialResult>,
     /// The refit job (best trial retrained on all training data), with its trial index.
     pub refit: Option<(usize, JobResult)>,
@@ -172,6 +183,7 @@ fn read_metrics(path: &Path, best_metric: &str, job: &mut JobResult) -> Result<(
     }
     let val = &m["final"]["val"];
     job.val = scalars(val);
+    job.train = scalars(&m["final"]["train"]);
     if let Some(test) = m["final"].get("test").filter(|t| t.is_object()) {
         job.test = Some(scalars(test));
     }
@@ -231,19 +243,57 @@ struct JobView {
     #[serde(default)]
     params: BTreeMap<String, serde_json::Value>,
     #[serde(rename = "spec", deserialize_with = "best_metric_of_spec")]
-    spec: (String, Task),
+    spec: SpecView,
 }
 
-fn best_metric_of_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(String, Task), D::Error> {
+/// What a report needs of a job's resolved spec.
+struct SpecView {
+    best_metric: String,
+    task: Task,
+    /// It has a validation split: folds, or a validation fraction above 0.
+    validation: bool,
+}
+
+fn best_metric_of_spec<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SpecView, D::Error> {
     let spec: serde_json::Value = serde::Deserialize::deserialize(d)?;
     let task = serde_json::from_value(spec["task"].clone()).unwrap_or(Task::Multiclass);
-    Ok((
-        spec["train"]["best_metric"]
+    let split = &spec["split"];
+    // Older plans without these keys had the defaults: a validation fraction of 0.1.
+    let validation = split["folds"].as_u64().unwrap_or(0) >= 2
+        || split["validation_fraction"].as_f64().unwrap_or(0.1) > 0.0;
+    Ok(SpecView {
+        best_metric: spec["train"]["best_metric"]
             .as_str()
             .unwrap_or("accuracy")
             .to_string(),
         task,
-    ))
+        validation,
+    })
+}
+
+/// A job's mistakes.json with its thumbnails (absent: none, as for jobs from before it).
+fn read_mistakes(dir: &crate::store::JobDir) -> Result<Vec<JobMistake>, ReportError> {
+    let path = dir.mistakes();
+    let Some(v) = read_json(&path)? else {
+        return Ok(Vec::new());
+    };
+    let file: MistakesFile = serde_json::from_value(v).map_err(|e| ReportError::Damaged {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(file
+        .mistakes
+        .into_iter()
+        .map(|m| {
+            // A thumbnail that cannot be read is left out of the page, not a failed report.
+            let png = m
+                .thumbnail
+                .as_deref()
+                .filter(|t| !t.contains("..") && !t.starts_with('/'))
+                .and_then(|t| std::fs::read(dir.root.join(t)).ok());
+            (m, png)
+        })
+        .collect())
 }
 
 fn read_plan(path: &Path) -> Result<PlanView, ReportError> {
@@ -283,8 +333,20 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
     let best_metric = plan
         .jobs
         .first()
-        .map_or_else(|| "accuracy".to_string(), |j| j.spec.0.clone());
-    let task = plan.jobs.first().map_or(Task::Multiclass, |j| j.spec.1);
+        .map_or_else(|| "accuracy".to_string(), |j| j.spec.best_metric.clone());
+    let task = plan.jobs.first().map_or(Task::Multiclass, |j| j.spec.task);
+    let refits: std::collections::BTreeSet<&str> = ledger
+        .jobs
+        .iter()
+        .filter(|(_, e)| e.refit)
+        .map(|(id, _)| id.as_str())
+        .collect();
+    // The refit job never has a validation split; the sweep's jobs decide.
+    let validation = plan
+        .jobs
+        .iter()
+        .find(|j| !refits.contains(j.id.as_str()))
+        .is_none_or(|j| j.spec.validation);
     let mut trials: BTreeMap<usize, TrialResult> = BTreeMap::new();
     let mut refit = None;
     let mut classes = Vec::new();
@@ -302,6 +364,9 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
         };
         if !problems.iter().any(|(id, _)| *id == job.id) {
             read_metrics(&job_dir.metrics(), &best_metric, &mut result)?;
+            if result.is_done() {
+                result.mistakes = read_mistakes(&job_dir)?;
+            }
         }
         if let Some(info) = read_json(&job_dir.job())? {
             if data_hash.is_none() {
@@ -345,6 +410,7 @@ pub fn load(dir: &Path) -> Result<ExperimentResults, ReportError> {
         task,
         folds: plan.folds,
         repeats: plan.repeats,
+        validation,
         trials: trials.into_values().collect(),
         refit,
         classes,

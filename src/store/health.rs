@@ -169,6 +169,10 @@ fn rebuild(dir: &ExperimentDir, fingerprint: &str, spec: &serde_json::Value) -> 
                 epochs_done,
                 epochs: job.spec.train.epochs,
                 last_score: None,
+                best_score: None,
+                best_epoch: metrics
+                    .as_ref()
+                    .and_then(|m| m["best_epoch"].as_u64().map(|e| e as usize)),
                 updated_at: now(),
             },
         );

@@ -56,6 +56,18 @@ impl JobDir {
     pub fn metrics(&self) -> PathBuf {
         self.root.join("metrics.json")
     }
+    /// One row per validation and test image: true and predicted labels, probabilities.
+    pub fn predictions(&self) -> PathBuf {
+        self.root.join("predictions.csv")
+    }
+    /// The most confident mistakes per class and split, with their thumbnails' names.
+    pub fn mistakes(&self) -> PathBuf {
+        self.root.join("mistakes.json")
+    }
+    /// The thumbnails of the most confident mistakes (`<split>-<index>.png`).
+    pub fn mistakes_dir(&self) -> PathBuf {
+        self.root.join("mistakes")
+    }
     /// The best epoch's weights.
     pub fn weights(&self) -> PathBuf {
         self.root.join("model.safetensors")

@@ -58,6 +58,11 @@ pub struct JobEntry {
     pub refit: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_score: Option<f64>,
+    /// The best validation `best_metric` so far and its epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_score: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
     pub updated_at: f64,
 }
 
@@ -183,6 +188,8 @@ mod tests {
             epochs: 3,
             refit: false,
             last_score: Some(0.9),
+            best_score: Some(0.9),
+            best_epoch: Some(1),
             updated_at: 1.0,
         };
         let mut l = Ledger {

@@ -6,6 +6,7 @@ pub mod health;
 pub mod layout;
 pub mod ledger;
 pub mod lock;
+pub mod mistakes;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use layout::{ExperimentDir, JobDir};

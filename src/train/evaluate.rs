@@ -1,10 +1,12 @@
-//! Evaluation of a network on one split: mean loss and the task's metrics.
+//! Evaluation of a network on one split: mean loss and the task's metrics, and optionally the
+//! per-image predictions from the same logits.
 
 use candle_core::{Result, Tensor, D};
 
 use super::batches::Inputs;
 use super::loss::Objective;
 use super::metrics::{Accumulator, Metrics};
+use super::predictions::Predictions;
 use crate::data::image_set::ImageSet;
 use crate::model::{Mode, Network};
 
@@ -19,6 +21,41 @@ pub fn evaluate(
     objective: &Objective,
     threshold: Option<f64>,
 ) -> Result<Metrics> {
+    run(net, set, inputs, batch_size, objective, threshold, None)
+}
+
+/// Like [`evaluate`], also returning each image's prediction, taken from the very logits the
+/// metrics are computed from.
+pub fn evaluate_with_predictions(
+    net: &Network,
+    set: &ImageSet,
+    inputs: &Inputs,
+    batch_size: usize,
+    objective: &Objective,
+    threshold: Option<f64>,
+) -> Result<(Metrics, Predictions)> {
+    let mut p = Predictions::new(objective.task, set.classes.len(), objective.positive);
+    let m = run(
+        net,
+        set,
+        inputs,
+        batch_size,
+        objective,
+        threshold,
+        Some(&mut p),
+    )?;
+    Ok((m, p))
+}
+
+fn run(
+    net: &Network,
+    set: &ImageSet,
+    inputs: &Inputs,
+    batch_size: usize,
+    objective: &Objective,
+    threshold: Option<f64>,
+    mut predictions: Option<&mut Predictions>,
+) -> Result<Metrics> {
     let plain = objective.unweighted();
     let mut acc = Accumulator::new(objective.task, set.classes.len());
     let mut loss_sum = 0.0;
@@ -30,7 +67,14 @@ pub fn evaluate(
         let targets = plain.targets(set, chunk, net.device())?;
         let loss = plain.loss(&logits, &targets)?.to_scalar::<f32>()? as f64;
         loss_sum += loss * chunk.len() as f64;
-        record(&mut acc, &logits, set, chunk, objective.positive)?;
+        record_with(
+            &mut acc,
+            predictions.as_deref_mut(),
+            &logits,
+            set,
+            chunk,
+            objective.positive,
+        )?;
     }
     let loss = if set.is_empty() {
         0.0
@@ -53,21 +97,52 @@ pub fn record(
     indices: &[usize],
     positive: usize,
 ) -> Result<()> {
+    record_with(acc, None, logits, set, indices, positive)
+}
+
+/// [`record`], also adding the batch's per-image predictions to `predictions`.
+fn record_with(
+    acc: &mut Accumulator,
+    predictions: Option<&mut Predictions>,
+    logits: &Tensor,
+    set: &ImageSet,
+    indices: &[usize],
+    positive: usize,
+) -> Result<()> {
     match acc {
         Accumulator::Multiclass(cm) => {
             let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+            if let Some(p) = predictions {
+                p.add_multiclass(&predicted, &logits.flatten_all()?.to_vec1::<f32>()?);
+            }
             for (p, &i) in predicted.into_iter().zip(indices) {
                 cm.add(set.labels[i] as usize, p as usize);
             }
         }
         Accumulator::Binary { scores, truths } => {
-            let v = logits.flatten_all()?.to_vec1::<f32>()?;
-            scores.extend(v.into_iter().map(sigmoid));
+            let v: Vec<f32> = logits
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .into_iter()
+                .map(sigmoid)
+                .collect();
+            if let Some(p) = predictions {
+                p.add_probabilities(&v);
+            }
+            scores.extend(v);
             truths.extend(indices.iter().map(|&i| set.labels[i] as usize == positive));
         }
         Accumulator::Multilabel { probs, truths } => {
-            let v = logits.flatten_all()?.to_vec1::<f32>()?;
-            probs.extend(v.into_iter().map(sigmoid));
+            let v: Vec<f32> = logits
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .into_iter()
+                .map(sigmoid)
+                .collect();
+            if let Some(p) = predictions {
+                p.add_probabilities(&v);
+            }
+            probs.extend(v);
             for &i in indices {
                 truths.extend(set.label_set(i));
             }

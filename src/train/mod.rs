@@ -6,6 +6,7 @@ pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod optim;
+pub mod predictions;
 pub mod rng;
 pub mod sampler;
 pub mod schedule;
