@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use assay::exec::orchestrator::{self, RunRefused};
-use assay::exec::progress::Progress;
+use assay::exec::progress::{say, shell_word, Progress};
 use assay::exec::worker::{run_worker, WorkerOptions};
 use assay::exec::{bench, prepare::PrepareError, status};
 use assay::report::ReportError;
@@ -184,32 +184,37 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 fresh,
                 retry_failed,
             };
+            // A closed stdout must not end the run: its prints carry on without a reader.
+            // SAFETY: changing the disposition of SIGPIPE; no handler runs our code.
+            unsafe {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
             let mut progress = Progress::new();
             let summary = orchestrator::run(&e, &spec.spec, &opts, &mut progress)?;
             for (job, reason) in &summary.failed {
-                println!("  failed: {job}: {reason}");
+                say(&format!("  failed: {job}: {reason}"));
             }
-            println!(
+            say(&format!(
                 "results in {}; TensorBoard: tensorboard --logdir {}",
                 summary.experiment_dir.display(),
-                summary.experiment_dir.display()
-            );
+                shell_word(&summary.experiment_dir)
+            ));
             if !summary.interrupted {
                 match assay::report::write_report(&summary.experiment_dir) {
                     Ok(report) => {
                         for line in assay::report::run_end::lines(&report) {
-                            println!("{line}");
+                            say(&line);
                         }
-                        println!(
+                        say(&format!(
                             "report: {}",
                             summary.experiment_dir.join("report.html").display()
-                        )
+                        ))
                     }
                     Err(e) => eprintln!("warning: no report: {e}"),
                 }
             }
             if summary.interrupted {
-                println!("interrupted: run the same command again to resume");
+                say("interrupted: run the same command again to resume");
                 return Ok(130);
             }
             Ok(if summary.failed.is_empty() {

@@ -62,7 +62,7 @@ impl Progress {
     pub fn note(&self, line: &str) {
         match &self.bar {
             Some(bar) => bar.println(line),
-            None => println!("{line}"),
+            None => say(line),
         }
     }
 
@@ -139,10 +139,10 @@ impl Progress {
         if self.bar.is_none() {
             if let Some(e) = ledger.jobs.get(id) {
                 let fold = e.fold.map(|f| format!(" fold {f}")).unwrap_or_default();
-                println!(
+                say(&format!(
                     "started {id} (trial {}{fold}, attempt {})",
                     e.trial, e.attempts
-                );
+                ));
             }
         }
         self.update(ledger);
@@ -166,7 +166,10 @@ impl Progress {
         let score = score.map(|s| format!(", val {s:.4}")).unwrap_or_default();
         match &self.bar {
             Some(_) => self.note(&format!("{id} epoch {epoch}/{epochs}{score}")),
-            None => println!("{id} epoch {epoch}/{epochs}{score} | {}", self.line(ledger)),
+            None => say(&format!(
+                "{id} epoch {epoch}/{epochs}{score} | {}",
+                self.line(ledger)
+            )),
         }
         self.update(ledger);
     }
@@ -195,13 +198,33 @@ impl Progress {
         }
         let c = ledger.counts();
         let n = |k: &str| c.get(k).copied().unwrap_or(0);
-        println!(
+        say(&format!(
             "{} done, {} failed, {} pruned, {} not finished, in {}",
             n("done"),
             n("failed"),
             n("pruned"),
             n("pending") + n("running"),
             clock(elapsed)
-        );
+        ));
+    }
+}
+
+/// Prints `line` to stdout, carrying on when nobody reads it any more (`assay run … | head`):
+/// a run's results are on disk, and stdout is only a view of them.
+pub fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// `path` as a shell word: quoted when it holds anything but letters, digits and `_./-`.
+pub fn shell_word(path: &std::path::Path) -> String {
+    let s = path.display().to_string();
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c))
+    {
+        s
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
