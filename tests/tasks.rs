@@ -184,7 +184,7 @@ fn binary_and_multilabel_quickstarts_end_to_end() {
 
     // binary: "is it a 7?", balanced class weights
     let spec = format!(
-        "name = \"bin\"\nseed = 3\ntask = \"binary\"\n\n[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\nclasses = [\"other\", \"seven\"]\n\n[split]\nvalidation_fraction = 0.25\n{MODEL}\n[train]\nepochs = 3\nbatch_size = 32\nclass_weights = \"balanced\"\n",
+        "name = \"bin\"\nseed = 3\ntask = \"binary\"\n\n[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\nclasses = [\"other\", \"seven\"]\npositive_class = \"seven\"\n\n[split]\nvalidation_fraction = 0.25\n{MODEL}\n[train]\nepochs = 3\nbatch_size = 32\nclass_weights = \"balanced\"\n",
         p("train-images-idx3-ubyte.gz"),
         p("train-labels-idx1-ubyte.gz"),
         p("test-images-idx3-ubyte.gz"),
@@ -295,4 +295,89 @@ fn multilabel_manifest_without_any_label_is_refused() {
         r.stderr
     );
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// `dir/data/<class>/<i>.png`: 8 grayscale 4×4 images per class, darker for the first class.
+fn two_class_folder(dir: &Path, classes: [&str; 2]) -> PathBuf {
+    let root = dir.join("data");
+    for (c, class) in classes.iter().enumerate() {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..8u8 {
+            image::GrayImage::from_pixel(4, 4, image::Luma([30 + 150 * c as u8 + i]))
+                .save(root.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    root
+}
+
+fn binary_folder_spec(root: &Path, data_extra: &str) -> String {
+    format!(
+        "name = \"pc\"\ntask = \"binary\"\n\n[data]\nformat = \"image-folder\"\ntrain = \"{}\"\nchannels = 1\nimage_size = [4, 4]\n{data_extra}\n[split]\nvalidation_fraction = 0.25\n\n[model]\narchitecture = \"mlp\"\nlayers = []\n\n[train]\nepochs = 1\nbatch_size = 4\n",
+        root.display()
+    )
+}
+
+const DEFECT_HELP: &str = "task \"binary\" needs data.positive_class: the classes are [\"defective\", \"functional\"] and neither is an obvious positive (1, true, yes, y, positive, pos)";
+
+#[test]
+fn binary_classes_in_the_spec_without_an_obvious_positive_are_refused_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = two_class_folder(dir.path(), ["defective", "functional"]);
+    let text = binary_folder_spec(&root, "classes = [\"defective\", \"functional\"]\n");
+    let spec = write_spec(dir.path(), &text);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("classes = "))
+        .unwrap()
+        + 1;
+    let pad = " ".repeat(line.to_string().len());
+    let expected = format!(
+        "error: {DEFECT_HELP}\n{pad}--> {}:{line}:11\n{pad} |\n{line} | classes = [\"defective\", \"functional\"]\n{pad} |           ^^^^^^^^^^^^^^^^^^^^^^^^^^^\n{pad} = key: data.positive_class\n{pad} = help: say which class precision, recall, F1 and PR-AUC are about: add positive_class = \"defective\" or positive_class = \"functional\" to [data]\n",
+        spec.display()
+    );
+    for command in ["validate", "run"] {
+        let r = assay(dir.path(), &[command, spec.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{command}: {}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr, expected, "{command}");
+    }
+    assert!(!dir.path().join("runs").exists());
+}
+
+#[test]
+fn binary_classes_from_the_data_without_an_obvious_positive_are_refused_after_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = two_class_folder(dir.path(), ["defective", "functional"]);
+    let spec = write_spec(dir.path(), &binary_folder_spec(&root, ""));
+    let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!("error: {DEFECT_HELP}\n   = help: say which class precision, recall, F1 and PR-AUC are about: add positive_class = \"defective\" or positive_class = \"functional\" to [data]\n")
+    );
+    assert!(!dir.path().join("runs").exists(), "nothing written");
+}
+
+#[test]
+fn binary_positive_class_is_the_obvious_positive_or_the_given_one() {
+    for (classes, extra, positive) in [
+        (["0", "1"], "", "1"),
+        (["no", "yes"], "", "yes"),
+        (["no", "yes"], "classes = [\"no\", \"yes\"]\n", "yes"),
+        (
+            ["defective", "functional"],
+            "positive_class = \"defective\"\n",
+            "defective",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = two_class_folder(dir.path(), classes);
+        let spec = write_spec(dir.path(), &binary_folder_spec(&root, extra));
+        let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{classes:?}: {}\n{}", r.stdout, r.stderr);
+        let job = common::cli::only_job(&dir.path().join("runs/pc"));
+        let record: Value =
+            serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
+        assert_eq!(record["positive_class"], positive, "{classes:?} {extra}");
+    }
 }

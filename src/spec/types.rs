@@ -68,7 +68,8 @@ pub struct DataSpec {
     pub on_corrupt: OnCorrupt,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
-    /// The binary task's positive class; `None`: the second class of the sorted class list.
+    /// The binary task's positive class; `None`: the class whose name is an obvious positive
+    /// (see [`crate::spec::positive`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_class: Option<String>,
 }

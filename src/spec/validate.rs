@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::model_section::model;
+use super::positive::{ambiguous_help, ambiguous_message, positive_index, PositiveClassError};
 use super::reader::{self as r, index, At, Diags, TableReader};
 use super::training::{optimizer, schedule, train};
 use super::tree::{Node, Segment, Value};
@@ -189,7 +190,9 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
     let classes_span = t.entry("classes").map(|e| e.node.span);
     let classes_path = t.path_of("classes");
     let format_span = t.entry("format").map(|e| e.node.span);
-    let classes = opt(&mut t, "classes", d, None, |a, d| classes(a, d).map(Some));
+    let classes = opt(&mut t, "classes", d, None, |a, d| {
+        names(a, "class", 2, d).map(Some)
+    });
     let positive_path = t.path_of("positive_class");
     let positive_node = t.entry("positive_class").map(|e| &e.node);
     t.finish(d);
@@ -248,6 +251,20 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
             Some(s)
         }
     };
+    // With the classes in the spec, a missing positive class is known now, not after loading.
+    if let (Some(Task::Binary), Some(list), Some(span), None) =
+        (task, &classes, classes_span, &positive_class)
+    {
+        if let Err(PositiveClassError::Ambiguous { classes }) = positive_index(list, None) {
+            d.error(
+                span,
+                &positive_path,
+                ambiguous_message(&classes),
+                Some(ambiguous_help(&classes)),
+            );
+            return None;
+        }
+    }
     let format = format?;
     let train = source(at(train_node?, &train_path), format, base, d);
     let test = match test_node {
@@ -287,7 +304,8 @@ pub(super) fn height_width(a: At, items: &[Node], d: &mut Diags) -> Option<[usiz
     Some([h? as usize, w? as usize])
 }
 
-fn classes(a: At, d: &mut Diags) -> Option<Vec<String>> {
+/// A list of distinct strings (`what`: "class" or "label"), at least `min` of them.
+fn names(a: At, what: &str, min: usize, d: &mut Diags) -> Option<Vec<String>> {
     let items = r::array(a, d)?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -297,20 +315,19 @@ fn classes(a: At, d: &mut Diags) -> Option<Vec<String>> {
             d.error(
                 item.span,
                 &p,
-                format!("class \"{s}\" is listed twice"),
+                format!("{what} \"{s}\" is listed twice"),
                 None,
             );
             return None;
         }
         out.push(s);
     }
-    if out.len() < 2 {
-        d.error(
-            a.node.span,
-            a.path,
-            "a classification task needs at least 2 classes",
-            None,
-        );
+    if out.len() < min {
+        let message = match min {
+            1 => format!("at least one {what} is needed"),
+            _ => format!("a classification task needs at least {min} classes"),
+        };
+        d.error(a.node.span, a.path, message, None);
         return None;
     }
     Some(out)
