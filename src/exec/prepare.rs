@@ -73,7 +73,11 @@ fn load_source(
         if let SourceSpec::Path(p) = s {
             opts.checked_image_len()?;
             let start = std::time::Instant::now();
-            let (set, mut report) = crate::data::csv_manifest::load_csv_multilabel(p, opts)?;
+            let (set, mut report) = crate::data::csv_manifest::load_csv_multilabel(
+                p,
+                opts,
+                spec.data.labels.as_deref(),
+            )?;
             report.seconds = start.elapsed().as_secs_f64();
             return Ok((set, report));
         }

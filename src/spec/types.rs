@@ -72,6 +72,10 @@ pub struct DataSpec {
     /// (see [`crate::spec::positive`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_class: Option<String>,
+    /// Multilabel CSV manifests with one 0/1 column per label: the label columns, in class
+    /// order; `None`: every column but `path` and `group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -195,8 +195,34 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
     });
     let positive_path = t.path_of("positive_class");
     let positive_node = t.entry("positive_class").map(|e| &e.node);
+    let labels_path = t.path_of("labels");
+    let labels_span = t.entry("labels").map(|e| e.key_span);
+    let labels = opt(&mut t, "labels", d, None, |a, d| {
+        names(a, "label", 1, d).map(Some)
+    });
     t.finish(d);
     let classes = classes?;
+    let labels = labels?;
+    if let Some(span) = labels_span {
+        if task != Some(Task::Multilabel) || format != Some(DataFormat::Csv) {
+            d.error(
+                span,
+                &labels_path,
+                "labels applies only to task = \"multilabel\" with format = \"csv\" (a manifest with one 0/1 column per label)",
+                None,
+            );
+            return None;
+        }
+        if classes.is_some() {
+            d.error(
+                span,
+                &labels_path,
+                "labels conflicts with classes: the label columns are the classes",
+                Some("remove classes; the order of labels is the class order".into()),
+            );
+            return None;
+        }
+    }
     if let (Some(Task::Binary), Some(list), Some(span)) = (task, &classes, classes_span) {
         if list.len() != 2 {
             d.error(
@@ -280,6 +306,7 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
         on_corrupt: on_corrupt?,
         classes,
         positive_class,
+        labels,
     })
 }
 
