@@ -6,7 +6,8 @@
 (b) mnist-mosaic: 2x2 mosaics of digits, 56x56 grayscale PNGs; each quadrant holds a random
     digit with probability 0.6 (else stays black), and the image is labelled with every digit
     present. A CSV manifest per split (path,label) with the labels joined by ';' (an empty
-    cell: no digit at all).
+    cell: no digit at all), and the same images in the wide layout ({split}-wide.csv:
+    path,0,1,...,9 with one 0/1 column per digit).
 
 Python 3 standard library only (gzip, struct, zlib). Deterministic: the same flags give the
 same bytes.
@@ -105,6 +106,7 @@ def make_mosaics(out, n_train, n_test, seed):
         folder = os.path.join(d, split)
         os.makedirs(folder, exist_ok=True)
         rows = ["path,label"]
+        wide = ["path," + ",".join(str(c) for c in range(10))]
         for i in range(n):
             canvas = bytearray(4 * h * w)
             present = set()
@@ -122,8 +124,11 @@ def make_mosaics(out, n_train, n_test, seed):
             with open(os.path.join(folder, name), "wb") as f:
                 f.write(png_gray(2 * w, 2 * h, bytes(canvas)))
             rows.append(f"{split}/{name}," + ";".join(str(l) for l in sorted(present)))
+            wide.append(f"{split}/{name}," + ",".join(str(int(c in present)) for c in range(10)))
         with open(os.path.join(d, f"{split}.csv"), "w") as f:
             f.write("\n".join(rows) + "\n")
+        with open(os.path.join(d, f"{split}-wide.csv"), "w") as f:
+            f.write("\n".join(wide) + "\n")
         print(f"{d}: {split} {n} mosaics")
 
 

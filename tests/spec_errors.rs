@@ -630,3 +630,58 @@ fn the_valid_keys_hint_names_each_key_once() {
     assert_eq!(keys.len(), unique.len(), "{help}");
     assert!(keys.contains(&"warmup_epochs"), "{help}");
 }
+
+#[test]
+fn data_labels_only_for_multilabel_csv_and_not_beside_classes() {
+    // multiclass IDX data has no label columns
+    let text = with_task("multiclass", "").replace(
+        "image_size = [28, 28]\n",
+        "image_size = [28, 28]\nlabels = [\"cat\", \"dog\"]\n",
+    );
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "labels = [",
+        "labels",
+        "labels applies only to task = \"multilabel\" with format = \"csv\" (a manifest with one 0/1 column per label)",
+        "data.labels",
+        None,
+    );
+    // with one column per label, the label columns are the classes
+    let manifest = common::cli::repo().join("Cargo.toml");
+    let text = with_task("multilabel", "").replace(
+        &mnist_data_section(),
+        &format!(
+            "[data]\nformat = \"csv\"\ntrain = \"{}\"\nimage_size = [28, 28]\nclasses = [\"cat\", \"dog\"]\nlabels = [\"cat\", \"dog\"]\n",
+            manifest.display()
+        ),
+    );
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "labels = [",
+        "labels",
+        "labels conflicts with classes: the label columns are the classes",
+        "data.labels",
+        Some("remove classes; the order of labels is the class order"),
+    );
+    // a label listed twice
+    let text = text
+        .replace("classes = [\"cat\", \"dog\"]\n", "")
+        .replace("labels = [\"cat\", \"dog\"]", "labels = [\"cat\", \"cat\"]");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "labels = [",
+        "\"cat\"]",
+        "label \"cat\" is listed twice",
+        "data.labels[1]",
+        None,
+    );
+}

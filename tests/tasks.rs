@@ -312,7 +312,7 @@ fn binary_and_multilabel_quickstarts_end_to_end() {
 
     // binary: "is it a 7?", balanced class weights
     let spec = format!(
-        "name = \"bin\"\nseed = 3\ntask = \"binary\"\n\n[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\nclasses = [\"other\", \"seven\"]\n\n[split]\nvalidation_fraction = 0.25\n{MODEL}\n[train]\nepochs = 3\nbatch_size = 32\nclass_weights = \"balanced\"\n",
+        "name = \"bin\"\nseed = 3\ntask = \"binary\"\n\n[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\ntest = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [28, 28]\nclasses = [\"other\", \"seven\"]\npositive_class = \"seven\"\n\n[split]\nvalidation_fraction = 0.25\n{MODEL}\n[train]\nepochs = 3\nbatch_size = 32\nclass_weights = \"balanced\"\n",
         p("train-images-idx3-ubyte.gz"),
         p("train-labels-idx1-ubyte.gz"),
         p("test-images-idx3-ubyte.gz"),
@@ -429,4 +429,243 @@ fn multilabel_manifest_without_any_label_is_refused() {
         r.stderr
     );
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// `dir/data/<class>/<i>.png`: 8 grayscale 4×4 images per class, darker for the first class.
+fn two_class_folder(dir: &Path, classes: [&str; 2]) -> PathBuf {
+    let root = dir.join("data");
+    for (c, class) in classes.iter().enumerate() {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..8u8 {
+            image::GrayImage::from_pixel(4, 4, image::Luma([30 + 150 * c as u8 + i]))
+                .save(root.join(class).join(format!("{i}.png")))
+                .unwrap();
+        }
+    }
+    root
+}
+
+fn binary_folder_spec(root: &Path, data_extra: &str) -> String {
+    format!(
+        "name = \"pc\"\ntask = \"binary\"\n\n[data]\nformat = \"image-folder\"\ntrain = \"{}\"\nchannels = 1\nimage_size = [4, 4]\n{data_extra}\n[split]\nvalidation_fraction = 0.25\n\n[model]\narchitecture = \"mlp\"\nlayers = []\n\n[train]\nepochs = 1\nbatch_size = 4\n",
+        root.display()
+    )
+}
+
+const DEFECT_HELP: &str = "task \"binary\" needs data.positive_class: the classes are [\"defective\", \"functional\"] and neither is an obvious positive (1, true, yes, y, positive, pos)";
+
+#[test]
+fn binary_classes_in_the_spec_without_an_obvious_positive_are_refused_at_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = two_class_folder(dir.path(), ["defective", "functional"]);
+    let text = binary_folder_spec(&root, "classes = [\"defective\", \"functional\"]\n");
+    let spec = write_spec(dir.path(), &text);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("classes = "))
+        .unwrap()
+        + 1;
+    let pad = " ".repeat(line.to_string().len());
+    let expected = format!(
+        "error: {DEFECT_HELP}\n{pad}--> {}:{line}:11\n{pad} |\n{line} | classes = [\"defective\", \"functional\"]\n{pad} |           ^^^^^^^^^^^^^^^^^^^^^^^^^^^\n{pad} = key: data.positive_class\n{pad} = help: say which class precision, recall, F1 and PR-AUC are about: add positive_class = \"defective\" or positive_class = \"functional\" to [data]\n",
+        spec.display()
+    );
+    for command in ["validate", "run"] {
+        let r = assay(dir.path(), &[command, spec.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{command}: {}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr, expected, "{command}");
+    }
+    assert!(!dir.path().join("runs").exists());
+}
+
+#[test]
+fn binary_classes_from_the_data_without_an_obvious_positive_are_refused_after_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = two_class_folder(dir.path(), ["defective", "functional"]);
+    let spec = write_spec(dir.path(), &binary_folder_spec(&root, ""));
+    let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.stderr,
+        format!("error: {DEFECT_HELP}\n   = help: say which class precision, recall, F1 and PR-AUC are about: add positive_class = \"defective\" or positive_class = \"functional\" to [data]\n")
+    );
+    assert!(!dir.path().join("runs").exists(), "nothing written");
+}
+
+#[test]
+fn binary_positive_class_is_the_obvious_positive_or_the_given_one() {
+    for (classes, extra, positive) in [
+        (["0", "1"], "", "1"),
+        (["no", "yes"], "", "yes"),
+        (["no", "yes"], "classes = [\"no\", \"yes\"]\n", "yes"),
+        (
+            ["defective", "functional"],
+            "positive_class = \"defective\"\n",
+            "defective",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = two_class_folder(dir.path(), classes);
+        let spec = write_spec(dir.path(), &binary_folder_spec(&root, extra));
+        let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{classes:?}: {}\n{}", r.stdout, r.stderr);
+        let job = common::cli::only_job(&dir.path().join("runs/pc"));
+        let record: Value =
+            serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
+        assert_eq!(record["positive_class"], positive, "{classes:?} {extra}");
+    }
+}
+
+/// 24 grayscale 4×4 images under `dir/data/` with label sets over car, cat, dog, as a `;`
+/// manifest (`semi.csv`, labels in no particular order within a cell) and as a wide one
+/// (`wide.csv`, one 0/1 column per label). Returns the folder.
+fn two_layouts(dir: &Path) -> PathBuf {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let names = ["car", "cat", "dog"];
+    let mut semi = String::from("path,label\n");
+    let mut wide = String::from("path,car,cat,dog\n");
+    for i in 0..24u32 {
+        let name = format!("img/{i:02}.png");
+        let set: Vec<usize> = (0..3)
+            .filter(|&k| !(i * 7 + k as u32 * 5).is_multiple_of(3))
+            .collect();
+        let mut pixels = image::GrayImage::new(4, 4);
+        for (x, y, p) in pixels.enumerate_pixels_mut() {
+            let on = set.contains(&((x + y) as usize % 3));
+            *p = image::Luma([if on { 200 } else { 20 } + (i % 7) as u8]);
+        }
+        std::fs::create_dir_all(data.join("img")).unwrap();
+        pixels.save(data.join(&name)).unwrap();
+        let mut cell: Vec<&str> = set.iter().map(|&k| names[k]).collect();
+        cell.reverse();
+        semi.push_str(&format!("{name},{}\n", cell.join(";")));
+        let bits: Vec<&str> = (0..3)
+            .map(|k| if set.contains(&k) { "1" } else { "0" })
+            .collect();
+        wide.push_str(&format!("{name},{}\n", bits.join(",")));
+    }
+    std::fs::write(data.join("semi.csv"), semi).unwrap();
+    std::fs::write(data.join("wide.csv"), wide).unwrap();
+    data
+}
+
+fn multilabel_csv_spec(manifest: &Path, data_extra: &str) -> String {
+    format!(
+        "name = \"ml\"\nseed = 5\ntask = \"multilabel\"\n\n[data]\nformat = \"csv\"\ntrain = \"{m}\"\ntest = \"{m}\"\nchannels = 1\nimage_size = [4, 4]\n{data_extra}\n[split]\nvalidation_fraction = 0.25\n\n[model]\narchitecture = \"mlp\"\nlayers = [{{ type = \"dense\", units = 8 }}, {{ type = \"relu\" }}]\n\n[train]\nepochs = 3\nbatch_size = 4\n",
+        m = manifest.display()
+    )
+}
+
+/// metrics.json without what names the job (ids) or measures the machine (seconds).
+fn comparable_metrics(job: &Path) -> Value {
+    let mut m: Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("metrics.json")).unwrap()).unwrap();
+    let o = m.as_object_mut().unwrap();
+    o.remove("job_id");
+    o.remove("trial_id");
+    for epoch in o["history"].as_array_mut().unwrap() {
+        epoch.as_object_mut().unwrap().remove("seconds");
+    }
+    m
+}
+
+#[test]
+fn multilabel_wide_and_semicolon_layouts_give_the_same_data_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_layouts(dir.path());
+    let mut results = Vec::new();
+    for (layout, extra) in [
+        ("semi", ""),
+        ("wide", ""),
+        ("wide", "labels = [\"car\", \"cat\", \"dog\"]\n"),
+        ("wide", "classes = [\"car\", \"cat\", \"dog\"]\n"),
+    ] {
+        let run_dir = dir.path().join(format!("run-{}", results.len()));
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let spec = write_spec(
+            &run_dir,
+            &multilabel_csv_spec(&data.join(format!("{layout}.csv")), extra),
+        );
+        let r = assay(&run_dir, &["run", spec.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{layout} {extra}: {}\n{}", r.stdout, r.stderr);
+        let experiment = run_dir.join("runs/ml");
+        let inventory = std::fs::read_to_string(experiment.join("data-inventory.json")).unwrap();
+        let job = common::cli::only_job(&experiment);
+        let record: Value =
+            serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
+        results.push((
+            inventory,
+            record["data_hash"].clone(),
+            record["classes"].clone(),
+            comparable_metrics(&job),
+        ));
+    }
+    let (inventory, hash, classes, metrics) = &results[0];
+    assert_eq!(classes, &serde_json::json!(["car", "cat", "dog"]));
+    assert!(
+        inventory.contains("[\"img/00.png\",[\"cat\",\"dog\"]"),
+        "{inventory}"
+    );
+    for (i, r) in results.iter().enumerate().skip(1) {
+        assert_eq!(&r.0, inventory, "run {i}: the same images and label sets");
+        assert_eq!(&r.1, hash, "run {i}");
+        assert_eq!(&r.2, classes, "run {i}");
+        assert_eq!(&r.3, metrics, "run {i}: identical metrics.json");
+    }
+}
+
+#[test]
+fn multilabel_wide_manifest_errors_name_the_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = two_layouts(dir.path());
+    let wide = data.join("wide.csv");
+    let text = std::fs::read_to_string(&wide).unwrap();
+    let refused = |manifest: &Path, extra: &str, expected: String| {
+        let spec = write_spec(dir.path(), &multilabel_csv_spec(manifest, extra));
+        let r = assay(dir.path(), &["run", spec.to_str().unwrap()]);
+        assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+        assert_eq!(r.stderr, format!("error: {expected}\n"));
+        assert!(!dir.path().join("runs").exists(), "nothing written");
+    };
+    // a cell that is not 0 or 1
+    let bad = data.join("bad.csv");
+    std::fs::write(&bad, text.replacen("img/01.png,1,", "img/01.png,2,", 1)).unwrap();
+    assert_ne!(std::fs::read_to_string(&bad).unwrap(), text);
+    refused(
+        &bad,
+        "",
+        format!(
+            "{}:3: column \"car\" holds \"2\"; a label column holds 0 or 1 (or false/true)",
+            bad.display()
+        ),
+    );
+    // a listed label the header lacks
+    refused(
+        &wide,
+        "labels = [\"cat\", \"bird\"]\n",
+        format!(
+            "{}:1: data.labels names the column \"bird\", but the header has no such label column: [path, car, cat, dog]",
+            wide.display()
+        ),
+    );
+    // data.labels with a `label` column
+    let semi = data.join("semi.csv");
+    refused(
+        &semi,
+        "labels = [\"cat\"]\n",
+        format!(
+            "{}:1: the header has a \"label\" column (labels as `cat;dog` cells), but data.labels names label columns (one 0/1 column per label); remove one of them",
+            semi.display()
+        ),
+    );
+    // data.classes that are not the label columns
+    refused(
+        &wide,
+        "classes = [\"cat\", \"dog\"]\n",
+        format!(
+            "{}:1: the label columns [car, cat, dog] are not the classes [cat, dog]",
+            wide.display()
+        ),
+    );
 }

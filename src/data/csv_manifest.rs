@@ -1,9 +1,11 @@
-//! CSV manifests (`path,label` and optional `group` columns, RFC 4180 quoting) listing image files relative to the manifest's folder.
+//! CSV manifests (`path,label` and optional `group` columns, RFC 4180 quoting) listing image files relative to the manifest's folder;
+//! multilabel manifests hold `;`-separated label cells or one 0/1 column per label.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::image_folder::{decode_files, LabeledFiles};
+use super::label_columns::LabelColumns;
 use super::source::{LoadOptions, LoadReport};
 use super::{DataError, ImageSet};
 
@@ -139,7 +141,7 @@ pub fn read_manifest_grouped(
     manifest: &Path,
     classes: Option<&[String]>,
 ) -> Result<Manifest, DataError> {
-    read_manifest_any(manifest, classes, false).map(|(m, _)| m)
+    read_manifest_any(manifest, classes, None).map(|(m, _)| m)
 }
 
 /// The separator between the labels of one multilabel cell (`cat;dog`).
@@ -154,25 +156,33 @@ pub fn split_labels(cell: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Like [`read_manifest_grouped`], for multilabel manifests: each `label` cell holds a
-/// `;`-separated list of labels (an empty cell = no label). Classes are the sorted union of the
-/// labels, or `classes` when given (a label outside it is an error naming file:line). The files'
-/// labels are each row's first label (0 without labels); the second value holds every row's
-/// label indices.
+/// Like [`read_manifest_grouped`], for multilabel manifests, in one of two layouts:
+/// - with a `label` column, each cell holds a `;`-separated list of labels (an empty cell = no
+///   label). Classes are the sorted union of the labels, or `classes` when given (a label outside
+///   it is an error naming file:line). `labels` must be `None`.
+/// - without one (the wide layout), every column but `path` and `group`, or the columns `labels`
+///   names, is a label column holding 0 or 1 (see [`LabelColumns`]); the classes are those
+///   columns in order, or `classes` when given (then they must be the same names).
+///
+/// The files' labels are each row's first label (0 without labels); the second value holds
+/// every row's label indices.
 pub fn read_manifest_multilabel(
     manifest: &Path,
     classes: Option<&[String]>,
+    labels: Option<&[String]>,
 ) -> Result<(Manifest, Vec<Vec<u32>>), DataError> {
-    read_manifest_any(manifest, classes, true).map(|(m, sets)| (m, sets.unwrap_or_default()))
+    read_manifest_any(manifest, classes, Some(labels))
+        .map(|(m, sets)| (m, sets.unwrap_or_default()))
 }
 
 /// Each row's label indices (multilabel manifests).
 type LabelSets = Vec<Vec<u32>>;
 
+/// `multilabel`: `None` for single-label manifests, else `Some(data.labels)`.
 fn read_manifest_any(
     manifest: &Path,
     classes: Option<&[String]>,
-    multilabel: bool,
+    multilabel: Option<Option<&[String]>>,
 ) -> Result<(Manifest, Option<LabelSets>), DataError> {
     let bytes = std::fs::read(manifest).map_err(|e| DataError::io(manifest, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -229,9 +239,27 @@ fn read_manifest_any(
         }
     };
     let path_col = column("path")?;
-    let label_col = column("label")?;
     let group_col = optional_column("group")?;
+    // Multilabel manifests without a `label` column have one 0/1 column per label.
+    let (label_col, wide) = match (optional_column("label")?, multilabel) {
+        (Some(_), Some(Some(_))) => {
+            return Err(DataError::ManifestLabels {
+                path: manifest.to_path_buf(),
+                line: header.line,
+                message: "the header has a \"label\" column (labels as `cat;dog` cells), but data.labels names label columns (one 0/1 column per label); remove one of them".into(),
+            })
+        }
+        (Some(i), _) => (Some(i), None),
+        (None, Some(labels)) => {
+            let other: Vec<usize> = [Some(path_col), group_col].into_iter().flatten().collect();
+            let wide = LabelColumns::new(manifest, &header, &other, labels, classes)?;
+            (None, Some(wide))
+        }
+        (None, None) => (Some(column("label")?), None),
+    };
+    let multilabel = multilabel.is_some();
     let base = manifest_base(manifest);
+    let mut wide_sets: LabelSets = Vec::new();
 
     let mut entries: Vec<(usize, PathBuf, String)> = Vec::new();
     let mut groups: Option<Vec<String>> = group_col.map(|_| Vec::new());
@@ -247,7 +275,12 @@ fn read_manifest_any(
             ));
         }
         let rel = row.fields.get(path_col).map(|s| s.trim()).unwrap_or("");
-        let label = row.fields.get(label_col).map(|s| s.trim()).unwrap_or("");
+        let label = label_col
+            .and_then(|c| row.fields.get(c))
+            .map_or("", |s| s.trim());
+        if let Some(wide) = &wide {
+            wide_sets.push(wide.row(&row)?);
+        }
         if rel.is_empty() {
             return Err(syntax(row.line, "empty path".into()));
         }
@@ -270,15 +303,16 @@ fn read_manifest_any(
     }
     refuse_duplicates(manifest, &entries)?;
 
-    let class_names: Vec<String> = match classes {
-        Some(list) => list.to_vec(),
-        None if multilabel => entries
+    let class_names: Vec<String> = match (classes, &wide) {
+        (_, Some(wide)) => wide.classes.clone(),
+        (Some(list), None) => list.to_vec(),
+        (None, None) if multilabel => entries
             .iter()
             .flat_map(|(_, _, l)| split_labels(l).into_iter().map(str::to_string))
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect(),
-        None => entries
+        (None, None) => entries
             .iter()
             .map(|(_, _, l)| l.clone())
             .collect::<BTreeSet<_>>()
@@ -292,7 +326,7 @@ fn read_manifest_any(
         .collect();
     let mut files = Vec::with_capacity(entries.len());
     let mut sets: Option<Vec<Vec<u32>>> = multilabel.then(Vec::new);
-    for (line, file, label) in &entries {
+    for (row, (line, file, label)) in entries.iter().enumerate() {
         let lookup = |label: &str| {
             index
                 .get(label)
@@ -305,6 +339,12 @@ fn read_manifest_any(
                 })
         };
         let l = match sets.as_mut() {
+            Some(sets) if wide.is_some() => {
+                let row = wide_sets.get(row).cloned().unwrap_or_default();
+                let first = row.first().copied().unwrap_or(0);
+                sets.push(row);
+                first
+            }
             Some(sets) => {
                 let mut row = Vec::new();
                 for piece in split_labels(label) {
@@ -358,13 +398,14 @@ pub fn load_csv(manifest: &Path, opts: &LoadOptions) -> Result<(ImageSet, LoadRe
     )
 }
 
-/// Loads a multilabel manifest (see [`read_manifest_multilabel`]) as an [`ImageSet`] with
-/// `label_sets`. Returns the set and a report as [`load_csv`] does.
+/// Loads a multilabel manifest (see [`read_manifest_multilabel`]; `labels` is `data.labels`) as
+/// an [`ImageSet`] with `label_sets`. Returns the set and a report as [`load_csv`] does.
 pub fn load_csv_multilabel(
     manifest: &Path,
     opts: &LoadOptions,
+    labels: Option<&[String]>,
 ) -> Result<(ImageSet, LoadReport), DataError> {
-    let (m, sets) = read_manifest_multilabel(manifest, opts.classes.as_deref())?;
+    let (m, sets) = read_manifest_multilabel(manifest, opts.classes.as_deref(), labels)?;
     // Decode with each row's index as its label, to know which rows survive skipping.
     let rows: LabeledFiles = m
         .files
@@ -485,13 +526,13 @@ mod tests {
         }
         let m = dir.path().join("m.csv");
         std::fs::write(&m, "path,label\na.png,3;7\nb.png,\nc.png, 7 ;1;7\n").unwrap();
-        let (man, sets) = read_manifest_multilabel(&m, None).unwrap();
+        let (man, sets) = read_manifest_multilabel(&m, None, None).unwrap();
         assert_eq!(man.classes, v(&["1", "3", "7"]));
         assert_eq!(sets, vec![vec![1, 2], vec![], vec![2, 0]]);
         let labels: Vec<u32> = man.files.iter().map(|(_, l)| *l).collect();
         assert_eq!(labels, vec![1, 0, 2]);
         // a label outside data.classes names file:line and the label
-        let e = read_manifest_multilabel(&m, Some(&v(&["1", "3"]))).unwrap_err();
+        let e = read_manifest_multilabel(&m, Some(&v(&["1", "3"])), None).unwrap_err();
         assert!(
             matches!(e, DataError::UnknownLabel { line: 2, ref label, .. } if label == "7"),
             "{e}"
@@ -499,6 +540,42 @@ mod tests {
         assert!(e.to_string().contains("m.csv:2"), "{e}");
         // single-label manifests still reject an empty label
         assert!(read_manifest_grouped(&m, None).is_err());
+    }
+
+    #[test]
+    fn wide_multilabel_manifests_read_like_label_cells() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.png", "b.png", "c.png"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let cells = dir.path().join("cells.csv");
+        std::fs::write(
+            &cells,
+            "path,label,group\na.png,7;3,g1\nb.png,,g1\nc.png,1;7,g2\n",
+        )
+        .unwrap();
+        let wide = dir.path().join("wide.csv");
+        std::fs::write(
+            &wide,
+            "group,path,1,3,7\ng1,a.png,0,1,1\ng1,b.png,0,0,0\ng2,c.png,true,0,TRUE\n",
+        )
+        .unwrap();
+        let (a, a_sets) = read_manifest_multilabel(&cells, None, None).unwrap();
+        let (b, b_sets) = read_manifest_multilabel(&wide, None, None).unwrap();
+        assert_eq!(a.classes, b.classes);
+        assert_eq!(a.groups, b.groups);
+        let sorted = |sets: Vec<Vec<u32>>| -> Vec<Vec<u32>> {
+            sets.into_iter()
+                .map(|mut s| {
+                    s.sort();
+                    s
+                })
+                .collect()
+        };
+        assert_eq!(sorted(a_sets), b_sets);
+        assert_eq!(b_sets, vec![vec![1, 2], vec![], vec![0, 2]]);
+        // a single-label manifest still needs its `label` column
+        assert!(read_manifest_grouped(&wide, None).is_err());
     }
 
     #[test]
@@ -528,7 +605,7 @@ c.png,
             skip_corrupt: true,
             classes: None,
         };
-        let (set, report) = load_csv_multilabel(&m, &opts).unwrap();
+        let (set, report) = load_csv_multilabel(&m, &opts, None).unwrap();
         assert_eq!(report.names, v(&["a.png", "c.png"]));
         assert_eq!(report.sizes.len(), 2);
         assert_eq!(

@@ -83,6 +83,14 @@ pub enum DataError {
         message: String,
     },
 
+    /// A wide multilabel manifest (one 0/1 column per label) whose label columns or cells are wrong.
+    #[error("{}:{line}: {message}", path.display())]
+    ManifestLabels {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+
     /// A manifest row refers to an image file that does not exist.
     #[error("{}:{line}: image file {} does not exist", manifest.display(), image.display())]
     CsvMissingImage {

@@ -7,6 +7,7 @@ pub mod idx;
 pub mod image_folder;
 pub mod image_set;
 pub mod inventory;
+pub mod label_columns;
 pub mod resize;
 pub mod source;
 pub mod split;

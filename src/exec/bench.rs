@@ -49,7 +49,7 @@ pub fn bench(
     let data = prepare::for_job(spec, &loaded, None, None)?;
     let device = Device::Cpu;
     let inputs = Inputs::new(spec, &data.mean, &data.std);
-    let objective = Objective::new(spec, &data.classes, &data.train);
+    let objective = Objective::new(spec, &data.classes, &data.train)?;
     let shape = inputs.shape();
     let bs = spec.train.batch_size.min(data.train.len());
     let order: Vec<usize> = (0..data.train.len()).collect();

@@ -10,6 +10,7 @@ use crate::data::image_set::ImageSet;
 use crate::data::inventory::{Inventory, SplitInventory};
 use crate::data::source::{self, LoadOptions, LoadReport, Source};
 use crate::data::{split, stats};
+use crate::spec::positive::{positive_index, PositiveClassError};
 use crate::spec::{ClassWeights, DataFormat, Normalize, OnCorrupt, SourceSpec, Spec, Task};
 use crate::train::rng;
 
@@ -68,6 +69,8 @@ pub enum PrepareError {
     NoGroups,
     #[error("{0}")]
     Task(String),
+    #[error(transparent)]
+    PositiveClass(#[from] PositiveClassError),
 }
 
 /// Loads one source: multilabel CSV manifests keep every row's label set.
@@ -80,7 +83,11 @@ fn load_source(
         if let SourceSpec::Path(p) = s {
             opts.checked_image_len()?;
             let start = std::time::Instant::now();
-            let (set, mut report) = crate::data::csv_manifest::load_csv_multilabel(p, opts)?;
+            let (set, mut report) = crate::data::csv_manifest::load_csv_multilabel(
+                p,
+                opts,
+                spec.data.labels.as_deref(),
+            )?;
             report.seconds = start.elapsed().as_secs_f64();
             return Ok((set, report));
         }
@@ -89,8 +96,8 @@ fn load_source(
 }
 
 /// The task's demands on the classes found in the data: multilabel needs at least one label,
-/// binary exactly 2 classes, its positive class must be one of them, and fixed class weights
-/// need one per class.
+/// binary exactly 2 classes and a positive class (given, or found by [`positive_index`]), and
+/// fixed class weights need one per class; a classifier needs images of at least 2 classes.
 fn check_task(spec: &Spec, classes: &[String], labels: &[u32]) -> Result<(), PrepareError> {
     let k = classes.len();
     if spec.task != Task::Multilabel {
@@ -120,13 +127,8 @@ fn check_task(spec: &Spec, classes: &[String], labels: &[u32]) -> Result<(), Pre
             classes.join(", ")
         )));
     }
-    if let Some(p) = &spec.data.positive_class {
-        if !classes.contains(p) {
-            return Err(PrepareError::Task(format!(
-                "data.positive_class \"{p}\" is not one of the classes [{}]",
-                classes.join(", ")
-            )));
-        }
+    if spec.task == Task::Binary {
+        positive_index(classes, spec.data.positive_class.as_deref())?;
     }
     if let ClassWeights::Fixed(w) = &spec.train.class_weights {
         if w.len() != k {

@@ -120,6 +120,9 @@ struct JobRecord<'a> {
     seed: u64,
     data_hash: &'a str,
     classes: &'a [String],
+    /// The binary task's positive class.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    positive_class: Option<&'a str>,
     normalize_mean: &'a [f64],
     normalize_std: &'a [f64],
     parameters: usize,
@@ -245,6 +248,13 @@ pub fn run_job(
     let net = prepare::build_network(spec, data, job.seed, &device)?;
     let (resume, checkpoint_warnings) = load_checkpoint(&dir);
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
+    let positive_class = match spec.task {
+        crate::spec::Task::Binary => {
+            let i = crate::train::loss::positive_index(spec, &data.classes)?;
+            data.classes.get(i).map(String::as_str)
+        }
+        _ => None,
+    };
     let mut record = JobRecord {
         version: FORMAT_VERSION,
         job_id: &job.id,
@@ -259,6 +269,7 @@ pub fn run_job(
         seed: job.seed,
         data_hash: &data.data_hash,
         classes: &data.classes,
+        positive_class,
         normalize_mean: &data.mean,
         normalize_std: &data.std,
         parameters: net.parameter_count(),
@@ -711,7 +722,8 @@ fn train_and_evaluate<'a>(
                 outcome.best_epoch
             ))
         })?;
-    let objective = Objective::new(spec, &data.classes, &data.train);
+    let objective =
+        Objective::new(spec, &data.classes, &data.train).map_err(|e| with_history(e.into()))?;
     let eval = |set: &ImageSet, threshold: Option<f64>| {
         evaluate_with_predictions(
             net,

@@ -4,6 +4,7 @@
 mod augment;
 mod diagnostic;
 mod model_section;
+pub mod positive;
 mod reader;
 mod resolved;
 mod source;

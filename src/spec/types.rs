@@ -68,9 +68,14 @@ pub struct DataSpec {
     pub on_corrupt: OnCorrupt,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<Vec<String>>,
-    /// The binary task's positive class; `None`: the second class of the sorted class list.
+    /// The binary task's positive class; `None`: the class whose name is an obvious positive
+    /// (see [`crate::spec::positive`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positive_class: Option<String>,
+    /// Multilabel CSV manifests with one 0/1 column per label: the label columns, in class
+    /// order; `None`: every column but `path` and `group`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

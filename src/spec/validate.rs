@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use super::model_section::model;
+use super::positive::{ambiguous_help, ambiguous_message, positive_index, PositiveClassError};
 use super::reader::{self as r, index, At, Diags, TableReader};
 use super::training::{optimizer, schedule, train};
 use super::tree::{Node, Segment, Value};
@@ -273,11 +274,39 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
     let classes_span = t.entry("classes").map(|e| e.node.span);
     let classes_path = t.path_of("classes");
     let format_span = t.entry("format").map(|e| e.node.span);
-    let classes = opt(&mut t, "classes", d, None, |a, d| classes(a, d).map(Some));
+    let classes = opt(&mut t, "classes", d, None, |a, d| {
+        names(a, "class", 2, d).map(Some)
+    });
     let positive_path = t.path_of("positive_class");
     let positive_node = t.entry("positive_class").map(|e| &e.node);
+    let labels_path = t.path_of("labels");
+    let labels_span = t.entry("labels").map(|e| e.key_span);
+    let labels = opt(&mut t, "labels", d, None, |a, d| {
+        names(a, "label", 1, d).map(Some)
+    });
     t.finish(d);
     let classes = classes?;
+    let labels = labels?;
+    if let Some(span) = labels_span {
+        if task != Some(Task::Multilabel) || format != Some(DataFormat::Csv) {
+            d.error(
+                span,
+                &labels_path,
+                "labels applies only to task = \"multilabel\" with format = \"csv\" (a manifest with one 0/1 column per label)",
+                None,
+            );
+            return None;
+        }
+        if classes.is_some() {
+            d.error(
+                span,
+                &labels_path,
+                "labels conflicts with classes: the label columns are the classes",
+                Some("remove classes; the order of labels is the class order".into()),
+            );
+            return None;
+        }
+    }
     if let (Some(Task::Binary), Some(list), Some(span)) = (task, &classes, classes_span) {
         if list.len() != 2 {
             d.error(
@@ -332,6 +361,20 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
             Some(s)
         }
     };
+    // With the classes in the spec, a missing positive class is known now, not after loading.
+    if let (Some(Task::Binary), Some(list), Some(span), None) =
+        (task, &classes, classes_span, &positive_class)
+    {
+        if let Err(PositiveClassError::Ambiguous { classes }) = positive_index(list, None) {
+            d.error(
+                span,
+                &positive_path,
+                ambiguous_message(&classes),
+                Some(ambiguous_help(&classes)),
+            );
+            return None;
+        }
+    }
     let format = format?;
     let train = source(at(train_node?, &train_path), format, base, d);
     let test = match test_node {
@@ -347,6 +390,7 @@ fn data(mut t: TableReader, base: &Path, task: Option<Task>, d: &mut Diags) -> O
         on_corrupt: on_corrupt?,
         classes,
         positive_class,
+        labels,
     })
 }
 
@@ -371,7 +415,8 @@ pub(super) fn height_width(a: At, items: &[Node], d: &mut Diags) -> Option<[usiz
     Some([h? as usize, w? as usize])
 }
 
-fn classes(a: At, d: &mut Diags) -> Option<Vec<String>> {
+/// A list of distinct strings (`what`: "class" or "label"), at least `min` of them.
+fn names(a: At, what: &str, min: usize, d: &mut Diags) -> Option<Vec<String>> {
     let items = r::array(a, d)?;
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -381,20 +426,19 @@ fn classes(a: At, d: &mut Diags) -> Option<Vec<String>> {
             d.error(
                 item.span,
                 &p,
-                format!("class \"{s}\" is listed twice"),
+                format!("{what} \"{s}\" is listed twice"),
                 None,
             );
             return None;
         }
         out.push(s);
     }
-    if out.len() < 2 {
-        d.error(
-            a.node.span,
-            a.path,
-            "a classification task needs at least 2 classes",
-            None,
-        );
+    if out.len() < min {
+        let message = match min {
+            1 => format!("at least one {what} is needed"),
+            _ => format!("a classification task needs at least {min} classes"),
+        };
+        d.error(a.node.span, a.path, message, None);
         return None;
     }
     Some(out)

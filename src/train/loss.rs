@@ -5,6 +5,7 @@
 use candle_core::{DType, Device, Result, Tensor, D};
 
 use crate::data::image_set::ImageSet;
+use crate::spec::positive::PositiveClassError;
 use crate::spec::{ClassWeights, Spec, Task};
 
 /// What a batch is trained towards.
@@ -148,11 +149,16 @@ pub struct Objective {
 }
 
 impl Objective {
-    /// The objective of `spec` with class weights computed from `train` ("balanced").
-    pub fn new(spec: &Spec, classes: &[String], train: &ImageSet) -> Objective {
+    /// The objective of `spec` with class weights computed from `train` ("balanced"); an error
+    /// when the binary task's positive class cannot be determined.
+    pub fn new(
+        spec: &Spec,
+        classes: &[String],
+        train: &ImageSet,
+    ) -> std::result::Result<Objective, PositiveClassError> {
         let task = spec.task;
         let k = classes.len();
-        let positive = positive_index(spec, classes);
+        let positive = positive_index(spec, classes)?;
         let mut o = Objective {
             task,
             num_classes: k,
@@ -205,7 +211,7 @@ impl Objective {
                 o.bce_weights = Some((w.iter().map(|&v| v as f32).collect(), vec![1.0; k]));
             }
         }
-        o
+        Ok(o)
     }
 
     /// The same objective without class weights or smoothing: the loss reported on evaluation.
@@ -294,16 +300,15 @@ impl Objective {
     }
 }
 
-/// The binary task's positive class: `data.positive_class`, else the second class.
-pub fn positive_index(spec: &Spec, classes: &[String]) -> usize {
+/// The binary task's positive class (see [`crate::spec::positive`]); 0 for other tasks.
+pub fn positive_index(
+    spec: &Spec,
+    classes: &[String],
+) -> std::result::Result<usize, PositiveClassError> {
     if spec.task != Task::Binary {
-        return 0;
+        return Ok(0);
     }
-    spec.data
-        .positive_class
-        .as_ref()
-        .and_then(|p| classes.iter().position(|c| c == p))
-        .unwrap_or(1)
+    crate::spec::positive::positive_index(classes, spec.data.positive_class.as_deref())
 }
 
 #[cfg(test)]
@@ -508,10 +513,15 @@ mod tests {
         let s = set(vec![0, 0, 0, 1], &["a", "b"], None);
         let names = s.classes.clone();
         let o = Objective::new(
-            &spec("binary", CSV, "class_weights = \"balanced\""),
+            &spec(
+                "binary",
+                &format!("{CSV}\npositive_class = \"b\""),
+                "class_weights = \"balanced\"",
+            ),
             &names,
             &s,
-        );
+        )
+        .unwrap();
         assert_eq!((o.positive, o.outputs()), (1, 1));
         // n / (2 · count): positives 4/2 = 2, negatives 4/6
         let (wp, wn) = o.bce_weights.clone().unwrap();
@@ -530,7 +540,8 @@ mod tests {
             ),
             &names,
             &s,
-        );
+        )
+        .unwrap();
         assert_eq!(o.positive, 0);
         assert_eq!(o.bce_weights, Some((vec![3.0], vec![1.0])));
         let Targets::Binary(t) = o.targets(&s, &[3, 0], &Device::Cpu).unwrap() else {
@@ -551,7 +562,8 @@ mod tests {
             ),
             &names,
             &s,
-        );
+        )
+        .unwrap();
         // n / (k · count) = 6 / (3 · count)
         assert_eq!(o.class_weights, Some(vec![6.0 / 9.0, 2.0, 1.0]));
         let Targets::Soft(t) = o.targets(&s, &[3], &Device::Cpu).unwrap() else {
@@ -559,7 +571,7 @@ mod tests {
         };
         let row = &t.to_vec2::<f32>().unwrap()[0];
         assert!((row[0] - 0.1).abs() < 1e-6 && (row[1] - 0.8).abs() < 1e-6);
-        let plain = Objective::new(&spec("multiclass", CSV, ""), &names, &s);
+        let plain = Objective::new(&spec("multiclass", CSV, ""), &names, &s).unwrap();
         assert!(matches!(
             plain.targets(&s, &[3], &Device::Cpu).unwrap(),
             Targets::Classes(_)
@@ -579,7 +591,8 @@ mod tests {
             &spec("multilabel", CSV, "class_weights = \"balanced\""),
             &names,
             &s,
-        );
+        )
+        .unwrap();
         assert_eq!(o.outputs(), 2);
         // a: 3 positives → 4/6, negatives 1 → 2; b: 1 positive → 2, negatives 3 → 4/6
         let (wp, wn) = o.bce_weights.clone().unwrap();

@@ -31,6 +31,8 @@ pub enum TrainError {
     Candle(candle_core::Error),
     #[error(transparent)]
     Sink(#[from] anyhow::Error),
+    #[error(transparent)]
+    PositiveClass(#[from] crate::spec::positive::PositiveClassError),
 }
 
 impl From<candle_core::Error> for TrainError {
@@ -170,7 +172,7 @@ pub fn train(
     sink: &mut dyn EventSink,
 ) -> Result<TrainOutcome, TrainError> {
     let t = &spec.train;
-    let objective = Objective::new(spec, &train.classes, train);
+    let objective = Objective::new(spec, &train.classes, train)?;
     let mut optimizer = make_optimizer(&spec.optimizer);
     let steps = train.len().div_ceil(t.batch_size);
     let mut history = Vec::with_capacity(t.epochs);
