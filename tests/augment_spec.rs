@@ -267,8 +267,8 @@ fn both_list_forms_validate_and_print_resolved() {
     let v = assay(dir.path(), &["validate", path.to_str().unwrap()]);
     assert_eq!(v.code, 0, "{}", v.stderr);
     for needle in [
-        "[[augment.train]]\ntype = \"random_crop\"",
-        "[[augment.eval]]\ntype = \"center_crop\"",
+        "train = [\n  { type = \"random_crop\", size = [24, 24], padding = 2, fill = 0, p = 1.0 },\n  { type = \"rotation\", degrees = [-10.0, 10.0], fill = 0, p = 0.5 },\n]",
+        "eval = [\n  { type = \"center_crop\", size = [24, 24], p = 1.0 },\n]",
         "[augment.mixup]\nalpha = 0.2\np = 1.0",
         "[augment.cutmix]\nalpha = 1.0\np = 1.0",
     ] {
@@ -285,7 +285,7 @@ fn both_list_forms_validate_and_print_resolved() {
         ],
     );
     assert_eq!(v.code, 0, "{}", v.stderr);
-    assert!(v.stdout.contains("-5.0,\n    20.0,"), "{}", v.stdout);
+    assert!(v.stdout.contains("degrees = [-5.0, 20.0]"), "{}", v.stdout);
 }
 
 #[test]
