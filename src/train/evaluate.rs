@@ -84,6 +84,20 @@ fn run(
     Ok(acc.finish(loss, &set.classes, objective.positive, threshold))
 }
 
+/// The sigmoid of every logit, also handed to `predictions` when it is kept.
+fn probabilities(logits: &Tensor, predictions: Option<&mut Predictions>) -> Result<Vec<f32>> {
+    let v: Vec<f32> = logits
+        .flatten_all()?
+        .to_vec1::<f32>()?
+        .into_iter()
+        .map(sigmoid)
+        .collect();
+    if let Some(p) = predictions {
+        p.add_probabilities(&v);
+    }
+    Ok(v)
+}
+
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -120,28 +134,12 @@ fn record_with(
             }
         }
         Accumulator::Binary { scores, truths } => {
-            let v: Vec<f32> = logits
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(sigmoid)
-                .collect();
-            if let Some(p) = predictions {
-                p.add_probabilities(&v);
-            }
+            let v = probabilities(logits, predictions)?;
             scores.extend(v);
             truths.extend(indices.iter().map(|&i| set.labels[i] as usize == positive));
         }
         Accumulator::Multilabel { probs, truths } => {
-            let v: Vec<f32> = logits
-                .flatten_all()?
-                .to_vec1::<f32>()?
-                .into_iter()
-                .map(sigmoid)
-                .collect();
-            if let Some(p) = predictions {
-                p.add_probabilities(&v);
-            }
+            let v = probabilities(logits, predictions)?;
             probs.extend(v);
             for &i in indices {
                 truths.extend(set.label_set(i));
