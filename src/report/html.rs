@@ -80,11 +80,15 @@ fn ranking_table(o: &mut String, r: &Report, params: &[String]) {
     };
     let _ = writeln!(
         o,
-        "<p class=\"note\">Trials ranked by the mean validation <b>{}</b> ({dir} is better) over {} fold(s) × {} repeat(s). \
+        "<p class=\"note\">Trials ranked by the mean validation <b>{}</b> ({dir} is better) over {} × {}. \
          Values are mean ± standard deviation with the 95% confidence interval below. Each trial is compared with the best by the \
          corrected resampled t-test on the per-job validation {}, paired by fold and repeat; p ≥ {} means \
          <i>not distinguishable from the best</i>.</p>",
-        esc(&r.best_metric), r.folds, r.repeats, esc(&r.best_metric), r.significance
+        esc(&r.best_metric),
+        super::markdown::count(r.folds, "fold"),
+        super::markdown::count(r.repeats, "repeat"),
+        esc(&r.best_metric),
+        r.significance
     );
     o.push_str(
         "<h2>Ranking</h2>\n<div class=\"wide\"><table><tr><th>rank</th><th class=\"l\">trial</th>",

@@ -109,11 +109,11 @@ fn ranking_table(o: &mut String, r: &Report, params: &[String]) {
     };
     let _ = writeln!(
         o,
-        "Trials ranked by the mean validation `{}` ({dir} is better) over {} fold(s) × {} repeat(s). \
+        "Trials ranked by the mean validation `{}` ({dir} is better) over {} × {}. \
          Values are mean ± standard deviation [95% confidence interval]. Each trial is compared with \
          the best by the corrected resampled t-test (Nadeau & Bengio) on the per-job validation `{}`, \
          paired by fold and repeat; p ≥ {} means not distinguishable from the best.\n",
-        r.best_metric, r.folds, r.repeats, r.best_metric, r.significance
+        r.best_metric, count(r.folds, "fold"), count(r.repeats, "repeat"), r.best_metric, r.significance
     );
     let _ = writeln!(o, "## Ranking\n");
     let mut head = vec!["rank".to_string(), "trial".into()];
@@ -264,5 +264,14 @@ fn rest(o: &mut String, r: &Report) {
                 x.job
             );
         }
+    }
+}
+
+/// `n` and `noun`, plural when n ≠ 1 (`1 fold`, `3 folds`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("{n} {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
