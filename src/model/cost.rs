@@ -134,6 +134,12 @@ fn numel(s: Shape) -> u64 {
 
 /// The machine's memory in bytes (`MemTotal` of /proc/meminfo), if it can be read.
 pub fn machine_memory() -> Option<u64> {
+    // Read once: validation asks for every sweep point.
+    static MEMORY: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *MEMORY.get_or_init(read_machine_memory)
+}
+
+fn read_machine_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -186,6 +192,15 @@ mod tests {
         ];
         let c = estimate(&layers, Shape::Spatial { c: 1, h: 28, w: 28 }, 10).unwrap();
         assert_eq!(c.parameters, 160 + 4_640 + 200_832 + 1_290);
+        let spec = crate::spec::ModelSpec {
+            architecture: crate::spec::Architecture::Cnn,
+            layers: layers.clone(),
+        };
+        let mut rng = crate::train::rng::stream(0, "init", 0);
+        let net =
+            crate::model::Network::build(&spec, 1, 28, 28, 10, &mut rng, &candle_core::Device::Cpu)
+                .unwrap();
+        assert_eq!(c.parameters, net.parameter_count() as u64);
         // forward MACs: 16·9·784 + 32·144·196 + 1568·128 + 128·10
         assert_eq!(
             c.forward_flops_per_image,
