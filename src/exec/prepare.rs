@@ -480,32 +480,30 @@ fn cut(
     }
 }
 
-/// The spec's network for this data (input shape, one output per class), initialised from `seed`.
+/// The spec's model for this data (input shape, one output per class), initialised from `seed`.
 pub fn build_network(
     spec: &Spec,
     data: &PreparedData,
     seed: u64,
     device: &candle_core::Device,
-) -> anyhow::Result<crate::model::Network> {
+) -> anyhow::Result<Box<dyn crate::model::Model>> {
     // the model sees the images after the augment lists, not as decoded
-    let (c, h, w) = spec.input_shape();
-    crate::model::Network::build(
+    let classes = if spec.task == crate::spec::Task::Binary {
+        1
+    } else {
+        data.classes.len()
+    };
+    crate::model::build(
         &spec.model,
-        c,
-        h,
-        w,
-        if spec.task == crate::spec::Task::Binary {
-            1
-        } else {
-            data.classes.len()
-        },
+        spec.input_shape(),
+        classes,
         &mut rng::stream(seed, "init", 0),
         device,
     )
     .map_err(|e| {
         anyhow::anyhow!(
             "cannot build the model: {}",
-            crate::train::trainer::without_backtrace(e)
+            crate::model::without_backtrace(e)
         )
     })
 }

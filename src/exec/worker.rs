@@ -17,7 +17,7 @@ use super::audit::{self, SplitPredictions};
 use super::prepare::{self, PreparedData};
 use crate::data::folds::Folds;
 use crate::data::image_set::ImageSet;
-use crate::model::Network;
+use crate::model::Model;
 use crate::plan::{Job, Plan};
 use crate::report::console::ConsoleSink;
 use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
@@ -331,7 +331,7 @@ pub fn run_job(
     let result = train_and_evaluate(
         job,
         data,
-        &net,
+        net.as_ref(),
         &dir,
         &spec_toml,
         resume,
@@ -650,7 +650,7 @@ struct Trained<'a> {
 fn train_and_evaluate<'a>(
     job: &Job,
     data: &'a PreparedData,
-    net: &Network,
+    net: &dyn Model,
     dir: &JobDir,
     spec_toml: &str,
     resume: Option<Checkpoint>,

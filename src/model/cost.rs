@@ -1,4 +1,5 @@
-//! What a layer list costs before it is built: parameters, activations and floating-point
+//! What a model costs before it is built (a layer list by arithmetic, a built-in
+//! architecture by a dry build): parameters, activations and floating-point
 //! operations per image, and the memory training needs at a batch size — so that a model that
 //! cannot fit is refused at validation, with the numbers, instead of aborting a worker.
 
@@ -113,16 +114,25 @@ pub fn for_model(
     task: crate::spec::Task,
     classes: Option<usize>,
 ) -> Option<Cost> {
-    let input = match model.architecture {
-        crate::spec::Architecture::Cnn => Shape::Spatial { c, h, w },
-        crate::spec::Architecture::Mlp => Shape::Flat(c.saturating_mul(h).saturating_mul(w)),
-    };
     let outputs = if task == crate::spec::Task::Binary {
         1
     } else {
         classes.unwrap_or(2)
     };
-    estimate(&model.layers, input, outputs)
+    let Some((architecture, layers)) = model.layer_list() else {
+        let s = super::summary(model, (c, h, w), outputs).ok()?;
+        return Some(Cost {
+            parameters: s.parameters as u64,
+            activations_per_image: s.activations_per_image as u64,
+            forward_flops_per_image: s.forward_flops_per_image as u64,
+            largest_lowering: s.largest_lowering as u64,
+        });
+    };
+    let input = match architecture {
+        crate::spec::Architecture::Cnn => Shape::Spatial { c, h, w },
+        crate::spec::Architecture::Mlp => Shape::Flat(c.saturating_mul(h).saturating_mul(w)),
+    };
+    estimate(layers, input, outputs)
 }
 
 fn numel(s: Shape) -> u64 {
@@ -192,14 +202,19 @@ mod tests {
         ];
         let c = estimate(&layers, Shape::Spatial { c: 1, h: 28, w: 28 }, 10).unwrap();
         assert_eq!(c.parameters, 160 + 4_640 + 200_832 + 1_290);
-        let spec = crate::spec::ModelSpec {
-            architecture: crate::spec::Architecture::Cnn,
-            layers: layers.clone(),
-        };
         let mut rng = crate::train::rng::stream(0, "init", 0);
-        let net =
-            crate::model::Network::build(&spec, 1, 28, 28, 10, &mut rng, &candle_core::Device::Cpu)
-                .unwrap();
+        let net = crate::model::Network::build(
+            crate::spec::Architecture::Cnn,
+            &layers,
+            1,
+            28,
+            28,
+            10,
+            &mut rng,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        use crate::model::Model;
         assert_eq!(c.parameters, net.parameter_count() as u64);
         // forward MACs: 16·9·784 + 32·144·196 + 1568·128 + 128·10
         assert_eq!(

@@ -1,24 +1,17 @@
 //! The network built from `[model]`: layers with our own parameters, a forward pass for
 //! training and evaluation, and named state for checkpoints.
 
-use std::collections::HashMap;
 
-use candle_core::{DType, Device, Result, Tensor, Var, D};
-use rand::Rng;
+use candle_core::{Device, Result, Tensor, Var, D};
 use rand_chacha::ChaCha8Rng;
 
 use super::init;
+use super::layers::norm::batch_norm;
+use super::layers::regularize::dropout;
 use super::ops::{self, ConvOptions, Window};
 use super::shapes::{self, Shape};
-use crate::spec::{Architecture, LayerSpec, ModelSpec};
-use crate::train::optim::Param;
-
-/// Training uses batch statistics and dropout; evaluation uses running statistics and no dropout.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    Train,
-    Eval,
-}
+use super::{Mode, Model, Param};
+use crate::spec::{Architecture, LayerSpec};
 
 enum Layer {
     Conv {
@@ -64,9 +57,11 @@ pub struct Network {
 }
 
 impl Network {
-    /// Builds the layers of `spec` for images of `input` shape and a head of `num_classes` outputs.
+    /// Builds `layers` for images of `input` shape and a head of `num_classes` outputs.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
-        spec: &ModelSpec,
+        architecture: Architecture,
+        layers: &[LayerSpec],
         channels: usize,
         height: usize,
         width: usize,
@@ -74,7 +69,7 @@ impl Network {
         rng: &mut ChaCha8Rng,
         device: &Device,
     ) -> Result<Self> {
-        let input = match spec.architecture {
+        let input = match architecture {
             Architecture::Cnn => Shape::Spatial {
                 c: channels,
                 h: height,
@@ -82,7 +77,7 @@ impl Network {
             },
             Architecture::Mlp => Shape::Flat(channels * height * width),
         };
-        let out_shapes = shapes::infer(&spec.layers, input)
+        let out_shapes = shapes::infer(layers, input)
             .map_err(|e| candle_core::Error::Msg(format!("layers[{}]: {}", e.layer, e.message)))?;
         let mut net = Network {
             layers: Vec::new(),
@@ -92,7 +87,7 @@ impl Network {
             device: device.clone(),
         };
         let mut shape = input;
-        for (i, (layer, out)) in spec.layers.iter().zip(out_shapes).enumerate() {
+        for (i, (layer, out)) in layers.iter().zip(out_shapes).enumerate() {
             if matches!(layer, LayerSpec::Dense { .. }) && matches!(shape, Shape::Spatial { .. }) {
                 net.layers.push(Layer::Flatten);
             }
@@ -213,25 +208,16 @@ impl Network {
         })
     }
 
-    pub fn params(&self) -> &[Param] {
-        &self.params
-    }
-
-    pub fn parameter_count(&self) -> usize {
-        self.params.iter().map(|p| p.var.elem_count()).sum()
-    }
-
-    pub fn device(&self) -> &Device {
-        &self.device
-    }
-
     /// The input shape one sample must have (without the batch dimension).
     pub fn input_shape(&self) -> Shape {
         self.input
     }
 
+}
+
+impl Model for Network {
     /// Logits for a batch `x` of shape `(batch, channels, height, width)`. `rng` draws dropout masks.
-    pub fn forward(&self, x: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    fn forward(&self, x: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
         let mut x = match self.input {
             Shape::Flat(_) => x.flatten_from(1)?,
             Shape::Spatial { .. } => x.clone(),
@@ -292,101 +278,27 @@ impl Network {
         Ok(x)
     }
 
-    /// Every parameter and buffer by name, copied (safe to keep while training goes on).
-    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
-        let params = self.params.iter().map(|p| (p.name.clone(), &p.var));
-        let buffers = self.buffers.iter().map(|(n, v)| (n.clone(), v));
-        params
-            .chain(buffers)
-            .map(|(n, v)| Ok((n, v.as_tensor().copy()?)))
-            .collect()
+    fn params(&self) -> &[Param] {
+        &self.params
     }
 
-    /// Restores what [`Network::state`] returned; every tensor must be present with the right shape.
-    pub fn load_state(&self, state: &HashMap<String, Tensor>) -> Result<()> {
-        let params = self.params.iter().map(|p| (&p.name, &p.var));
-        let buffers = self.buffers.iter().map(|(n, v)| (n, v));
-        for (name, var) in params.chain(buffers) {
-            let t = state.get(name).ok_or_else(|| {
-                candle_core::Error::Msg(format!("weights file has no tensor `{name}`"))
-            })?;
-            if t.dims() != var.dims() {
-                candle_core::bail!(
-                    "tensor `{name}` has shape {:?} in the weights file but {:?} in the model",
-                    t.dims(),
-                    var.dims()
-                );
-            }
-            var.set(&t.to_dtype(DType::F32)?.to_device(&self.device)?)?;
-        }
-        Ok(())
+    fn buffers(&self) -> &[(String, Var)] {
+        &self.buffers
     }
-}
 
-#[allow(clippy::too_many_arguments)]
-fn batch_norm(
-    x: &Tensor,
-    gamma: &Var,
-    beta: &Var,
-    mean: &Var,
-    var: &Var,
-    momentum: f64,
-    eps: f64,
-    mode: Mode,
-) -> Result<Tensor> {
-    let spatial = x.rank() == 4;
-    let stat_shape: Vec<usize> = if spatial {
-        vec![1, x.dim(1)?, 1, 1]
-    } else {
-        vec![1, x.dim(1)?]
-    };
-    let (m, v) = if mode == Mode::Train {
-        let dims: Vec<usize> = if spatial { vec![0, 2, 3] } else { vec![0] };
-        let m = x.mean_keepdim(dims.as_slice())?;
-        let centered = x.broadcast_sub(&m)?;
-        let v = centered.sqr()?.mean_keepdim(dims.as_slice())?;
-        let n = (x.elem_count() / x.dim(1)?) as f64;
-        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-        let m_flat = m.detach().flatten_all()?;
-        let v_flat = v.detach().flatten_all()?;
-        mean.set(&((mean.as_tensor() * (1.0 - momentum))? + (m_flat * momentum)?)?)?;
-        var.set(&((var.as_tensor() * (1.0 - momentum))? + (v_flat * (momentum * unbiased))?)?)?;
-        (m, v)
-    } else {
-        (
-            mean.as_tensor().reshape(stat_shape.as_slice())?,
-            var.as_tensor().reshape(stat_shape.as_slice())?,
-        )
-    };
-    let xhat = x.broadcast_sub(&m)?.broadcast_div(&(v + eps)?.sqrt()?)?;
-    xhat.broadcast_mul(&gamma.as_tensor().reshape(stat_shape.as_slice())?)?
-        .broadcast_add(&beta.as_tensor().reshape(stat_shape.as_slice())?)
-}
-
-fn dropout(x: &Tensor, rate: f64, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-    let keep = 1.0 - rate;
-    let scale = (1.0 / keep) as f32;
-    let mask: Vec<f32> = (0..x.elem_count())
-        .map(|_| {
-            if rng.random::<f64>() < keep {
-                scale
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
+    fn device(&self) -> &Device {
+        &self.device
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
     use crate::spec::LayerSpec as L;
 
-    fn every_layer() -> ModelSpec {
-        ModelSpec {
-            architecture: Architecture::Cnn,
-            layers: vec![
+    fn every_layer() -> Vec<LayerSpec> {
+        vec![
                 L::Conv {
                     filters: 4,
                     kernel: 3,
@@ -419,14 +331,14 @@ mod tests {
                     eps: 1e-5,
                 },
                 L::Dropout { rate: 0.3 },
-            ],
-        }
+        ]
     }
 
     #[test]
     fn every_parameter_receives_a_gradient() {
         let dev = Device::Cpu;
         let net = Network::build(
+            Architecture::Cnn,
             &every_layer(),
             2,
             8,
@@ -473,6 +385,7 @@ mod tests {
         let dev = Device::Cpu;
         let build = |seed| {
             Network::build(
+                Architecture::Cnn,
                 &every_layer(),
                 2,
                 8,
@@ -508,15 +421,13 @@ mod tests {
     #[test]
     fn batch_norm_updates_running_statistics_only_in_training() {
         let dev = Device::Cpu;
-        let spec = ModelSpec {
-            architecture: Architecture::Mlp,
-            layers: vec![L::BatchNorm {
-                momentum: 0.5,
-                eps: 1e-5,
-            }],
-        };
+        let layers = vec![L::BatchNorm {
+            momentum: 0.5,
+            eps: 1e-5,
+        }];
         let net = Network::build(
-            &spec,
+            Architecture::Mlp,
+            &layers,
             1,
             1,
             2,

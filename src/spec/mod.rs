@@ -1,6 +1,7 @@
 //! The experiment spec: TOML text (plus `--set` overrides) → validated [`Spec`], with errors
 //! that name file:line:col and the key path.
 
+mod architectures;
 mod augment;
 mod diagnostic;
 mod model_section;

@@ -1,6 +1,8 @@
 //! The `[model]` section: the architecture and its layers, checked against the input shape.
 
+use super::architectures::{self, ARCHITECTURES};
 use super::reader::{self as r, index, At, Diags, TableReader};
+use super::tree::Segment;
 use super::types::*;
 use super::validate::{at, opt};
 use crate::model::shapes::{self, Shape};
@@ -25,15 +27,22 @@ pub(super) fn model(
     d: &mut Diags,
 ) -> Option<ModelSpec> {
     let arch_path = t.path_of("architecture");
-    let architecture = t.required("architecture", d, "\"cnn\"").and_then(|n| {
-        Some(
-            if r::choice(at(n, &arch_path), &["mlp", "cnn"], d)? == "mlp" {
-                Architecture::Mlp
-            } else {
-                Architecture::Cnn
-            },
-        )
-    });
+    let kind = t
+        .required("architecture", d, "\"cnn\"")
+        .and_then(|n| r::choice(at(n, &arch_path), ARCHITECTURES, d));
+    let architecture = match kind.as_deref() {
+        Some("mlp") => Some(Architecture::Mlp),
+        Some("cnn") => Some(Architecture::Cnn),
+        Some(other) => {
+            let span = t.span();
+            let spec = architectures::read(other, t, d)?;
+            return match input {
+                Some(input) => checked(spec, input, span, d),
+                None => Some(spec),
+            };
+        }
+        None => None,
+    };
     let layers_path = t.path_of("layers");
     let layers_node = t.required(
         "layers",
@@ -80,10 +89,33 @@ pub(super) fn model(
             return None;
         }
     }
-    Some(ModelSpec {
-        architecture,
-        layers,
+    Some(match architecture {
+        Architecture::Mlp => ModelSpec::Mlp { layers },
+        Architecture::Cnn => ModelSpec::Cnn { layers },
     })
+}
+
+/// A built-in architecture after a dry build for `input`: a size that cannot work (an image
+/// too small for its downsampling, a patch that does not tile it) is an error naming the part.
+fn checked(
+    spec: ModelSpec,
+    input: (usize, usize, usize),
+    span: super::source::Span,
+    d: &mut Diags,
+) -> Option<ModelSpec> {
+    match crate::model::check(&spec, input) {
+        Ok(_) => Some(spec),
+        Err(message) => {
+            let (c, h, w) = input;
+            d.error(
+                span,
+                &[Segment::Key("model".into())],
+                format!("impossible model for {c}×{h}×{w} images: {message}"),
+                Some("use larger images (data.image_size or a resize transform) or a smaller model".into()),
+            );
+            None
+        }
+    }
 }
 
 /// The smallest and largest value of each layer size key (the README lists them): far beyond

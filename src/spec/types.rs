@@ -117,10 +117,77 @@ pub enum Architecture {
     Cnn,
 }
 
+/// `[model]`: a hand-written layer list (`mlp`, `cnn`) or one of the built-in architectures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ModelSpec {
-    pub architecture: Architecture,
-    pub layers: Vec<LayerSpec>,
+#[serde(tag = "architecture", rename_all = "snake_case")]
+pub enum ModelSpec {
+    Mlp { layers: Vec<LayerSpec> },
+    Cnn { layers: Vec<LayerSpec> },
+    Resnet(ResnetSpec),
+    EfficientnetLite(EfficientNetLiteSpec),
+    MobilenetV2(MobileNetV2Spec),
+    Vit(VitSpec),
+}
+
+impl ModelSpec {
+    /// The layer list and how it sees its input, for `mlp` and `cnn`.
+    pub fn layer_list(&self) -> Option<(Architecture, &[LayerSpec])> {
+        match self {
+            ModelSpec::Mlp { layers } => Some((Architecture::Mlp, layers)),
+            ModelSpec::Cnn { layers } => Some((Architecture::Cnn, layers)),
+            _ => None,
+        }
+    }
+}
+
+/// The first convolution of a ResNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResnetStem {
+    /// 7×7 stride-2 convolution and 3×3 stride-2 max-pool (torchvision's ImageNet ResNets).
+    Imagenet,
+    /// One 3×3 stride-1 convolution, no pool (for small images such as CIFAR's).
+    Small,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResnetSpec {
+    /// 20, 32, 44, 56, 110 (three stages of basic blocks) or 18, 34 (basic), 50 (bottleneck).
+    pub depth: usize,
+    /// Multiplies every stage's channels (16-32-64 or 64-128-256-512).
+    pub width: f64,
+    pub stem: ResnetStem,
+    /// Starts the last batch norm of every residual branch at zero.
+    pub zero_init_residual: bool,
+    /// Dropout before the head.
+    pub dropout: f64,
+    /// Drop-path rate of the last block (rising linearly from 0 over the blocks).
+    pub drop_path: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EfficientNetLiteSpec {
+    /// 0 to 4: lite0 … lite4.
+    pub variant: usize,
+    pub dropout: f64,
+    pub drop_path: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MobileNetV2Spec {
+    pub width: f64,
+    pub dropout: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct VitSpec {
+    pub patch: usize,
+    pub depth: usize,
+    pub width: usize,
+    pub heads: usize,
+    pub mlp_ratio: f64,
+    pub dropout: f64,
+    pub drop_path: f64,
 }
 
 /// One layer; the classification head (a dense layer sized to the classes) is appended after these.

@@ -8,13 +8,13 @@ use super::loss::Objective;
 use super::metrics::{Accumulator, Metrics};
 use super::predictions::Predictions;
 use crate::data::image_set::ImageSet;
-use crate::model::{Mode, Network};
+use crate::model::{Mode, Model};
 
 /// Loss and metrics of `net` on every image of `set`, in batches of `batch_size`. The loss is
 /// the plain one (no class weights, no smoothing). `threshold`: the binary F1 threshold chosen on
 /// validation, applied here; `None` chooses it on `set`.
 pub fn evaluate(
-    net: &Network,
+    net: &dyn Model,
     set: &ImageSet,
     inputs: &Inputs,
     batch_size: usize,
@@ -27,7 +27,7 @@ pub fn evaluate(
 /// Like [`evaluate`], also returning each image's prediction, taken from the very logits the
 /// metrics are computed from.
 pub fn evaluate_with_predictions(
-    net: &Network,
+    net: &dyn Model,
     set: &ImageSet,
     inputs: &Inputs,
     batch_size: usize,
@@ -48,7 +48,7 @@ pub fn evaluate_with_predictions(
 }
 
 fn run(
-    net: &Network,
+    net: &dyn Model,
     set: &ImageSet,
     inputs: &Inputs,
     batch_size: usize,

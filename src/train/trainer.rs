@@ -15,7 +15,7 @@ use super::metrics::{higher_is_better, Accumulator};
 use super::optim::{Adam, Optimizer, Sgd};
 use super::{rng, sampler, schedule};
 use crate::data::image_set::ImageSet;
-use crate::model::{Mode, Network};
+use crate::model::{Mode, Model};
 use crate::report::events::{EpochRecord, Event, EventSink};
 use crate::spec::{OptimizerSpec, Spec};
 
@@ -43,12 +43,7 @@ impl From<candle_core::Error> for TrainError {
 
 /// candle attaches a backtrace to errors when RUST_BACKTRACE is set; a job's failure reason
 /// should say what went wrong, not where in candle.
-pub fn without_backtrace(e: candle_core::Error) -> candle_core::Error {
-    match e {
-        candle_core::Error::WithBacktrace { inner, .. } => without_backtrace(*inner),
-        other => other,
-    }
-}
+pub use crate::model::without_backtrace;
 
 pub fn make_optimizer(spec: &OptimizerSpec) -> Box<dyn Optimizer> {
     match *spec {
@@ -162,7 +157,7 @@ pub fn train(
     job: &str,
     spec: &Spec,
     seed: u64,
-    net: &Network,
+    net: &dyn Model,
     train: &ImageSet,
     val: Option<&ImageSet>,
     inputs: &Inputs,

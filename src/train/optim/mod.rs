@@ -22,36 +22,9 @@ pub use sgd::Sgd;
 
 use std::collections::{HashMap, HashSet};
 
-use candle_core::{backprop::GradStore, DType, Device, Tensor, Var};
+use candle_core::{backprop::GradStore, DType, Device, Tensor};
 
-/// A trainable tensor with a stable name (used for checkpoints) and whether weight decay applies to it.
-#[derive(Clone)]
-pub struct Param {
-    pub name: String,
-    pub var: Var,
-    pub decay: bool,
-}
-
-impl Param {
-    pub fn new(name: impl Into<String>, var: Var, decay: bool) -> Self {
-        Self {
-            name: name.into(),
-            var,
-            decay,
-        }
-    }
-}
-
-impl std::fmt::Debug for Param {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Param")
-            .field("name", &self.name)
-            .field("shape", self.var.as_tensor().shape())
-            .field("dtype", &self.var.as_tensor().dtype())
-            .field("decay", &self.decay)
-            .finish()
-    }
-}
+pub use crate::model::Param;
 
 pub trait Optimizer: Send {
     /// One update of every param that has a gradient in `grads`, with learning rate `lr` (the schedule is applied by the caller).
@@ -163,6 +136,7 @@ pub(crate) fn value_and_grad(
 #[cfg(test)]
 pub(crate) mod test_util {
     use super::*;
+    use candle_core::Var;
 
     /// A loss whose gradient with respect to each param is the given constant: sum_i (p_i * c_i).
     pub fn grads_for(params: &[(&Param, &[f64])]) -> GradStore {

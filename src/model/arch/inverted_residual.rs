@@ -1,0 +1,1 @@
+//! The inverted residual block of MobileNetV2 and EfficientNet-Lite (placeholder).

@@ -1,0 +1,336 @@
+//! 2-D convolution with symmetric or TensorFlow "SAME" padding and channel groups (depthwise
+//! included): the CPU fast op for ordinary convolutions, candle ops for the rest.
+
+use candle_core::{Result, Tensor, Var};
+
+use super::super::builder::{Builder, Fill};
+use super::super::ops::{self, ConvOptions};
+use super::{shape_error, Chw};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Padding {
+    /// The same number of zeros on every side.
+    Symmetric(usize),
+    /// TensorFlow's "SAME": the output is `ceil(input / stride)`, any odd zero goes to the
+    /// bottom and right (what EfficientNet-Lite's weights were trained with).
+    Same,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct ConvConfig {
+    pub filters: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: Padding,
+    pub groups: usize,
+    pub bias: bool,
+    /// The weights' starting distribution; `None` is PyTorch's default (uniform ±1/√fan_in).
+    pub fill: Option<Fill>,
+}
+
+impl ConvConfig {
+    /// A `kernel`×`kernel` convolution to `filters` channels, stride 1, padding `kernel / 2`,
+    /// no bias (it is followed by batch norm in every architecture here).
+    pub fn new(filters: usize, kernel: usize) -> Self {
+        Self {
+            filters,
+            kernel,
+            stride: 1,
+            padding: Padding::Symmetric(kernel / 2),
+            groups: 1,
+            bias: false,
+            fill: None,
+        }
+    }
+
+    pub fn stride(mut self, stride: usize) -> Self {
+        self.stride = stride;
+        self
+    }
+
+    pub fn padding(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
+    }
+
+    pub fn groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+
+    pub fn fill(mut self, fill: Fill) -> Self {
+        self.fill = Some(fill);
+        self
+    }
+}
+
+pub struct Conv2d {
+    w: Var,
+    b: Option<Var>,
+    cfg: ConvConfig,
+    /// Zeros added (top, bottom, left, right).
+    pads: (usize, usize, usize, usize),
+}
+
+/// Kaiming-normal with fan-out, as torchvision initialises the convolutions of its ResNets
+/// and MobileNets.
+pub fn kaiming_fan_out(filters: usize, kernel: usize, groups: usize) -> Fill {
+    Fill::Normal((2.0 / (filters * kernel * kernel / groups.max(1)).max(1) as f64).sqrt())
+}
+
+fn same_pads(size: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = size.div_ceil(stride);
+    let total = ((out.saturating_sub(1)) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
+impl Conv2d {
+    /// Creates the layer `name` for inputs of shape `input`; returns it with its output shape.
+    pub fn new(b: &mut Builder, name: &str, cfg: ConvConfig, input: Chw) -> Result<(Self, Chw)> {
+        let (c, h, w) = input;
+        if cfg.groups == 0 || c % cfg.groups != 0 || cfg.filters % cfg.groups != 0 {
+            return Err(shape_error(
+                name,
+                format!(
+                    "groups = {} must divide both the {c} input channels and the {} filters",
+                    cfg.groups, cfg.filters
+                ),
+            ));
+        }
+        let (k, s) = (cfg.kernel, cfg.stride);
+        let pads = match cfg.padding {
+            Padding::Symmetric(p) => (p, p, p, p),
+            Padding::Same => {
+                let (t, bo) = same_pads(h, k, s);
+                let (l, r) = same_pads(w, k, s);
+                (t, bo, l, r)
+            }
+        };
+        let (ph, pw) = (h + pads.0 + pads.1, w + pads.2 + pads.3);
+        if ph < k || pw < k {
+            return Err(shape_error(
+                name,
+                format!(
+                    "the input is {c}×{h}×{w}, smaller than the {k}×{k} kernel even with its padding (use larger images or a model with fewer downsampling stages)"
+                ),
+            ));
+        }
+        let out = (cfg.filters, (ph - k) / s + 1, (pw - k) / s + 1);
+        let fan_in = c / cfg.groups * k * k;
+        let fill = cfg
+            .fill
+            .unwrap_or(Fill::Uniform(super::super::init::default_bound(fan_in)));
+        let weight = b.param(
+            &format!("{name}.weight"),
+            &[cfg.filters, c / cfg.groups, k, k],
+            fill,
+            true,
+        )?;
+        let bias = if cfg.bias {
+            let bound = super::super::init::default_bound(fan_in);
+            Some(b.param(&format!("{name}.bias"), &[cfg.filters], Fill::Uniform(bound), false)?)
+        } else {
+            None
+        };
+        let out_values = out.0 * out.1 * out.2;
+        b.activation(out_values);
+        b.flops(out_values.saturating_mul(2 * fan_in));
+        if cfg.groups == 1 && !(k == 1 && s == 1) {
+            b.lowering(fan_in.saturating_mul(out.1 * out.2));
+        }
+        Ok((
+            Self {
+                w: weight,
+                b: bias,
+                cfg,
+                pads,
+            },
+            out,
+        ))
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_fused(x, false)
+    }
+
+    /// The convolution followed by a ReLU (fused on the CPU fast path).
+    pub fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
+        let (t, bo, l, r) = self.pads;
+        let b = self.b.as_ref().map(|b| b.as_tensor());
+        let (x, padding) = if t == bo && l == r && t == l {
+            (x.clone(), t)
+        } else {
+            (x.pad_with_zeros(2, t, bo)?.pad_with_zeros(3, l, r)?, 0)
+        };
+        let opts = ConvOptions {
+            stride: self.cfg.stride,
+            padding,
+            relu,
+            pool: None,
+        };
+        let c = x.dim(1)?;
+        if self.cfg.groups == 1 {
+            return ops::conv2d(&x, self.w.as_tensor(), b, opts);
+        }
+        let y = if self.cfg.groups == c && self.cfg.filters == c {
+            depthwise(&x, self.w.as_tensor(), padding, self.cfg.stride)?
+        } else {
+            let xs = x.chunk(self.cfg.groups, 1)?;
+            let ws = self.w.as_tensor().chunk(self.cfg.groups, 0)?;
+            let plain = ConvOptions { relu: false, ..opts };
+            let ys = xs
+                .iter()
+                .zip(&ws)
+                .map(|(x, w)| ops::conv2d(x, w, None, plain))
+                .collect::<Result<Vec<_>>>()?;
+            Tensor::cat(&ys, 1)?
+        };
+        let y = match b {
+            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+            None => y,
+        };
+        if relu {
+            y.relu()
+        } else {
+            Ok(y)
+        }
+    }
+}
+
+/// Depthwise convolution (`w`: `c × 1 × k × k`) as a sum of `k²` shifted, strided views of the
+/// input scaled per channel: only candle ops whose gradients are exact, on any device.
+pub fn depthwise(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
+    let (n, c, h, wd) = x.dims4()?;
+    let k = w.dim(2)?;
+    let x = if padding > 0 {
+        x.pad_with_zeros(2, padding, padding)?
+            .pad_with_zeros(3, padding, padding)?
+    } else {
+        x.clone()
+    };
+    let (h, wd) = (h + 2 * padding, wd + 2 * padding);
+    let (oh, ow) = ((h - k) / stride + 1, (wd - k) / stride + 1);
+    // The input split into stride² phases: phase (a, b) holds rows a, a+s, … and columns b, b+s, …
+    let rows = (k - 1) / stride + oh;
+    let cols = (k - 1) / stride + ow;
+    let mut phases = Vec::with_capacity(stride * stride);
+    for a in 0..stride {
+        for bb in 0..stride {
+            if stride == 1 {
+                phases.push(x.clone());
+                continue;
+            }
+            // Crop or pad so the plane is exactly (rows·s) × (cols·s) from the phase's offset.
+            let plane = fit(&fit(&x, 2, a, rows * stride, h)?, 3, bb, cols * stride, wd)?;
+            let p = plane
+                .reshape((n, c, rows, stride, cols, stride))?
+                .narrow(3, 0, 1)?
+                .narrow(5, 0, 1)?
+                .reshape((n, c, rows, cols))?;
+            phases.push(p);
+        }
+    }
+    let mut acc: Option<Tensor> = None;
+    for i in 0..k {
+        for j in 0..k {
+            let phase = &phases[(i % stride) * stride + j % stride];
+            let view = phase.narrow(2, i / stride, oh)?.narrow(3, j / stride, ow)?;
+            let tap = w.narrow(2, i, 1)?.narrow(3, j, 1)?.reshape((1, c, 1, 1))?;
+            let term = view.broadcast_mul(&tap)?;
+            acc = Some(match acc {
+                None => term,
+                Some(a) => (a + term)?,
+            });
+        }
+    }
+    acc.ok_or_else(|| candle_core::Error::Msg("depthwise: empty kernel".into()))
+}
+
+/// `len` entries of dimension `dim` starting at `start`, zero-padded past the end (`size`).
+fn fit(x: &Tensor, dim: usize, start: usize, len: usize, size: usize) -> Result<Tensor> {
+    let avail = size.saturating_sub(start).min(len);
+    let part = x.narrow(dim, start, avail)?;
+    if avail < len {
+        part.pad_with_zeros(dim, 0, len - avail)
+    } else {
+        Ok(part)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::builder::Init;
+    use candle_core::Device;
+
+    fn grouped_reference(x: &Tensor, w: &Tensor, padding: usize, stride: usize, groups: usize) -> Tensor {
+        // candle's grouped conv, on inputs where its backward is exact ((h + 2p − k) % s == 0).
+        x.conv2d(w, padding, stride, 1, groups).unwrap()
+    }
+
+    #[test]
+    fn depthwise_matches_candle_forward_and_backward() {
+        let dev = Device::Cpu;
+        for (h, k, s, p) in [(9, 3, 2, 1), (8, 3, 1, 1), (11, 5, 2, 2), (7, 3, 1, 0), (9, 5, 1, 2)] {
+            let x = Var::randn(0f32, 1.0, (2, 4, h, h), &dev).unwrap();
+            let w = Var::randn(0f32, 1.0, (4, 1, k, k), &dev).unwrap();
+            let ours = depthwise(x.as_tensor(), w.as_tensor(), p, s).unwrap();
+            let theirs = grouped_reference(x.as_tensor(), w.as_tensor(), p, s, 4);
+            assert_eq!(ours.dims(), theirs.dims());
+            let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(diff < 1e-4, "forward {h} {k} {s} {p}: {diff}");
+            let g = Tensor::randn(0f32, 1.0, ours.dims(), &dev).unwrap();
+            let ga = (ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (theirs * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &w] {
+                let a = ga.get(v.as_tensor()).unwrap();
+                let b = gb.get(v.as_tensor()).unwrap();
+                let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                assert!(d < 1e-3, "gradient {h} {k} {s} {p}: {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_padding_puts_the_odd_zero_last_and_shapes_are_checked() {
+        assert_eq!(same_pads(224, 3, 2), (0, 1));
+        assert_eq!(same_pads(56, 5, 2), (1, 2));
+        assert_eq!(same_pads(7, 3, 1), (1, 1));
+        let mut rng = crate::train::rng::stream(1, "init", 0);
+        let mut b = Builder::new(Init::Seeded(&mut rng), &Device::Cpu);
+        let cfg = ConvConfig::new(8, 3).stride(2).padding(Padding::Same);
+        let (conv, out) = Conv2d::new(&mut b, "stem", cfg, (3, 10, 9)).unwrap();
+        assert_eq!(out, (8, 5, 5));
+        let x = Tensor::randn(0f32, 1.0, (2, 3, 10, 9), &Device::Cpu).unwrap();
+        assert_eq!(conv.forward(&x).unwrap().dims(), &[2, 8, 5, 5]);
+        let err = Conv2d::new(&mut b, "layer4.0.conv1", ConvConfig::new(8, 7).padding(Padding::Symmetric(0)), (3, 4, 4))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("layer4.0.conv1: the input is 3×4×4, smaller than the 7×7 kernel"), "{err}");
+        let err = Conv2d::new(&mut b, "c", ConvConfig::new(6, 3).groups(4), (8, 4, 4)).err().unwrap().to_string();
+        assert!(err.contains("groups = 4 must divide"), "{err}");
+    }
+
+    #[test]
+    fn grouped_convolution_equals_separate_convolutions() {
+        let dev = Device::Cpu;
+        let mut rng = crate::train::rng::stream(2, "init", 0);
+        let mut b = Builder::new(Init::Seeded(&mut rng), &dev);
+        let (conv, _) = Conv2d::new(&mut b, "g", ConvConfig::new(6, 3).groups(2).bias(true), (4, 6, 6)).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 4, 6, 6), &dev).unwrap();
+        let ours = conv.forward(&x).unwrap();
+        let theirs = x
+            .conv2d(conv.w.as_tensor(), 1, 1, 1, 2)
+            .unwrap()
+            .broadcast_add(&conv.b.as_ref().unwrap().as_tensor().reshape((1, 6, 1, 1)).unwrap())
+            .unwrap();
+        let d = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(d < 1e-4, "{d}");
+    }
+}

@@ -1,0 +1,137 @@
+//! Batch norm (batch statistics in training, running statistics in evaluation) and layer norm,
+//! both written with candle ops whose gradients flow (candle's fused layer norm drops them).
+
+use candle_core::{Result, Tensor, Var, D};
+
+use super::super::builder::{Builder, Fill};
+use super::super::Mode;
+
+pub struct BatchNorm {
+    gamma: Var,
+    beta: Var,
+    mean: Var,
+    var: Var,
+    momentum: f64,
+    eps: f64,
+}
+
+impl BatchNorm {
+    /// Over `channels` features, with PyTorch's meaning of `momentum` (the new batch's weight).
+    pub fn new(b: &mut Builder, name: &str, channels: usize, momentum: f64, eps: f64) -> Result<Self> {
+        Ok(Self {
+            gamma: b.param(&format!("{name}.weight"), &[channels], Fill::Constant(1.0), false)?,
+            beta: b.param(&format!("{name}.bias"), &[channels], Fill::Constant(0.0), false)?,
+            mean: b.buffer(&format!("{name}.running_mean"), &[channels], 0.0)?,
+            var: b.buffer(&format!("{name}.running_var"), &[channels], 1.0)?,
+            momentum,
+            eps,
+        })
+    }
+
+    /// Starts the scale at zero (the last batch norm of a residual branch with
+    /// `zero_init_residual`, so each block begins as the identity).
+    pub fn zero_scale(&self) -> Result<()> {
+        self.gamma.set(&self.gamma.as_tensor().zeros_like()?)
+    }
+
+    pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        batch_norm(x, &self.gamma, &self.beta, &self.mean, &self.var, self.momentum, self.eps, mode)
+    }
+}
+
+/// Batch norm of `x` (`n × c` or `n × c × h × w`); in training it also moves the running
+/// statistics (the variance unbiased, as PyTorch).
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Var,
+    beta: &Var,
+    mean: &Var,
+    var: &Var,
+    momentum: f64,
+    eps: f64,
+    mode: Mode,
+) -> Result<Tensor> {
+    let spatial = x.rank() == 4;
+    let stat_shape: Vec<usize> = if spatial {
+        vec![1, x.dim(1)?, 1, 1]
+    } else {
+        vec![1, x.dim(1)?]
+    };
+    let (m, v) = if mode == Mode::Train {
+        let dims: Vec<usize> = if spatial { vec![0, 2, 3] } else { vec![0] };
+        let m = x.mean_keepdim(dims.as_slice())?;
+        let centered = x.broadcast_sub(&m)?;
+        let v = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+        let n = (x.elem_count() / x.dim(1)?) as f64;
+        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let m_flat = m.detach().flatten_all()?;
+        let v_flat = v.detach().flatten_all()?;
+        mean.set(&((mean.as_tensor() * (1.0 - momentum))? + (m_flat * momentum)?)?)?;
+        var.set(&((var.as_tensor() * (1.0 - momentum))? + (v_flat * (momentum * unbiased))?)?)?;
+        (m, v)
+    } else {
+        (
+            mean.as_tensor().reshape(stat_shape.as_slice())?,
+            var.as_tensor().reshape(stat_shape.as_slice())?,
+        )
+    };
+    let xhat = x.broadcast_sub(&m)?.broadcast_div(&(v + eps)?.sqrt()?)?;
+    xhat.broadcast_mul(&gamma.as_tensor().reshape(stat_shape.as_slice())?)?
+        .broadcast_add(&beta.as_tensor().reshape(stat_shape.as_slice())?)
+}
+
+/// Layer norm over the last dimension, with a learned scale and shift (no weight decay).
+pub struct LayerNorm {
+    gamma: Var,
+    beta: Var,
+    eps: f64,
+}
+
+impl LayerNorm {
+    pub fn new(b: &mut Builder, name: &str, features: usize, eps: f64) -> Result<Self> {
+        Ok(Self {
+            gamma: b.param(&format!("{name}.weight"), &[features], Fill::Constant(1.0), false)?,
+            beta: b.param(&format!("{name}.bias"), &[features], Fill::Constant(0.0), false)?,
+            eps,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let m = x.mean_keepdim(D::Minus1)?;
+        let centered = x.broadcast_sub(&m)?;
+        let v = centered.sqr()?.mean_keepdim(D::Minus1)?;
+        centered
+            .broadcast_div(&(v + self.eps)?.sqrt()?)?
+            .broadcast_mul(self.gamma.as_tensor())?
+            .broadcast_add(self.beta.as_tensor())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::builder::Init;
+    use candle_core::Device;
+
+    #[test]
+    fn layer_norm_normalises_and_every_input_gets_a_gradient() {
+        let dev = Device::Cpu;
+        let mut b = Builder::new(Init::Dry, &dev);
+        let ln = LayerNorm::new(&mut b, "norm", 4, 1e-6).unwrap();
+        ln.gamma.set(&Tensor::new(&[1f32, 2.0, 1.0, 1.0], &dev).unwrap()).unwrap();
+        let x = Var::new(&[[1f32, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 3.0]], &dev).unwrap();
+        let y = ln.forward(x.as_tensor()).unwrap();
+        let row = y.get(0).unwrap().to_vec1::<f32>().unwrap();
+        let want = [-1.3416408f32, -0.8944272, 0.4472136, 1.3416408];
+        for (a, w) in row.iter().zip(want) {
+            assert!((a - w).abs() < 1e-4, "{row:?}");
+        }
+        let weights = Tensor::new(&[[1f32, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], &dev).unwrap();
+        let grads = (y * weights).unwrap().sum_all().unwrap().backward().unwrap();
+        for v in [x.as_tensor(), ln.gamma.as_tensor(), ln.beta.as_tensor()] {
+            let g = grads.get(v).expect("gradient reaches every input");
+            assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+        }
+    }
+}
