@@ -1,7 +1,7 @@
 //! Batch norm (batch statistics in training, running statistics in evaluation) and layer norm,
 //! both written with candle ops whose gradients flow (candle's fused layer norm drops them).
 
-use candle_core::{Result, Tensor, Var, D};
+use candle_core::{DType, Result, Tensor, Var, D};
 
 use super::super::builder::{Builder, Fill};
 use super::super::Mode;
@@ -52,33 +52,36 @@ pub fn batch_norm(
     eps: f64,
     mode: Mode,
 ) -> Result<Tensor> {
+    // Computed in f64 and returned in x's dtype: candle sums a channel's values one after
+    // another, and in f32 over thousands of values (the statistics forward, the scale and
+    // shift gradients backward) the rounding reaches the gradients tenfold.
+    let dtype = x.dtype();
+    let x = x.to_dtype(DType::F64)?;
     let spatial = x.rank() == 4;
     let stat_shape: Vec<usize> = if spatial {
         vec![1, x.dim(1)?, 1, 1]
     } else {
         vec![1, x.dim(1)?]
     };
+    let wide = |v: &Var| v.as_tensor().to_dtype(DType::F64)?.reshape(stat_shape.as_slice());
     let (m, v) = if mode == Mode::Train {
         let dims: Vec<usize> = if spatial { vec![0, 2, 3] } else { vec![0] };
         let m = x.mean_keepdim(dims.as_slice())?;
-        let centered = x.broadcast_sub(&m)?;
-        let v = centered.sqr()?.mean_keepdim(dims.as_slice())?;
+        let v = x.broadcast_sub(&m)?.sqr()?.mean_keepdim(dims.as_slice())?;
         let n = (x.elem_count() / x.dim(1)?) as f64;
         let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-        let m_flat = m.detach().flatten_all()?;
-        let v_flat = v.detach().flatten_all()?;
+        let m_flat = m.detach().flatten_all()?.to_dtype(mean.dtype())?;
+        let v_flat = v.detach().flatten_all()?.to_dtype(var.dtype())?;
         mean.set(&((mean.as_tensor() * (1.0 - momentum))? + (m_flat * momentum)?)?)?;
         var.set(&((var.as_tensor() * (1.0 - momentum))? + (v_flat * (momentum * unbiased))?)?)?;
         (m, v)
     } else {
-        (
-            mean.as_tensor().reshape(stat_shape.as_slice())?,
-            var.as_tensor().reshape(stat_shape.as_slice())?,
-        )
+        (wide(mean)?, wide(var)?)
     };
     let xhat = x.broadcast_sub(&m)?.broadcast_div(&(v + eps)?.sqrt()?)?;
-    xhat.broadcast_mul(&gamma.as_tensor().reshape(stat_shape.as_slice())?)?
-        .broadcast_add(&beta.as_tensor().reshape(stat_shape.as_slice())?)
+    xhat.broadcast_mul(&wide(gamma)?)?
+        .broadcast_add(&wide(beta)?)?
+        .to_dtype(dtype)
 }
 
 /// Layer norm over the last dimension, with a learned scale and shift (no weight decay).
