@@ -6,7 +6,9 @@ use candle_core::{Device, Result, Tensor, Var, D};
 use rand_chacha::ChaCha8Rng;
 
 use super::init;
+use super::layers::conv::convolve;
 use super::layers::norm::batch_norm;
+use super::layers::{Activation, LayerNorm};
 use super::layers::regularize::dropout;
 use super::ops::{self, ConvOptions, Window};
 use super::shapes::{self, Shape};
@@ -19,6 +21,7 @@ enum Layer {
         b: Option<Var>,
         stride: usize,
         padding: usize,
+        groups: usize,
     },
     Dense {
         w: Var,
@@ -32,8 +35,9 @@ enum Layer {
         momentum: f64,
         eps: f64,
     },
+    LayerNorm(LayerNorm),
+    Activation(Activation),
     Relu,
-    Gelu,
     MaxPool {
         win: Window,
     },
@@ -45,6 +49,10 @@ enum Layer {
         rate: f64,
     },
     Flatten,
+    Residual {
+        body: Vec<Layer>,
+        projection: Option<Box<Layer>>,
+    },
 }
 
 pub struct Network {
@@ -86,21 +94,39 @@ impl Network {
             input,
             device: device.clone(),
         };
-        let mut shape = input;
-        for (i, (layer, out)) in layers.iter().zip(out_shapes).enumerate() {
-            if matches!(layer, LayerSpec::Dense { .. }) && matches!(shape, Shape::Spatial { .. }) {
-                net.layers.push(Layer::Flatten);
-            }
-            let built = net.build_layer(&format!("layers.{i}"), layer, shape, rng)?;
-            net.layers.push(built);
-            shape = out;
-        }
+        let _ = out_shapes;
+        let (built, shape) = net.build_list("layers", layers, input, rng)?;
+        net.layers = built;
         if matches!(shape, Shape::Spatial { .. }) {
             net.layers.push(Layer::Flatten);
         }
         let head = net.dense("head", shape.numel(), num_classes, true, rng)?;
         net.layers.push(head);
         Ok(net)
+    }
+
+    /// The layers of `specs` named `prefix.0`, `prefix.1`, …, with the flatten a dense layer
+    /// needs after an image-shaped input; returns them with their output shape.
+    fn build_list(
+        &mut self,
+        prefix: &str,
+        specs: &[LayerSpec],
+        input: Shape,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Vec<Layer>, Shape)> {
+        let out_shapes = shapes::infer(specs, input)
+            .map_err(|e| candle_core::Error::Msg(format!("{prefix}[{}]: {}", e.layer, e.message)))?;
+        let mut layers = Vec::with_capacity(specs.len());
+        let mut shape = input;
+        for (i, (layer, out)) in specs.iter().zip(out_shapes).enumerate() {
+            if matches!(layer, LayerSpec::Dense { .. }) && matches!(shape, Shape::Spatial { .. }) {
+                layers.push(Layer::Flatten);
+            }
+            let built = self.build_layer(&format!("{prefix}.{i}"), layer, shape, out, rng)?;
+            layers.push(built);
+            shape = out;
+        }
+        Ok((layers, shape))
     }
 
     fn param(&mut self, name: String, var: Var, decay: bool) -> Var {
@@ -137,6 +163,7 @@ impl Network {
         name: &str,
         layer: &LayerSpec,
         input: Shape,
+        output: Shape,
         rng: &mut ChaCha8Rng,
     ) -> Result<Layer> {
         Ok(match *layer {
@@ -146,13 +173,14 @@ impl Network {
                 stride,
                 padding,
                 bias,
+                groups,
             } => {
                 let Shape::Spatial { c, .. } = input else {
                     candle_core::bail!("{name}: conv needs a spatial input")
                 };
-                let fan_in = c * kernel * kernel;
+                let fan_in = c / groups * kernel * kernel;
                 let bound = init::default_bound(fan_in);
-                let w = init::uniform(rng, &[filters, c, kernel, kernel], bound, &self.device)?;
+                let w = init::uniform(rng, &[filters, c / groups, kernel, kernel], bound, &self.device)?;
                 let w = self.param(format!("{name}.weight"), w, true);
                 let b = if bias {
                     let b = init::uniform(rng, &[filters], bound, &self.device)?;
@@ -165,6 +193,7 @@ impl Network {
                     b,
                     stride,
                     padding,
+                    groups,
                 }
             }
             LayerSpec::Dense { units, bias } => {
@@ -194,8 +223,36 @@ impl Network {
                     eps,
                 }
             }
+            LayerSpec::LayerNorm { eps } => {
+                let n = match input {
+                    Shape::Spatial { c, .. } => c,
+                    Shape::Flat(n) => n,
+                };
+                let gamma = self.param(format!("{name}.weight"), init::constant(1.0, &[n], &self.device)?, false);
+                let beta = self.param(format!("{name}.bias"), init::constant(0.0, &[n], &self.device)?, false);
+                Layer::LayerNorm(LayerNorm::from_parts(gamma, beta, eps))
+            }
             LayerSpec::Relu => Layer::Relu,
-            LayerSpec::Gelu => Layer::Gelu,
+            LayerSpec::Relu6 => Layer::Activation(Activation::Relu6),
+            LayerSpec::Silu => Layer::Activation(Activation::Silu),
+            LayerSpec::HardSwish => Layer::Activation(Activation::HardSwish),
+            LayerSpec::Gelu => Layer::Activation(Activation::Gelu),
+            LayerSpec::Residual { ref layers } => {
+                let (body, _) = self.build_list(&format!("{name}.layers"), layers, input, rng)?;
+                let projection = match shapes::projection(input, output)
+                    .map_err(|(m, _)| candle_core::Error::Msg(format!("{name}: {m}")))?
+                {
+                    None => None,
+                    Some(shapes::Projection::Conv { filters, stride }) => {
+                        let spec = LayerSpec::Conv { filters, kernel: 1, stride, padding: 0, bias: true, groups: 1 };
+                        Some(Box::new(self.build_layer(&format!("{name}.projection"), &spec, input, output, rng)?))
+                    }
+                    Some(shapes::Projection::Dense { units }) => {
+                        Some(Box::new(self.dense(&format!("{name}.projection"), input.numel(), units, true, rng)?))
+                    }
+                };
+                Layer::Residual { body, projection }
+            }
             LayerSpec::MaxPool { size, stride } => Layer::MaxPool {
                 win: Window { size, stride },
             },
@@ -218,64 +275,11 @@ impl Network {
 impl Model for Network {
     /// Logits for a batch `x` of shape `(batch, channels, height, width)`. `rng` draws dropout masks.
     fn forward(&self, x: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
-        let mut x = match self.input {
+        let x = match self.input {
             Shape::Flat(_) => x.flatten_from(1)?,
             Shape::Spatial { .. } => x.clone(),
         };
-        let mut i = 0;
-        while let Some(layer) = self.layers.get(i) {
-            i += 1;
-            x = match layer {
-                Layer::Conv {
-                    w,
-                    b,
-                    stride,
-                    padding,
-                } => {
-                    // A following ReLU and max-pool are fused into the convolution.
-                    let relu = matches!(self.layers.get(i), Some(Layer::Relu));
-                    i += usize::from(relu);
-                    let pool = match self.layers.get(i) {
-                        Some(Layer::MaxPool { win }) => Some(*win),
-                        _ => None,
-                    };
-                    i += usize::from(pool.is_some());
-                    let opts = ConvOptions {
-                        stride: *stride,
-                        padding: *padding,
-                        relu,
-                        pool,
-                    };
-                    ops::conv2d(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), opts)?
-                }
-                Layer::Dense { w, b } => {
-                    let relu = matches!(self.layers.get(i), Some(Layer::Relu));
-                    i += usize::from(relu);
-                    ops::linear(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), relu)?
-                }
-                Layer::BatchNorm {
-                    gamma,
-                    beta,
-                    mean,
-                    var,
-                    momentum,
-                    eps,
-                } => batch_norm(&x, gamma, beta, mean, var, *momentum, *eps, mode)?,
-                Layer::Relu => x.relu()?,
-                Layer::Gelu => x.gelu_erf()?,
-                Layer::MaxPool { win } => ops::max_pool2d(&x, *win)?,
-                Layer::AvgPool { win } => ops::avg_pool2d(&x, *win)?,
-                Layer::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1)?,
-                Layer::Dropout { rate } if mode == Mode::Train && *rate > 0.0 => {
-                    dropout(&x, *rate, rng)?
-                }
-                Layer::Dropout { .. } => x,
-                // A dense layer flattens its input itself.
-                Layer::Flatten if matches!(self.layers.get(i), Some(Layer::Dense { .. })) => x,
-                Layer::Flatten => x.flatten_from(1)?,
-            };
-        }
-        Ok(x)
+        run(&self.layers, x, mode, rng)
     }
 
     fn params(&self) -> &[Param] {
@@ -289,6 +293,75 @@ impl Model for Network {
     fn device(&self) -> &Device {
         &self.device
     }
+}
+
+/// `layers` applied in order to `x`, a convolution fused with the ReLU and max-pool after it
+/// and a dense layer with its ReLU (and the flatten before it).
+fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    let mut i = 0;
+    while let Some(layer) = layers.get(i) {
+        i += 1;
+        x = match layer {
+            Layer::Conv {
+                w,
+                b,
+                stride,
+                padding,
+                groups,
+            } => {
+                let relu = matches!(layers.get(i), Some(Layer::Relu));
+                i += usize::from(relu);
+                let pool = match layers.get(i) {
+                    Some(Layer::MaxPool { win }) => Some(*win),
+                    _ => None,
+                };
+                i += usize::from(pool.is_some());
+                let opts = ConvOptions {
+                    stride: *stride,
+                    padding: *padding,
+                    relu,
+                    pool,
+                };
+                convolve(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), opts, *groups)?
+            }
+            Layer::Dense { w, b } => {
+                let relu = matches!(layers.get(i), Some(Layer::Relu));
+                i += usize::from(relu);
+                ops::linear(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), relu)?
+            }
+            Layer::BatchNorm {
+                gamma,
+                beta,
+                mean,
+                var,
+                momentum,
+                eps,
+            } => batch_norm(&x, gamma, beta, mean, var, *momentum, *eps, mode)?,
+            Layer::LayerNorm(ln) if x.rank() == 4 => ln.forward_channels(&x)?,
+            Layer::LayerNorm(ln) => ln.forward(&x)?,
+            Layer::Relu => x.relu()?,
+            Layer::Activation(a) => a.apply(&x)?,
+            Layer::MaxPool { win } => ops::max_pool2d(&x, *win)?,
+            Layer::AvgPool { win } => ops::avg_pool2d(&x, *win)?,
+            Layer::GlobalAvgPool => x.mean(D::Minus1)?.mean(D::Minus1)?,
+            Layer::Dropout { rate } if mode == Mode::Train && *rate > 0.0 => {
+                dropout(&x, *rate, rng)?
+            }
+            Layer::Dropout { .. } => x,
+            // A dense layer flattens its input itself.
+            Layer::Flatten if matches!(layers.get(i), Some(Layer::Dense { .. })) => x,
+            Layer::Flatten => x.flatten_from(1)?,
+            Layer::Residual { body, projection } => {
+                let y = run(body, x.clone(), mode, rng)?;
+                let shortcut = match projection {
+                    Some(p) => run(std::slice::from_ref(p), x, mode, rng)?,
+                    None => x,
+                };
+                (y + shortcut)?
+            }
+        };
+    }
+    Ok(x)
 }
 
 #[cfg(test)]
@@ -305,6 +378,7 @@ mod tests {
                     stride: 1,
                     padding: 1,
                     bias: true,
+                    groups: 1,
                 },
                 L::BatchNorm {
                     momentum: 0.1,
@@ -318,6 +392,7 @@ mod tests {
                     stride: 2,
                     padding: 1,
                     bias: false,
+                    groups: 1,
                 },
                 L::Gelu,
                 L::AvgPool { size: 2, stride: 2 },
@@ -463,5 +538,72 @@ mod tests {
                 ("layers.0.running_var".to_string(), vec![1.5, 4.5])
             ]
         );
+    }
+
+    #[test]
+    fn new_layers_and_residual_blocks_learn() {
+        let conv = |filters, kernel, stride, padding, groups| L::Conv {
+            filters,
+            kernel,
+            stride,
+            padding,
+            bias: false,
+            groups,
+        };
+        let layers = vec![
+            conv(4, 3, 1, 1, 1),
+            L::LayerNorm { eps: 1e-5 },
+            L::Relu6,
+            L::Residual {
+                layers: vec![conv(4, 3, 1, 1, 4), L::HardSwish, conv(8, 1, 2, 0, 2)],
+            },
+            L::Silu,
+            L::Residual {
+                layers: vec![conv(8, 3, 1, 1, 1), L::BatchNorm { momentum: 0.1, eps: 1e-5 }, L::Relu],
+            },
+            L::GlobalAvgPool,
+            L::Residual {
+                layers: vec![L::Dense { units: 5, bias: true }, L::LayerNorm { eps: 1e-5 }, L::Gelu],
+            },
+        ];
+        let dev = Device::Cpu;
+        let net = Network::build(
+            Architecture::Cnn,
+            &layers,
+            2,
+            8,
+            8,
+            3,
+            &mut crate::train::rng::stream(1, "init", 0),
+            &dev,
+        )
+        .unwrap();
+        let names: Vec<&str> = net.params().iter().map(|p| p.name.as_str()).collect();
+        assert!(names.contains(&"layers.3.layers.0.weight"), "{names:?}");
+        assert!(names.contains(&"layers.3.projection.weight"), "{names:?}");
+        assert!(names.contains(&"layers.7.projection.weight"), "{names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("layers.5.projection")), "{names:?}");
+        // depthwise: 4 filters of 1 channel; grouped 1×1: 8 filters of 2 channels
+        let dims = |name: &str| {
+            net.params().iter().find(|p| p.name == name).unwrap().var.dims().to_vec()
+        };
+        assert_eq!(dims("layers.3.layers.0.weight"), vec![4, 1, 3, 3]);
+        assert_eq!(dims("layers.3.layers.2.weight"), vec![8, 2, 1, 1]);
+        let x = Tensor::randn(0f32, 1.0, (5, 2, 8, 8), &dev).unwrap();
+        let y = Tensor::new(&[0u32, 1, 2, 1, 0], &dev).unwrap();
+        let logits = net
+            .forward(&x, Mode::Train, &mut crate::train::rng::stream(1, "dropout", 0))
+            .unwrap();
+        assert_eq!(logits.dims(), &[5, 3]);
+        let grads = candle_nn::loss::cross_entropy(&logits, &y).unwrap().backward().unwrap();
+        for p in net.params() {
+            let g = grads
+                .get(p.var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {}", p.name));
+            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(norm > 0.0 && norm.is_finite(), "{} has gradient norm {norm}", p.name);
+        }
+        let estimate = crate::model::cost::estimate(&layers, Shape::Spatial { c: 2, h: 8, w: 8 }, 3).unwrap();
+        assert_eq!(estimate.parameters, net.parameter_count() as u64);
     }
 }

@@ -91,9 +91,16 @@ fn next(layer: &LayerSpec, shape: Shape) -> Result<Shape, (String, String)> {
             kernel,
             stride,
             padding,
+            groups,
             ..
         } => {
             let (c, h, w) = spatial("conv")?;
+            if groups == 0 || c % groups != 0 || filters % groups != 0 {
+                return Err((
+                    format!("groups = {groups} must divide both the {c} input channels and the {filters} filters"),
+                    "use groups = 1, or groups equal to the input channels for a depthwise convolution".to_string(),
+                ));
+            }
             let (oh, ow) = windowed("conv", c, h, w, kernel, stride, padding)?;
             Shape::Spatial {
                 c: filters,
@@ -118,10 +125,54 @@ fn next(layer: &LayerSpec, shape: Shape) -> Result<Shape, (String, String)> {
         LayerSpec::Flatten => Shape::Flat(shape.numel()),
         LayerSpec::Dense { units, .. } => Shape::Flat(units),
         LayerSpec::BatchNorm { .. }
+        | LayerSpec::LayerNorm { .. }
         | LayerSpec::Relu
+        | LayerSpec::Relu6
+        | LayerSpec::Silu
+        | LayerSpec::HardSwish
         | LayerSpec::Gelu
         | LayerSpec::Dropout { .. } => shape,
+        LayerSpec::Residual { ref layers } => {
+            let out = infer(layers, shape).map_err(|e| {
+                (format!("layers[{}]: {}", e.layer, e.message), e.help)
+            })?;
+            let out = out.last().copied().unwrap_or(shape);
+            projection(shape, out)?;
+            out
+        }
     })
+}
+
+/// How a residual block's input reaches its output's shape: `None` when they are equal, else
+/// a 1×1 convolution with `stride` (images) or a dense layer (flat vectors).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Projection {
+    Conv { filters: usize, stride: usize },
+    Dense { units: usize },
+}
+
+pub fn projection(input: Shape, output: Shape) -> Result<Option<Projection>, (String, String)> {
+    if input == output {
+        return Ok(None);
+    }
+    match (input, output) {
+        (Shape::Spatial { h, w, .. }, Shape::Spatial { c: oc, h: oh, w: ow }) => {
+            let stride = h.div_ceil(oh.max(1));
+            if stride >= 1 && (h - 1) / stride + 1 == oh && (w - 1) / stride + 1 == ow && w.div_ceil(ow.max(1)) == stride {
+                Ok(Some(Projection::Conv { filters: oc, stride }))
+            } else {
+                Err((
+                    format!("the block turns {input} into {output}, which no strided 1×1 projection of its input can match"),
+                    "shrink height and width by the same whole factor inside a residual block".to_string(),
+                ))
+            }
+        }
+        (Shape::Flat(_), Shape::Flat(units)) => Ok(Some(Projection::Dense { units })),
+        _ => Err((
+            format!("the block turns {input} into {output}; its input cannot be added to that"),
+            "keep a residual block's output image-shaped if its input is (no flatten, dense or global_avg_pool inside)".to_string(),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +186,7 @@ mod tests {
             stride: 1,
             padding,
             bias: true,
+            groups: 1,
         }
     }
 
@@ -184,5 +236,24 @@ mod tests {
         ];
         let e = infer(&layers, Shape::Spatial { c: 1, h: 8, w: 8 }).unwrap_err();
         assert_eq!(e.layer, 1);
+    }
+
+    #[test]
+    fn residual_blocks_project_whole_strides_only() {
+        let down = LayerSpec::Conv { filters: 8, kernel: 3, stride: 2, padding: 1, bias: false, groups: 1 };
+        let block = LayerSpec::Residual { layers: vec![down, LayerSpec::Relu] };
+        let s = infer(&[block], Shape::Spatial { c: 4, h: 9, w: 9 }).unwrap();
+        assert_eq!(s[0], Shape::Spatial { c: 8, h: 5, w: 5 });
+        assert_eq!(
+            projection(Shape::Spatial { c: 4, h: 9, w: 9 }, s[0]).unwrap(),
+            Some(Projection::Conv { filters: 8, stride: 2 })
+        );
+        let shrink = LayerSpec::Residual { layers: vec![conv(4, 3, 0)] };
+        let e = infer(&[shrink], Shape::Spatial { c: 4, h: 9, w: 9 }).unwrap_err();
+        assert!(e.message.contains("4×9×9 into 4×7×7"), "{}", e.message);
+        let flat = LayerSpec::Residual { layers: vec![LayerSpec::GlobalAvgPool] };
+        assert!(infer(&[flat], Shape::Spatial { c: 4, h: 9, w: 9 }).is_err());
+        let nested = LayerSpec::Residual { layers: vec![LayerSpec::Dense { units: 3, bias: true }] };
+        assert_eq!(infer(&[nested], Shape::Flat(5)).unwrap()[0], Shape::Flat(3));
     }
 }

@@ -10,7 +10,11 @@ use crate::model::shapes::{self, Shape};
 const LAYER_TYPES: &[&str] = &[
     "conv",
     "batch_norm",
+    "layer_norm",
     "relu",
+    "relu6",
+    "silu",
+    "hard_swish",
     "gelu",
     "max_pool",
     "avg_pool",
@@ -18,6 +22,7 @@ const LAYER_TYPES: &[&str] = &[
     "dropout",
     "flatten",
     "dense",
+    "residual",
 ];
 
 /// `input` is the `(channels, height, width)` the model receives (after the train transforms).
@@ -126,6 +131,7 @@ fn size_bounds(key: &str) -> (i64, i64) {
         "units" => (1, 1 << 20),
         "padding" => (0, 64),
         "kernel" | "stride" => (1, 64),
+        "groups" => (1, 16_384),
         _ => (1, 4096), // pooling size
     }
 }
@@ -163,12 +169,14 @@ fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> 
             let stride = pos(&mut t, "stride", Some(1), d);
             let padding = pos(&mut t, "padding", Some(0), d);
             let bias = opt(&mut t, "bias", d, true, r::boolean);
+            let groups = pos(&mut t, "groups", Some(1), d);
             LayerSpec::Conv {
                 filters: filters?,
                 kernel: kernel?,
                 stride: stride?,
                 padding: padding?,
                 bias: bias?,
+                groups: groups?,
             }
         }
         "max_pool" | "avg_pool" => {
@@ -206,7 +214,35 @@ fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> 
                 bias: bias?,
             }
         }
+        "layer_norm" => {
+            let eps = opt(&mut t, "eps", d, 1e-5, |a, d| {
+                r::number(a, "above 0", |v| v > 0.0, d)
+            });
+            LayerSpec::LayerNorm { eps: eps? }
+        }
+        "residual" => {
+            let path = t.path_of("layers");
+            let node = t.required("layers", d, "[{ type = \"conv\", filters = 16, kernel = 3, padding = 1 }]");
+            let items = r::array(at(node?, &path), d)?;
+            let mut layers = Vec::with_capacity(items.len());
+            let mut ok = true;
+            for (i, item) in items.iter().enumerate() {
+                let p = index(&path, i);
+                match layer(at(item, &p), arch, d) {
+                    Some(l) => layers.push(l),
+                    None => ok = false,
+                }
+            }
+            if !ok {
+                t.finish(d);
+                return None;
+            }
+            LayerSpec::Residual { layers }
+        }
         "relu" => LayerSpec::Relu,
+        "relu6" => LayerSpec::Relu6,
+        "silu" => LayerSpec::Silu,
+        "hard_swish" => LayerSpec::HardSwish,
         "gelu" => LayerSpec::Gelu,
         "global_avg_pool" => LayerSpec::GlobalAvgPool,
         _ => LayerSpec::Flatten,

@@ -200,12 +200,22 @@ pub enum LayerSpec {
         stride: usize,
         padding: usize,
         bias: bool,
+        /// Channel groups (1: an ordinary convolution; the input channels: depthwise).
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        groups: usize,
     },
     BatchNorm {
         momentum: f64,
         eps: f64,
     },
+    /// Over the features of a flat input, over the channels at each position of an image.
+    LayerNorm {
+        eps: f64,
+    },
     Relu,
+    Relu6,
+    Silu,
+    HardSwish,
     Gelu,
     MaxPool {
         size: usize,
@@ -224,6 +234,19 @@ pub enum LayerSpec {
         units: usize,
         bias: bool,
     },
+    /// `layers` applied to the input and added to it (through a projection when the shape
+    /// changes).
+    Residual {
+        layers: Vec<LayerSpec>,
+    },
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -173,32 +173,39 @@ impl Conv2d {
             relu,
             pool: None,
         };
-        let c = x.dim(1)?;
-        if self.cfg.groups == 1 {
-            return ops::conv2d(&x, self.w.as_tensor(), b, opts);
-        }
-        let y = if self.cfg.groups == c && self.cfg.filters == c {
-            depthwise(&x, self.w.as_tensor(), padding, self.cfg.stride)?
-        } else {
-            let xs = x.chunk(self.cfg.groups, 1)?;
-            let ws = self.w.as_tensor().chunk(self.cfg.groups, 0)?;
-            let plain = ConvOptions { relu: false, ..opts };
-            let ys = xs
-                .iter()
-                .zip(&ws)
-                .map(|(x, w)| ops::conv2d(x, w, None, plain))
-                .collect::<Result<Vec<_>>>()?;
-            Tensor::cat(&ys, 1)?
-        };
-        let y = match b {
-            Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
-            None => y,
-        };
-        if relu {
-            y.relu()
-        } else {
-            Ok(y)
-        }
+        convolve(&x, self.w.as_tensor(), b, opts, self.cfg.groups)
+    }
+}
+
+/// `pool(relu(conv(x, w) + b))` with `groups` channel groups (`w`: `filters × c/groups × k × k`):
+/// the fused CPU op for one group, [`depthwise`] when every channel is its own group, one
+/// convolution per group otherwise.
+pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions, groups: usize) -> Result<Tensor> {
+    if groups == 1 {
+        return ops::conv2d(x, w, b, opts);
+    }
+    let c = x.dim(1)?;
+    let y = if groups == c && w.dim(0)? == c {
+        depthwise(x, w, opts.padding, opts.stride)?
+    } else {
+        let xs = x.chunk(groups, 1)?;
+        let ws = w.chunk(groups, 0)?;
+        let plain = ConvOptions { relu: false, pool: None, ..opts };
+        let ys = xs
+            .iter()
+            .zip(&ws)
+            .map(|(x, w)| ops::conv2d(x, w, None, plain))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&ys, 1)?
+    };
+    let y = match b {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+        None => y,
+    };
+    let y = if opts.relu { y.relu()? } else { y };
+    match opts.pool {
+        Some(win) => ops::max_pool2d(&y, win),
+        None => Ok(y),
     }
 }
 

@@ -100,6 +100,16 @@ impl LayerNorm {
         })
     }
 
+    /// From existing parameters (scale and shift of `features` values).
+    pub fn from_parts(gamma: Var, beta: Var, eps: f64) -> Self {
+        Self { gamma, beta, eps }
+    }
+
+    /// Over the channels at each position of `n × c × h × w` images.
+    pub fn forward_channels(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward(&x.permute((0, 2, 3, 1))?)?.permute((0, 3, 1, 2))
+    }
+
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let m = x.mean_keepdim(D::Minus1)?;
         let centered = x.broadcast_sub(&m)?;
