@@ -22,6 +22,7 @@ use crate::plan::Plan;
 use crate::spec::Experiment;
 use crate::store::ledger::{JobEntry, JobState, Ledger, LEDGER_VERSION};
 use crate::store::lock::{LockError, RunLock};
+use crate::store::metrics_file;
 use crate::store::{now, write_atomic, ExperimentDir};
 use crate::train::metrics::higher_is_better;
 
@@ -277,9 +278,8 @@ pub fn best_trial(plan: &Plan, ledger: &Ledger, dir: &ExperimentDir) -> Option<u
             excluded.insert(job.trial);
             continue;
         }
-        let text = std::fs::read_to_string(dir.job(&job.id).metrics()).ok()?;
-        let m: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let score = m["final"]["val"][&job.spec.train.best_metric].as_f64()?;
+        let m = metrics_file::read(&dir.job(&job.id).metrics()).ok()??;
+        let score = m.split("val")?.get(&job.spec.train.best_metric)?;
         scores.entry(job.trial).or_default().push(score);
     }
     let metric = &plan.jobs.first()?.spec.train.best_metric;

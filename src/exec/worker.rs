@@ -23,6 +23,8 @@ use crate::report::console::ConsoleSink;
 use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
 use crate::report::tb_sink::TensorBoardSink;
 use crate::report::tensorboard::SessionStatus;
+use crate::store::ledger::JobState;
+use crate::store::metrics_file::{self, MetricsFile, SplitMetrics};
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
 use crate::train::batches::Inputs;
 use crate::train::evaluate::evaluate_with_predictions;
@@ -31,7 +33,7 @@ use crate::train::loss::Objective;
 use crate::train::metrics::Metrics;
 use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
-/// Version of the files a job writes (`job.json`, `metrics.json`).
+/// Version of the files a job writes (`job.json`, the checkpoint).
 pub const FORMAT_VERSION: u32 = 1;
 
 /// How a worker process ends; its exit code tells the orchestrator.
@@ -133,39 +135,6 @@ struct JobRecord<'a> {
     started_at: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct HistoryEntry {
-    epoch: usize,
-    lr: f64,
-    seconds: f64,
-    train: BTreeMap<&'static str, f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    val: Option<BTreeMap<&'static str, f64>>,
-}
-
-#[derive(Serialize)]
-struct MetricsFile<'a> {
-    version: u32,
-    job_id: &'a str,
-    trial_id: &'a str,
-    fold: Option<usize>,
-    repeat: usize,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    best_epoch: Option<usize>,
-    best_metric: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ending: Option<&'a Ending>,
-    #[serde(rename = "final")]
-    final_: BTreeMap<&'static str, Metrics>,
-    history: Vec<HistoryEntry>,
-}
-
-fn scalars(m: &Metrics) -> BTreeMap<&'static str, f64> {
-    m.scalars().into_iter().collect()
 }
 
 /// What the orchestrator tells a worker beyond the plan.
@@ -356,31 +325,31 @@ pub fn run_job(
             return Ok(WorkerExit::Interrupted);
         }
         Ok(t) => {
-            let status = if matches!(t.ending, Ending::Pruned { .. }) {
-                "pruned"
+            let state = if matches!(t.ending, Ending::Pruned { .. }) {
+                JobState::Pruned
             } else {
-                "done"
+                JobState::Done
             };
             audit::write(&dir, spec.task, &data.classes, t.positive, &t.predictions)?;
             write_metrics(
                 &dir,
                 job,
-                status,
+                state,
                 None,
                 Some(t.best_epoch),
                 Some(&t.ending),
                 &t.history,
-                t.finals,
+                &t.finals,
             )?;
             sink.event(&Event::JobFinished {
                 job: job.id.clone(),
                 best_epoch: t.best_epoch,
                 seconds: started.elapsed().as_secs_f64(),
             })?;
-            record.status = status;
+            record.status = state.name();
             write_record(&record)?;
             remove_checkpoint(&dir)?;
-            if status == "pruned" {
+            if state == JobState::Pruned {
                 WorkerExit::Pruned
             } else {
                 WorkerExit::Done
@@ -391,12 +360,12 @@ pub fn run_job(
             write_metrics(
                 &dir,
                 job,
-                "failed",
+                JobState::Failed,
                 Some(&reason),
                 None,
                 None,
                 &failure.history,
-                BTreeMap::new(),
+                &Finals::new(),
             )
             .with_context(|| format!("after the job failed ({reason})"))?;
             // The log must hear about the failure even if TensorBoard is what failed.
@@ -789,39 +758,34 @@ fn train_and_evaluate<'a>(
 fn write_metrics(
     dir: &JobDir,
     job: &Job,
-    status: &str,
+    status: JobState,
     reason: Option<&str>,
     best_epoch: Option<usize>,
     ending: Option<&Ending>,
     history: &[EpochRecord],
-    finals: Finals,
+    finals: &Finals,
 ) -> anyhow::Result<()> {
     let file = MetricsFile {
-        version: FORMAT_VERSION,
-        job_id: &job.id,
-        trial_id: &job.trial_id,
+        version: metrics_file::METRICS_VERSION,
+        job_id: Some(job.id.clone()),
+        trial_id: job.trial_id.clone(),
         fold: job.fold,
         repeat: job.repeat,
-        status,
-        reason,
+        status: Some(status),
+        reason: reason.map(str::to_string),
         best_epoch,
         best_metric: format!("val.{}", job.spec.train.best_metric),
-        ending,
-        final_: finals,
-        history: history
-            .iter()
-            .map(|r| HistoryEntry {
-                epoch: r.epoch,
-                lr: r.lr,
-                seconds: r.seconds,
-                train: scalars(&r.train),
-                val: r.val.as_ref().map(scalars),
-            })
-            .collect(),
+        ending: ending.cloned(),
+        finals: Some(
+            finals
+                .iter()
+                .map(|(split, m)| (split.to_string(), SplitMetrics::from(m)))
+                .collect(),
+        ),
+        history: MetricsFile::history_from(history),
     };
-    let json = serde_json::to_vec_pretty(&file)?;
-    write_atomic(&dir.metrics(), &json)
-        .with_context(|| format!("cannot write {}", dir.metrics().display()))
+    metrics_file::write(&dir.metrics(), &file)?;
+    Ok(())
 }
 
 /// The git revision of the folder holding the spec, if it is in a git work tree.
