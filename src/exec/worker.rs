@@ -23,6 +23,7 @@ use crate::report::console::ConsoleSink;
 use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
 use crate::report::tb_sink::TensorBoardSink;
 use crate::report::tensorboard::SessionStatus;
+use crate::store::checkpoint_file;
 use crate::store::ledger::JobState;
 use crate::store::metrics_file::{self, MetricsFile, SplitMetrics};
 use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
@@ -33,7 +34,7 @@ use crate::train::loss::Objective;
 use crate::train::metrics::Metrics;
 use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
 
-/// Version of the files a job writes (`job.json`, the checkpoint).
+/// Version of `job.json`.
 pub const FORMAT_VERSION: u32 = 1;
 
 /// How a worker process ends; its exit code tells the orchestrator.
@@ -215,7 +216,7 @@ pub fn run_job(
 
     let device = Device::Cpu;
     let net = prepare::build_network(spec, data, job.seed, &device)?;
-    let (resume, checkpoint_warnings) = load_checkpoint(&dir);
+    let (resume, checkpoint_warnings) = checkpoint_file::load_latest(&dir, &device);
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
     let positive_class = match spec.task {
         crate::spec::Task::Binary => {
@@ -348,7 +349,7 @@ pub fn run_job(
             })?;
             record.status = state.name();
             write_record(&record)?;
-            remove_checkpoint(&dir)?;
+            checkpoint_file::remove(&dir)?;
             if state == JobState::Pruned {
                 WorkerExit::Pruned
             } else {
@@ -447,53 +448,9 @@ struct WorkerHooks<'a> {
     metric: &'a str,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointMeta {
-    version: u32,
-    epoch: usize,
-    history: Vec<EpochRecord>,
-    best_epoch: usize,
-    best_score: Option<f64>,
-}
-
 impl TrainHooks for WorkerHooks<'_> {
     fn checkpoint(&mut self, c: &Checkpoint) -> anyhow::Result<()> {
-        let meta = CheckpointMeta {
-            version: FORMAT_VERSION,
-            epoch: c.epoch,
-            history: c.history.clone(),
-            best_epoch: c.best_epoch,
-            best_score: c.best_score,
-        };
-        let meta = serde_json::to_vec(&meta)?;
-        let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        let groups = [
-            ("model.", &c.model),
-            ("optim.", &c.optimizer),
-            ("best.", &c.best_model),
-        ];
-        for (prefix, list) in groups {
-            for (name, t) in list.iter() {
-                tensors.insert(format!("{prefix}{name}"), t.clone());
-            }
-        }
-        let meta_len = meta.len();
-        tensors.insert(
-            "meta.json".into(),
-            Tensor::from_vec(meta, meta_len, &Device::Cpu)?,
-        );
-        let path = self.dir.checkpoint();
-        // The last checkpoint stays as the previous one until the new one is durable.
-        if path.exists() {
-            let previous = self.dir.previous_checkpoint();
-            std::fs::rename(&path, &previous).with_context(|| {
-                format!("cannot move {} to {}", path.display(), previous.display())
-            })?;
-        }
-        write_atomic_with(&path, |tmp| {
-            candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
-        })
-        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
+        checkpoint_file::save(self.dir, c)?;
         crate::store::fault::after_checkpoint(c.epoch);
         // Only a durable epoch counts as done for the orchestrator (and a resumed run).
         let score = c
@@ -530,71 +487,6 @@ impl TrainHooks for WorkerHooks<'_> {
             Verdict::Continue
         })
     }
-}
-
-/// The job's last readable checkpoint, if it has one: the last, else the previous one, else none
-/// (the job starts over), with a warning for each that could not be read.
-fn load_checkpoint(dir: &JobDir) -> (Option<Checkpoint>, Vec<String>) {
-    let mut warnings = Vec::new();
-    let candidates = [dir.checkpoint(), dir.previous_checkpoint()];
-    for (i, path) in candidates.iter().enumerate() {
-        if !path.exists() {
-            continue;
-        }
-        match read_checkpoint(path) {
-            Ok(c) => return (Some(c), warnings),
-            Err(e) => {
-                let next = if i == 0 && candidates[1].exists() {
-                    format!(
-                        "resuming from the previous one, {}",
-                        candidates[1].display()
-                    )
-                } else {
-                    "the job starts again from epoch 0".to_string()
-                };
-                warnings.push(format!("{e:#}; {next}"));
-            }
-        }
-    }
-    (None, warnings)
-}
-
-fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
-    let meta_tensor = tensors
-        .get("meta.json")
-        .with_context(|| format!("{} has no progress record", path.display()))?;
-    let meta: CheckpointMeta = serde_json::from_slice(&meta_tensor.to_vec1::<u8>()?)
-        .with_context(|| format!("{} is damaged", path.display()))?;
-    let take = |prefix: &str| -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = tensors
-            .iter()
-            .filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    };
-    Ok(Checkpoint {
-        epoch: meta.epoch,
-        history: meta.history,
-        best_epoch: meta.best_epoch,
-        best_score: meta.best_score,
-        model: take("model."),
-        optimizer: take("optim."),
-        best_model: take("best."),
-    })
-}
-
-fn remove_checkpoint(dir: &JobDir) -> anyhow::Result<()> {
-    for path in [dir.checkpoint(), dir.previous_checkpoint()] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
-        }
-    }
-    Ok(())
 }
 
 struct Failure {

@@ -1,7 +1,8 @@
 //! The run folder on disk: its layout, crash-safe writes, the ledger and the run lock, and the
-//! formats of the files a job writes and others read (`metrics.json`).
+//! formats of the files a job writes and others read (`metrics.json`, checkpoints).
 
 pub mod atomic;
+pub mod checkpoint_file;
 pub mod fault;
 pub mod health;
 pub mod layout;
