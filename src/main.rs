@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use assay::exec::orchestrator::{self, RunRefused};
 use assay::exec::progress::{say, shell_word, Progress};
-use assay::exec::worker::{run_worker, WorkerOptions};
+use assay::exec::worker::{exit_code, run_worker, WorkerOptions};
 use assay::exec::{bench, prepare::PrepareError, status};
 use assay::report::ReportError;
 use assay::spec::{self, SpecError};
@@ -300,8 +300,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 spec_git_revision: spec_revision,
                 stop,
             };
-            let exit = run_worker(&opts)?;
-            Ok(exit.code() as u8)
+            let end = run_worker(&opts)?;
+            Ok(exit_code(&end) as u8)
         }
         Command::Preview {
             spec,

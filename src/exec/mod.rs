@@ -1,9 +1,10 @@
-//! Running work: data preparation, the orchestrator and its scheduler, the worker that runs one
-//! job, progress and status display, the benchmark, the augmentation preview.
+//! Running work: data preparation, the orchestrator and its scheduler, the job runner and the
+//! worker process around it, progress and status display, the benchmark, the augmentation preview.
 
 pub mod audit;
 pub mod bench;
 pub mod crash;
+pub mod job_runner;
 pub mod orchestrator;
 pub mod prepare;
 pub mod preview;

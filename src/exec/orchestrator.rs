@@ -13,15 +13,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::job_runner::Report;
 use super::prepare;
 use super::progress::Progress;
 use super::scheduler::{self, Slots};
-use super::worker::{Report, WorkerExit};
+use super::worker;
 use crate::data::inventory::Inventory;
 use crate::plan::Plan;
 use crate::spec::Experiment;
 use crate::store::ledger::{JobEntry, JobState, Ledger, LEDGER_VERSION};
 use crate::store::lock::{LockError, RunLock};
+use crate::store::metrics_file;
 use crate::store::{now, write_atomic, ExperimentDir};
 use crate::train::metrics::higher_is_better;
 
@@ -277,9 +279,8 @@ pub fn best_trial(plan: &Plan, ledger: &Ledger, dir: &ExperimentDir) -> Option<u
             excluded.insert(job.trial);
             continue;
         }
-        let text = std::fs::read_to_string(dir.job(&job.id).metrics()).ok()?;
-        let m: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let score = m["final"]["val"][&job.spec.train.best_metric].as_f64()?;
+        let m = metrics_file::read(&dir.job(&job.id).metrics()).ok()??;
+        let score = m.split("val")?.get(&job.spec.train.best_metric)?;
         scores.entry(job.trial).or_default().push(score);
     }
     let metric = &plan.jobs.first()?.spec.train.best_metric;
@@ -457,7 +458,7 @@ pub fn run(
         .count();
     let slots = scheduler::slots(opts.jobs, opts.threads, unfinished);
     let interrupts = interrupt_counter()?;
-    let spec_revision = super::worker::spec_git_revision(spec_path);
+    let spec_revision = worker::spec_git_revision(spec_path);
     let pruning = experiment.sweep.as_ref().and_then(|s| s.pruning.clone());
     let (tx, rx) = mpsc::channel::<Message>();
     let mut running: BTreeMap<String, Running> = BTreeMap::new();
@@ -625,7 +626,7 @@ pub fn run(
                     false,
                 ),
                 (Some(0), _) => (JobState::Done, None, false),
-                (Some(WorkerExit::FAILED_CODE), f) => (
+                (Some(worker::FAILED_CODE), f) => (
                     JobState::Failed,
                     Some(
                         f.and_then(|f| f.1)
@@ -633,12 +634,12 @@ pub fn run(
                     ),
                     false,
                 ),
-                (Some(WorkerExit::ENVIRONMENT_FAILED_CODE), f) => (
+                (Some(worker::ENVIRONMENT_FAILED_CODE), f) => (
                     JobState::Failed,
                     Some(f.and_then(|f| f.1).unwrap_or_else(|| "an I/O error".into())),
                     true,
                 ),
-                (Some(WorkerExit::INTERRUPTED_CODE), _) => (JobState::Pending, None, false),
+                (Some(worker::INTERRUPTED_CODE), _) => (JobState::Pending, None, false),
                 // Killed by a second Ctrl-C: interrupted, not failed; it resumes from its last
                 // checkpoint on the next run.
                 _ if signals >= 2 => (JobState::Pending, Some("interrupted".to_string()), false),

@@ -1,171 +1,36 @@
-//! `assay worker`: runs one job of a planned experiment in its own process — loads its data
-//! and fold, resumes from its last epoch checkpoint if there is one, trains, evaluates, and
-//! writes its folder. It reports progress to the orchestrator as JSON lines on stdout.
+//! `assay worker`: one job of a planned experiment in its own process. Reads the job from
+//! `plan.json`, runs it on the CPU with [`job_runner::run_job`], reports progress to the
+//! orchestrator as JSON lines on stdout, reads its decisions at rungs from stdin, stops on a
+//! signal, and tells how the job ended by its exit code.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context;
-use candle_core::{Device, Tensor};
-use serde::{Deserialize, Serialize};
+use candle_core::Device;
 
-use super::audit::{self, SplitPredictions};
-use super::prepare::{self, PreparedData};
-use crate::data::folds::Folds;
-use crate::data::image_set::ImageSet;
-use crate::model::Model;
-use crate::plan::{Job, Plan};
-use crate::report::console::ConsoleSink;
-use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
-use crate::report::tb_sink::TensorBoardSink;
-use crate::report::tensorboard::SessionStatus;
-use crate::store::{now, write_atomic, write_atomic_with, ExperimentDir, JobDir};
-use crate::train::batches::Inputs;
-use crate::train::evaluate::evaluate_with_predictions;
-use crate::train::loader::LoaderConfig;
-use crate::train::loss::Objective;
-use crate::train::metrics::Metrics;
-use crate::train::trainer::{self, Checkpoint, Ending, TrainHooks, Verdict};
+use super::job_runner::{self, is_environment, JobEnd, JobRun, JobSink, Report};
+use crate::plan::Plan;
+use crate::store::ExperimentDir;
+use crate::train::trainer::Verdict;
 
-/// Version of the files a job writes (`job.json`, `metrics.json`).
-pub const FORMAT_VERSION: u32 = 1;
+/// The exit code of a worker whose job failed in a way another try would repeat.
+pub const FAILED_CODE: i32 = 10;
+/// The exit code of a worker stopped on request (the job resumes from its last checkpoint).
+pub const INTERRUPTED_CODE: i32 = 11;
+/// The exit code of a worker whose job the environment failed (an I/O error).
+pub const ENVIRONMENT_FAILED_CODE: i32 = 12;
 
-/// How a worker process ends; its exit code tells the orchestrator.
-#[derive(Clone, Debug, PartialEq)]
-pub enum WorkerExit {
-    Done,
-    Pruned,
-    /// Training failed in a way another try would repeat (divergence).
-    Failed(String),
-    /// The environment failed the job (an I/O error: a full disk, a vanished file); another
-    /// try, once that is mended, may pass.
-    EnvironmentFailed(String),
-    /// Stopped on request; the last epoch checkpoint is kept.
-    Interrupted,
-}
-
-impl WorkerExit {
-    pub const FAILED_CODE: i32 = 10;
-    pub const INTERRUPTED_CODE: i32 = 11;
-    pub const ENVIRONMENT_FAILED_CODE: i32 = 12;
-
-    pub fn code(&self) -> i32 {
-        match self {
-            WorkerExit::Done | WorkerExit::Pruned => 0,
-            WorkerExit::Failed(_) => Self::FAILED_CODE,
-            WorkerExit::EnvironmentFailed(_) => Self::ENVIRONMENT_FAILED_CODE,
-            WorkerExit::Interrupted => Self::INTERRUPTED_CODE,
-        }
+/// The worker's exit code for a job that ended so: 0 when done or pruned.
+pub fn exit_code(end: &JobEnd) -> i32 {
+    match end {
+        JobEnd::Done | JobEnd::Pruned => 0,
+        JobEnd::Failed(_) => FAILED_CODE,
+        JobEnd::EnvironmentFailed(_) => ENVIRONMENT_FAILED_CODE,
+        JobEnd::Interrupted => INTERRUPTED_CODE,
     }
-}
-
-/// One line of the worker → orchestrator protocol.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
-pub enum Report {
-    Started {
-        parameters: usize,
-        resumed_from: usize,
-    },
-    /// Within an epoch, at most twice a second.
-    Step {
-        epoch: usize,
-        step: usize,
-        steps: usize,
-    },
-    Epoch {
-        epoch: usize,
-        epochs: usize,
-        score: Option<f64>,
-        /// The best validation score so far and its epoch.
-        #[serde(default)]
-        best_score: Option<f64>,
-        #[serde(default)]
-        best_epoch: Option<usize>,
-    },
-    /// At a rung epoch: the worker waits for "continue" or "prune" on stdin.
-    Rung { epoch: usize, score: f64 },
-    Finished {
-        status: String,
-        reason: Option<String>,
-    },
-    /// Something the user should hear about (an unreadable checkpoint, say).
-    Warning { message: String },
-}
-
-fn report(r: &Report) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", serde_json::to_string(r)?)?;
-    out.flush()?;
-    Ok(())
-}
-
-#[derive(Serialize)]
-struct JobRecord<'a> {
-    version: u32,
-    job_id: &'a str,
-    experiment: &'a str,
-    trial: usize,
-    trial_id: &'a str,
-    fold: Option<usize>,
-    repeat: usize,
-    params: &'a BTreeMap<String, crate::spec::ParamValue>,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    seed: u64,
-    data_hash: &'a str,
-    classes: &'a [String],
-    /// The binary task's positive class.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    positive_class: Option<&'a str>,
-    normalize_mean: &'a [f64],
-    normalize_std: &'a [f64],
-    parameters: usize,
-    threads: usize,
-    assay_version: &'a str,
-    assay_git_revision: &'a str,
-    spec_git_revision: Option<&'a str>,
-    started_at: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    finished_at: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct HistoryEntry {
-    epoch: usize,
-    lr: f64,
-    seconds: f64,
-    train: BTreeMap<&'static str, f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    val: Option<BTreeMap<&'static str, f64>>,
-}
-
-#[derive(Serialize)]
-struct MetricsFile<'a> {
-    version: u32,
-    job_id: &'a str,
-    trial_id: &'a str,
-    fold: Option<usize>,
-    repeat: usize,
-    status: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-    best_epoch: Option<usize>,
-    best_metric: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ending: Option<&'a Ending>,
-    #[serde(rename = "final")]
-    final_: BTreeMap<&'static str, Metrics>,
-    history: Vec<HistoryEntry>,
-}
-
-fn scalars(m: &Metrics) -> BTreeMap<&'static str, f64> {
-    m.scalars().into_iter().collect()
 }
 
 /// What the orchestrator tells a worker beyond the plan.
@@ -183,368 +48,26 @@ pub struct WorkerOptions<'a> {
     pub stop: Arc<AtomicBool>,
 }
 
-/// Runs one job of the plan in `opts.experiment`. An I/O error on the way (a full disk, a
-/// vanished file) ends it as [`WorkerExit::EnvironmentFailed`], told to the orchestrator.
-pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
-    crate::store::fault::arm_from_env();
-    match load_and_run(opts) {
-        Err(e) if is_environment(&e) => {
-            let reason = format!("{e:#}");
-            report(&Report::Finished {
-                status: "failed".into(),
-                reason: Some(reason.clone()),
-            })?;
-            Ok(WorkerExit::EnvironmentFailed(reason))
-        }
-        other => other,
-    }
+/// Writes `r` as one line on stdout.
+fn report(r: &Report) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::to_string(r)?)?;
+    out.flush()?;
+    Ok(())
 }
 
-fn load_and_run(opts: &WorkerOptions) -> anyhow::Result<WorkerExit> {
-    let plan_path = opts.experiment.plan();
-    let plan: Plan = serde_json::from_slice(
-        &std::fs::read(&plan_path)
-            .with_context(|| format!("cannot read {}", plan_path.display()))?,
-    )
-    .with_context(|| format!("{} is damaged", plan_path.display()))?;
-    let job = plan
-        .job(opts.job_id)
-        .with_context(|| format!("job {} is not in {}", opts.job_id, plan_path.display()))?
-        .clone();
-    let loaded = prepare::load(&job.spec)?;
-    let folds: Option<Folds> = match job.fold {
-        Some(_) => {
-            let path = opts.experiment.folds();
-            Some(
-                serde_json::from_slice(
-                    &std::fs::read(&path)
-                        .with_context(|| format!("cannot read {}", path.display()))?,
-                )
-                .with_context(|| format!("{} is damaged", path.display()))?,
-            )
-        }
-        None => None,
-    };
-    let data = prepare::for_job(&job.spec, &loaded, folds.as_ref(), job.fold)?;
-    run_job(&plan, &job, &data, opts)
-}
-
-/// Trains and evaluates `job` of `plan` on `data`, writing its folder.
-pub fn run_job(
-    plan: &Plan,
-    job: &Job,
-    data: &PreparedData,
-    opts: &WorkerOptions,
-) -> anyhow::Result<WorkerExit> {
-    let dir = opts.experiment.job(&job.id);
-    std::fs::create_dir_all(&dir.root)
-        .with_context(|| format!("cannot create {}", dir.root.display()))?;
-    let spec = &job.spec;
-    let spec_toml = crate::plan::job_spec_text(plan, job);
-    write_atomic(&dir.spec(), spec_toml.as_bytes())
-        .with_context(|| format!("cannot write {}", dir.spec().display()))?;
-
-    let device = Device::Cpu;
-    let net = prepare::build_network(spec, data, job.seed, &device)?;
-    let (resume, checkpoint_warnings) = load_checkpoint(&dir);
-    let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
-    let positive_class = match spec.task {
-        crate::spec::Task::Binary => {
-            let i = crate::train::loss::positive_index(spec, &data.classes)?;
-            data.classes.get(i).map(String::as_str)
-        }
-        _ => None,
-    };
-    let mut record = JobRecord {
-        version: FORMAT_VERSION,
-        job_id: &job.id,
-        experiment: &spec.name,
-        trial: job.trial,
-        trial_id: &job.trial_id,
-        fold: job.fold,
-        repeat: job.repeat,
-        params: &job.params,
-        status: "running",
-        reason: None,
-        seed: job.seed,
-        data_hash: &data.data_hash,
-        classes: &data.classes,
-        positive_class,
-        normalize_mean: &data.mean,
-        normalize_std: &data.std,
-        parameters: net.parameter_count(),
-        threads: opts.threads,
-        assay_version: env!("CARGO_PKG_VERSION"),
-        assay_git_revision: env!("ASSAY_GIT_REVISION"),
-        spec_git_revision: opts.spec_git_revision.as_deref(),
-        started_at: now(),
-        finished_at: None,
-    };
-    let write_record = |r: &JobRecord| -> anyhow::Result<()> {
-        let json = serde_json::to_vec_pretty(r)?;
-        write_atomic(&dir.job(), &json)
-            .with_context(|| format!("cannot write {}", dir.job().display()))
-    };
-    write_record(&record)?;
-    report(&Report::Started {
-        parameters: net.parameter_count(),
-        resumed_from,
-    })?;
-
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.log())
-        .with_context(|| format!("cannot open {}", dir.log().display()))?;
-    let mut console = ConsoleSink::to_file(log);
-    let mut progress = ProgressReporter { last_step: None };
-    let mut tb = TensorBoardSink::new(dir.clone()).with_session(&job.params, &job.trial_id);
-    if resumed_from == 0 {
-        tb.add_samples(&data.train)?;
-        if !spec.augment.train.is_empty() {
-            let grid = crate::augment::grid::default_preview(&spec.augment, &data.train, job.seed);
-            tb.add_augment_preview(&grid)?;
-        }
-    }
-    let mut sink = Fanout {
-        sinks: vec![&mut console, &mut progress, &mut tb],
-    };
-    for message in checkpoint_warnings {
-        report(&Report::Warning {
-            message: message.clone(),
-        })?;
-        sink.event(&Event::Warning { message })?;
-    }
-    if resumed_from > 0 {
-        sink.event(&Event::Warning {
-            message: format!("resuming job {} after epoch {resumed_from}", job.id),
-        })?;
-    }
-    let mut hooks = WorkerHooks {
-        dir: &dir,
-        stop: opts.stop.clone(),
-        rungs: &opts.rungs,
-        epochs: spec.train.epochs,
-        metric: &spec.train.best_metric,
-    };
-    let started = Instant::now();
-    let result = train_and_evaluate(
-        job,
-        data,
-        net.as_ref(),
-        &dir,
-        &spec_toml,
-        resume,
-        LoaderConfig::for_threads(opts.loader_threads),
-        &mut hooks,
-        &mut sink,
-    );
-    record.finished_at = Some(now());
-    let exit = match result {
-        Ok(Trained {
-            ending: Ending::Interrupted,
-            ..
-        }) => {
-            sink.event(&Event::Warning {
-                message: format!(
-                    "job {} interrupted; it resumes from its last checkpoint",
-                    job.id
-                ),
-            })?;
-            record.status = "interrupted";
-            write_record(&record)?;
-            return Ok(WorkerExit::Interrupted);
-        }
-        Ok(t) => {
-            let status = if matches!(t.ending, Ending::Pruned { .. }) {
-                "pruned"
-            } else {
-                "done"
-            };
-            audit::write(&dir, spec.task, &data.classes, t.positive, &t.predictions)?;
-            write_metrics(
-                &dir,
-                job,
-                status,
-                None,
-                Some(t.best_epoch),
-                Some(&t.ending),
-                &t.history,
-                t.finals,
-            )?;
-            sink.event(&Event::JobFinished {
-                job: job.id.clone(),
-                best_epoch: t.best_epoch,
-                seconds: started.elapsed().as_secs_f64(),
-            })?;
-            record.status = status;
-            write_record(&record)?;
-            remove_checkpoint(&dir)?;
-            if status == "pruned" {
-                WorkerExit::Pruned
-            } else {
-                WorkerExit::Done
-            }
-        }
-        Err(failure) => {
-            let reason = format!("{:#}", failure.error);
-            write_metrics(
-                &dir,
-                job,
-                "failed",
-                Some(&reason),
-                None,
-                None,
-                &failure.history,
-                BTreeMap::new(),
-            )
-            .with_context(|| format!("after the job failed ({reason})"))?;
-            // The log must hear about the failure even if TensorBoard is what failed.
-            let _ = sink.event(&Event::JobFailed {
-                job: job.id.clone(),
-                reason: reason.clone(),
-            });
-            record.status = "failed";
-            record.reason = Some(&reason);
-            write_record(&record)?;
-            if is_environment(&failure.error) {
-                WorkerExit::EnvironmentFailed(reason)
-            } else {
-                WorkerExit::Failed(reason)
-            }
-        }
-    };
-    let (status, reason) = match &exit {
-        WorkerExit::Done => ("done", None),
-        WorkerExit::Pruned => ("pruned", None),
-        WorkerExit::Failed(r) | WorkerExit::EnvironmentFailed(r) => ("failed", Some(r.clone())),
-        WorkerExit::Interrupted => ("interrupted", None),
-    };
-    drop(sink);
-    let session_status = if exit == WorkerExit::Done {
-        SessionStatus::Success
-    } else {
-        SessionStatus::Failure
-    };
-    tb.end_session(session_status)?;
-    report(&Report::Finished {
-        status: status.into(),
-        reason,
-    })?;
-    Ok(exit)
-}
-
-/// Whether `error` came from the environment (an I/O error anywhere in its chain) rather than
-/// from the job itself (divergence, a model that cannot be built).
-fn is_environment(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .any(|e| e.downcast_ref::<std::io::Error>().is_some())
-}
-
-/// Sends progress within epochs to the orchestrator (finished epochs are sent once checkpointed).
-struct ProgressReporter {
-    /// When the last step report went out (they are sent at most twice a second).
-    last_step: Option<Instant>,
-}
-
-impl EventSink for ProgressReporter {
-    fn event(&mut self, event: &Event) -> anyhow::Result<()> {
-        if let Event::StepDone {
-            epoch, step, steps, ..
-        } = event
-        {
-            if self
-                .last_step
-                .is_none_or(|t| t.elapsed().as_secs_f64() >= 0.5)
-            {
-                self.last_step = Some(Instant::now());
-                report(&Report::Step {
-                    epoch: *epoch,
-                    step: *step,
-                    steps: *steps,
-                })?;
-            }
-        }
-        Ok(())
-    }
-}
-
-struct WorkerHooks<'a> {
-    dir: &'a JobDir,
-    stop: Arc<AtomicBool>,
+/// The orchestrator at the other end of stdout and stdin.
+struct Orchestrator<'a> {
     rungs: &'a [usize],
-    epochs: usize,
-    metric: &'a str,
+    stop: Arc<AtomicBool>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CheckpointMeta {
-    version: u32,
-    epoch: usize,
-    history: Vec<EpochRecord>,
-    best_epoch: usize,
-    best_score: Option<f64>,
-}
-
-impl TrainHooks for WorkerHooks<'_> {
-    fn checkpoint(&mut self, c: &Checkpoint) -> anyhow::Result<()> {
-        let meta = CheckpointMeta {
-            version: FORMAT_VERSION,
-            epoch: c.epoch,
-            history: c.history.clone(),
-            best_epoch: c.best_epoch,
-            best_score: c.best_score,
-        };
-        let meta = serde_json::to_vec(&meta)?;
-        let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        let groups = [
-            ("model.", &c.model),
-            ("optim.", &c.optimizer),
-            ("best.", &c.best_model),
-        ];
-        for (prefix, list) in groups {
-            for (name, t) in list.iter() {
-                tensors.insert(format!("{prefix}{name}"), t.clone());
-            }
-        }
-        let meta_len = meta.len();
-        tensors.insert(
-            "meta.json".into(),
-            Tensor::from_vec(meta, meta_len, &Device::Cpu)?,
-        );
-        let path = self.dir.checkpoint();
-        // The last checkpoint stays as the previous one until the new one is durable.
-        if path.exists() {
-            let previous = self.dir.previous_checkpoint();
-            std::fs::rename(&path, &previous).with_context(|| {
-                format!("cannot move {} to {}", path.display(), previous.display())
-            })?;
-        }
-        write_atomic_with(&path, |tmp| {
-            candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
-        })
-        .with_context(|| format!("cannot write the checkpoint {}", path.display()))?;
-        crate::store::fault::after_checkpoint(c.epoch);
-        // Only a durable epoch counts as done for the orchestrator (and a resumed run).
-        let score = c
-            .history
-            .last()
-            .and_then(|r| r.val.as_ref())
-            .and_then(|v| v.get(self.metric));
-        report(&Report::Epoch {
-            epoch: c.epoch,
-            epochs: self.epochs,
-            score,
-            best_score: c.best_score,
-            best_epoch: (c.best_epoch > 0).then_some(c.best_epoch),
-        })
+impl JobSink for Orchestrator<'_> {
+    fn report(&mut self, r: &Report) -> anyhow::Result<()> {
+        report(r)
     }
 
-    fn interrupted(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-
+    /// At a rung epoch, asks the orchestrator: it answers "continue" or "prune" on stdin.
     fn verdict(&mut self, epoch: usize, score: Option<f64>) -> anyhow::Result<Verdict> {
         let (true, Some(score)) = (self.rungs.contains(&epoch), score) else {
             return Ok(Verdict::Continue);
@@ -561,267 +84,52 @@ impl TrainHooks for WorkerHooks<'_> {
             Verdict::Continue
         })
     }
-}
 
-/// The job's last readable checkpoint, if it has one: the last, else the previous one, else none
-/// (the job starts over), with a warning for each that could not be read.
-fn load_checkpoint(dir: &JobDir) -> (Option<Checkpoint>, Vec<String>) {
-    let mut warnings = Vec::new();
-    let candidates = [dir.checkpoint(), dir.previous_checkpoint()];
-    for (i, path) in candidates.iter().enumerate() {
-        if !path.exists() {
-            continue;
-        }
-        match read_checkpoint(path) {
-            Ok(c) => return (Some(c), warnings),
-            Err(e) => {
-                let next = if i == 0 && candidates[1].exists() {
-                    format!(
-                        "resuming from the previous one, {}",
-                        candidates[1].display()
-                    )
-                } else {
-                    "the job starts again from epoch 0".to_string()
-                };
-                warnings.push(format!("{e:#}; {next}"));
-            }
-        }
+    fn interrupted(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
     }
-    (None, warnings)
 }
 
-fn read_checkpoint(path: &Path) -> anyhow::Result<Checkpoint> {
-    let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-        .with_context(|| format!("cannot read the checkpoint {}", path.display()))?;
-    let meta_tensor = tensors
-        .get("meta.json")
-        .with_context(|| format!("{} has no progress record", path.display()))?;
-    let meta: CheckpointMeta = serde_json::from_slice(&meta_tensor.to_vec1::<u8>()?)
-        .with_context(|| format!("{} is damaged", path.display()))?;
-    let take = |prefix: &str| -> Vec<(String, Tensor)> {
-        let mut v: Vec<(String, Tensor)> = tensors
-            .iter()
-            .filter_map(|(k, t)| k.strip_prefix(prefix).map(|n| (n.to_string(), t.clone())))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
-    };
-    Ok(Checkpoint {
-        epoch: meta.epoch,
-        history: meta.history,
-        best_epoch: meta.best_epoch,
-        best_score: meta.best_score,
-        model: take("model."),
-        optimizer: take("optim."),
-        best_model: take("best."),
-    })
-}
-
-fn remove_checkpoint(dir: &JobDir) -> anyhow::Result<()> {
-    for path in [dir.checkpoint(), dir.previous_checkpoint()] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", path.display())),
+/// Runs one job of the plan in `opts.experiment`. An I/O error on the way (a full disk, a
+/// vanished file) ends it as [`JobEnd::EnvironmentFailed`], told to the orchestrator.
+pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<JobEnd> {
+    crate::store::fault::arm_from_env();
+    match load_and_run(opts) {
+        Err(e) if is_environment(&e) => {
+            let reason = format!("{e:#}");
+            report(&Report::Finished {
+                status: "failed".into(),
+                reason: Some(reason.clone()),
+            })?;
+            Ok(JobEnd::EnvironmentFailed(reason))
         }
+        other => other,
     }
-    Ok(())
 }
 
-struct Failure {
-    error: anyhow::Error,
-    history: Vec<EpochRecord>,
-}
-
-type Finals = BTreeMap<&'static str, Metrics>;
-
-struct Trained<'a> {
-    best_epoch: usize,
-    history: Vec<EpochRecord>,
-    finals: Finals,
-    ending: Ending,
-    /// The validation and test splits' per-image predictions (best epoch's weights).
-    predictions: Vec<SplitPredictions<'a>>,
-    /// The binary positive class.
-    positive: usize,
-}
-
-#[allow(clippy::too_many_arguments)]
-fn train_and_evaluate<'a>(
-    job: &Job,
-    data: &'a PreparedData,
-    net: &dyn Model,
-    dir: &JobDir,
-    spec_toml: &str,
-    resume: Option<Checkpoint>,
-    loader: LoaderConfig,
-    hooks: &mut dyn TrainHooks,
-    sink: &mut dyn EventSink,
-) -> Result<Trained<'a>, Failure> {
-    let fail = |error: anyhow::Error| Failure {
-        error,
-        history: Vec::new(),
-    };
-    let spec = &job.spec;
-    let inputs = Inputs::new(spec, &data.mean, &data.std);
-    let steps_per_epoch = data.train.len().div_ceil(spec.train.batch_size);
-    sink.event(&Event::JobStarted {
-        job: job.id.clone(),
-        parameters: net.parameter_count(),
-        train: data.train.len(),
-        val: data.val.as_ref().map_or(0, |v| v.len()),
-        test: data.test.as_ref().map_or(0, |t| t.len()),
-        epochs: spec.train.epochs,
-        steps_per_epoch,
-        spec_toml: spec_toml.to_string(),
-    })
-    .map_err(fail)?;
-    let outcome = trainer::train(
-        &job.id,
-        spec,
-        job.seed,
-        net,
-        &data.train,
-        data.val.as_ref(),
-        &inputs,
-        resume,
-        loader,
-        hooks,
-        sink,
+fn load_and_run(opts: &WorkerOptions) -> anyhow::Result<JobEnd> {
+    let plan_path = opts.experiment.plan();
+    let plan: Plan = serde_json::from_slice(
+        &std::fs::read(&plan_path)
+            .with_context(|| format!("cannot read {}", plan_path.display()))?,
     )
-    .map_err(|e| fail(e.into()))?;
-    let history = outcome.history;
-    if outcome.ending == Ending::Interrupted {
-        return Ok(Trained {
-            best_epoch: outcome.best_epoch,
-            history,
-            finals: Finals::new(),
-            ending: Ending::Interrupted,
-            predictions: Vec::new(),
-            positive: 0,
-        });
-    }
-    let with_history = |error: anyhow::Error| Failure {
-        error,
-        history: history.clone(),
+    .with_context(|| format!("{} is damaged", plan_path.display()))?;
+    let job = plan
+        .job(opts.job_id)
+        .with_context(|| format!("job {} is not in {}", opts.job_id, plan_path.display()))?;
+    let run = JobRun {
+        experiment: opts.experiment,
+        plan: &plan,
+        job,
+        threads: opts.threads,
+        loader_threads: opts.loader_threads,
+        spec_git_revision: opts.spec_git_revision.as_deref(),
     };
-    let best: HashMap<String, Tensor> = outcome.best_state.into_iter().collect();
-    net.load_state(&best)
-        .map_err(|e| with_history(trainer::without_backtrace(e).into()))?;
-    write_atomic_with(&dir.weights(), |tmp| {
-        candle_core::safetensors::save(&best, tmp).map_err(std::io::Error::other)
-    })
-    .with_context(|| format!("cannot write {}", dir.weights().display()))
-    .map_err(with_history)?;
-    let best_record = history
-        .iter()
-        .find(|r| r.epoch == outcome.best_epoch)
-        .ok_or_else(|| {
-            with_history(anyhow::anyhow!(
-                "no record of the best epoch {}",
-                outcome.best_epoch
-            ))
-        })?;
-    let objective =
-        Objective::new(spec, &data.classes, &data.train).map_err(|e| with_history(e.into()))?;
-    let eval = |set: &ImageSet, threshold: Option<f64>| {
-        evaluate_with_predictions(
-            net,
-            set,
-            &inputs,
-            spec.train.eval_batch_size,
-            &objective,
-            threshold,
-        )
-        .map_err(|e| anyhow::Error::from(trainer::without_backtrace(e)))
+    let mut orchestrator = Orchestrator {
+        rungs: &opts.rungs,
+        stop: opts.stop.clone(),
     };
-    let mut finals = Finals::new();
-    let mut predictions = Vec::new();
-    finals.insert("train", best_record.train.clone());
-    // The best epoch's weights on the validation split once more, in one pass for its final
-    // metrics and its per-image predictions (the same numbers as the best epoch's record).
-    if let (Some(val), Some(_)) = (&data.val, &best_record.val) {
-        let (m, p) = eval(val, None).map_err(with_history)?;
-        predictions.push(SplitPredictions {
-            split: "val",
-            set: val,
-            names: data.val_names.as_deref(),
-            threshold: m.get("threshold"),
-            predictions: p,
-        });
-        finals.insert("val", m);
-    }
-    // Pruned jobs stop before the end; their test score would only tempt selection on the test set.
-    if let (Some(test), false) = (&data.test, matches!(outcome.ending, Ending::Pruned { .. })) {
-        // The binary F1 threshold is the one chosen on validation (0.5 without validation).
-        let threshold = match finals.get("val") {
-            Some(v) => v.get("threshold"),
-            None => Some(0.5),
-        };
-        let (m, p) = eval(test, threshold).map_err(with_history)?;
-        sink.event(&Event::Evaluated {
-            job: job.id.clone(),
-            split: "test",
-            step: outcome.best_epoch,
-            metrics: Box::new(m.clone()),
-        })
-        .map_err(with_history)?;
-        predictions.push(SplitPredictions {
-            split: "test",
-            set: test,
-            names: data.test_names.as_deref(),
-            threshold: m.get("threshold"),
-            predictions: p,
-        });
-        finals.insert("test", m);
-    }
-    Ok(Trained {
-        best_epoch: outcome.best_epoch,
-        history,
-        finals,
-        ending: outcome.ending,
-        predictions,
-        positive: objective.positive,
-    })
-}
-
-#[allow(clippy::too_many_arguments)]
-fn write_metrics(
-    dir: &JobDir,
-    job: &Job,
-    status: &str,
-    reason: Option<&str>,
-    best_epoch: Option<usize>,
-    ending: Option<&Ending>,
-    history: &[EpochRecord],
-    finals: Finals,
-) -> anyhow::Result<()> {
-    let file = MetricsFile {
-        version: FORMAT_VERSION,
-        job_id: &job.id,
-        trial_id: &job.trial_id,
-        fold: job.fold,
-        repeat: job.repeat,
-        status,
-        reason,
-        best_epoch,
-        best_metric: format!("val.{}", job.spec.train.best_metric),
-        ending,
-        final_: finals,
-        history: history
-            .iter()
-            .map(|r| HistoryEntry {
-                epoch: r.epoch,
-                lr: r.lr,
-                seconds: r.seconds,
-                train: scalars(&r.train),
-                val: r.val.as_ref().map(scalars),
-            })
-            .collect(),
-    };
-    let json = serde_json::to_vec_pretty(&file)?;
-    write_atomic(&dir.metrics(), &json)
-        .with_context(|| format!("cannot write {}", dir.metrics().display()))
+    job_runner::run_job(&run, &Device::Cpu, &mut orchestrator)
 }
 
 /// The git revision of the folder holding the spec, if it is in a git work tree.

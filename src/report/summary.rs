@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::spec::Task;
 use crate::store::health;
 use crate::store::ledger::LedgerError;
+use crate::store::metrics_file::{self, MetricsFileError, SplitMetrics};
 use crate::store::mistakes::{MistakeRecord, MistakesFile};
 use crate::store::ExperimentDir;
 use crate::train::metrics::scalar_metrics;
@@ -162,65 +163,65 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>, ReportError> {
     }
 }
 
-fn scalars(v: &serde_json::Value) -> BTreeMap<String, f64> {
+/// The known scalar metrics of a split (any task's names), by name.
+fn scalars(split: &SplitMetrics) -> BTreeMap<String, f64> {
     [Task::Multiclass, Task::Binary, Task::Multilabel]
         .iter()
         .flat_map(|t| scalar_metrics(*t).iter())
-        .filter_map(|(name, _)| v.get(*name)?.as_f64().map(|x| (name.to_string(), x)))
+        .filter_map(|(name, _)| split.get(name).map(|x| (name.to_string(), x)))
         .collect()
 }
 
 /// Fills `job`'s metrics from its metrics.json (absent: the job has no metrics yet).
 fn read_metrics(path: &Path, best_metric: &str, job: &mut JobResult) -> Result<(), ReportError> {
-    let Some(m) = read_json(path)? else {
-        return Ok(());
+    let m = match metrics_file::read(path) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(()),
+        Err(MetricsFileError::Read { source, .. }) => {
+            return Err(ReportError::Read {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Err(e) => {
+            return Err(ReportError::Damaged {
+                path: path.to_path_buf(),
+                message: match e {
+                    MetricsFileError::Damaged { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                },
+            })
+        }
     };
-    if !m.is_object() {
-        return Err(ReportError::Damaged {
-            path: path.to_path_buf(),
-            message: "expected a JSON object".into(),
-        });
-    }
-    let val = &m["final"]["val"];
+    let no_split = SplitMetrics::default();
+    let val = m.split("val").unwrap_or(&no_split);
     job.val = scalars(val);
-    job.train = scalars(&m["final"]["train"]);
-    if let Some(test) = m["final"].get("test").filter(|t| t.is_object()) {
-        job.test = Some(scalars(test));
-    }
-    if let Some(rows) = val["per_class"].as_array() {
-        job.per_class = rows
-            .iter()
-            .filter_map(|r| {
-                Some(ClassScore {
-                    class: r["class"].as_str()?.to_string(),
-                    precision: r["precision"].as_f64()?,
-                    recall: r["recall"].as_f64()?,
-                    f1: r["f1"].as_f64()?,
-                })
-            })
-            .collect();
-    }
+    job.train = scalars(m.split("train").unwrap_or(&no_split));
+    job.test = m.split("test").map(scalars);
+    job.per_class = val
+        .per_class
+        .iter()
+        .map(|r| ClassScore {
+            class: r.class.clone(),
+            precision: r.precision,
+            recall: r.recall,
+            f1: r.f1,
+        })
+        .collect();
     // Multilabel jobs have no confusion matrix (an empty one).
-    if let Some(rows) = val["confusion_matrix"].as_array().filter(|r| !r.is_empty()) {
-        job.confusion = rows
-            .iter()
-            .map(|r| {
-                r.as_array()
-                    .map(|c| c.iter().map(|x| x.as_f64().unwrap_or(0.0)).collect())
-            })
-            .collect();
+    if !val.confusion_matrix.is_empty() {
+        job.confusion = Some(
+            val.confusion_matrix
+                .iter()
+                .map(|row| row.iter().map(|&x| x as f64).collect())
+                .collect(),
+        );
     }
-    if let Some(history) = m["history"].as_array() {
-        job.curve = history
-            .iter()
-            .filter_map(|h| {
-                Some((
-                    h["epoch"].as_u64()? as usize,
-                    h["val"][best_metric].as_f64()?,
-                ))
-            })
-            .collect();
-    }
+    job.curve = m
+        .history
+        .iter()
+        .filter_map(|h| Some((h.epoch, *h.val.as_ref()?.get(best_metric)?)))
+        .collect();
     Ok(())
 }
 

@@ -6,31 +6,38 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::ledger::{JobEntry, JobState, Ledger, LedgerError, LEDGER_VERSION};
+use super::metrics_file::{self, MetricsFile, MetricsFileError};
 use super::{now, ExperimentDir};
 
 /// Why a job the ledger calls done (or pruned) cannot count as such, if it cannot.
 pub fn finished_job_problem(dir: &ExperimentDir, id: &str) -> Option<String> {
+    sound_metrics(dir, id).err()
+}
+
+/// The job's `metrics.json` if it is sound (there, readable, the job's own, with final
+/// metrics), else what is wrong with it.
+fn sound_metrics(dir: &ExperimentDir, id: &str) -> Result<MetricsFile, String> {
     let path = dir.job(id).metrics();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Some(format!("{} is missing", path.display()))
+    let m = match metrics_file::read(&path) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Err(format!("{} is missing", path.display())),
+        Err(MetricsFileError::Read { source, .. }) => {
+            return Err(format!("cannot read {}: {source}", path.display()))
         }
-        Err(e) => return Some(format!("cannot read {}: {e}", path.display())),
+        Err(MetricsFileError::Damaged { source, .. }) => {
+            return Err(format!("{} is damaged ({source})", path.display()))
+        }
+        Err(e) => return Err(e.to_string()),
     };
-    let m: serde_json::Value = match serde_json::from_str(&text) {
-        Ok(m) => m,
-        Err(e) => return Some(format!("{} is damaged ({e})", path.display())),
-    };
-    match m["job_id"].as_str() {
+    match m.job_id.as_deref() {
         Some(j) if j == id => {}
-        Some(j) => return Some(format!("{} belongs to job {j}", path.display())),
-        None => return Some(format!("{} has no job id", path.display())),
+        Some(j) => return Err(format!("{} belongs to job {j}", path.display())),
+        None => return Err(format!("{} has no job id", path.display())),
     }
-    if !m["final"].is_object() {
-        return Some(format!("{} has no final metrics", path.display()));
+    if m.finals.is_none() {
+        return Err(format!("{} has no final metrics", path.display()));
     }
-    None
+    Ok(m)
 }
 
 /// The done and pruned jobs of `ledger` whose files say otherwise, with the reason.
@@ -136,22 +143,12 @@ fn rebuild(dir: &ExperimentDir, fingerprint: &str, spec: &serde_json::Value) -> 
     let plan: PlanJobs = serde_json::from_slice(&std::fs::read(dir.plan()).ok()?).ok()?;
     let mut jobs = BTreeMap::new();
     for job in plan.jobs {
-        let metrics: Option<serde_json::Value> = finished_job_problem(dir, &job.id)
-            .is_none()
-            .then(|| std::fs::read(dir.job(&job.id).metrics()).ok())
-            .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        let status = metrics.as_ref().and_then(|m| m["status"].as_str());
-        let state = match status {
-            Some("done") => JobState::Done,
-            Some("pruned") => JobState::Pruned,
-            Some("failed") => JobState::Failed,
+        let metrics = sound_metrics(dir, &job.id).ok();
+        let state = match metrics.as_ref().and_then(|m| m.status) {
+            Some(s @ (JobState::Done | JobState::Pruned | JobState::Failed)) => s,
             _ => JobState::Pending,
         };
-        let epochs_done = metrics
-            .as_ref()
-            .and_then(|m| m["history"].as_array().map(Vec::len))
-            .unwrap_or(0);
+        let epochs_done = metrics.as_ref().map_or(0, |m| m.history.len());
         jobs.insert(
             job.id.clone(),
             JobEntry {
@@ -162,17 +159,13 @@ fn rebuild(dir: &ExperimentDir, fingerprint: &str, spec: &serde_json::Value) -> 
                 fold: job.fold,
                 repeat: job.repeat,
                 attempts: 0,
-                reason: metrics
-                    .as_ref()
-                    .and_then(|m| m["reason"].as_str().map(str::to_string)),
+                reason: metrics.as_ref().and_then(|m| m.reason.clone()),
                 retryable: false,
                 epochs_done,
                 epochs: job.spec.train.epochs,
                 last_score: None,
                 best_score: None,
-                best_epoch: metrics
-                    .as_ref()
-                    .and_then(|m| m["best_epoch"].as_u64().map(|e| e as usize)),
+                best_epoch: metrics.as_ref().and_then(|m| m.best_epoch),
                 updated_at: now(),
             },
         );

@@ -1,11 +1,14 @@
-//! The run folder on disk: its layout, crash-safe writes, the ledger and the run lock.
+//! The run folder on disk: its layout, crash-safe writes, the ledger and the run lock, and the
+//! formats of the files a job writes and others read (`metrics.json`, checkpoints).
 
 pub mod atomic;
+pub mod checkpoint_file;
 pub mod fault;
 pub mod health;
 pub mod layout;
 pub mod ledger;
 pub mod lock;
+pub mod metrics_file;
 pub mod mistakes;
 
 pub use atomic::{write_atomic, write_atomic_with};
