@@ -125,3 +125,20 @@ fn resnet18_equals_torchvision() {
 fn resnet50_equals_torchvision() {
     conforms("resnet50_w0125", resnet(50, 0.125, ResnetStem::Imagenet));
 }
+
+#[test]
+fn vit_tiny_equals_pytorch() {
+    // DeiT-tiny's structure reduced: patch 8 on 3×32×24, depth 2, width 96, 3 heads.
+    conforms(
+        "vit_tiny_reduced",
+        ModelSpec::Vit(VitSpec {
+            patch: 8,
+            depth: 2,
+            width: 96,
+            heads: 3,
+            mlp_ratio: 4.0,
+            dropout: 0.0,
+            drop_path: 0.0,
+        }),
+    );
+}
