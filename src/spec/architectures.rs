@@ -97,8 +97,10 @@ fn efficientnet_lite(t: &mut TableReader, d: &mut Diags) -> Option<ModelSpec> {
     };
     let dropout = rate(t, "dropout", default_dropout, d);
     let drop_path = rate(t, "drop_path", 0.0, d);
+    let width = multiplier(t, "width", d);
     Some(ModelSpec::EfficientnetLite(EfficientNetLiteSpec {
         variant: variant?,
+        width: width?,
         dropout: dropout?,
         drop_path: drop_path?,
     }))

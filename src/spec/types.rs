@@ -169,8 +169,16 @@ pub struct ResnetSpec {
 pub struct EfficientNetLiteSpec {
     /// 0 to 4: lite0 … lite4.
     pub variant: usize,
+    /// Multiplies the variant's width coefficient (the blocks' channels; the stem and head keep
+    /// 32 and 1280). 1 is the published network.
+    #[serde(default = "unit_width")]
+    pub width: f64,
     pub dropout: f64,
     pub drop_path: f64,
+}
+
+fn unit_width() -> f64 {
+    1.0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

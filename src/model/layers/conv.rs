@@ -283,11 +283,12 @@ mod tests {
     #[test]
     fn depthwise_matches_candle_forward_and_backward() {
         let dev = Device::Cpu;
-        for (h, k, s, p) in [(9, 3, 2, 1), (8, 3, 1, 1), (11, 5, 2, 2), (7, 3, 1, 0), (9, 5, 1, 2)] {
-            let x = Var::randn(0f32, 1.0, (2, 4, h, h), &dev).unwrap();
-            let w = Var::randn(0f32, 1.0, (4, 1, k, k), &dev).unwrap();
+        for (h, k, s, p) in [(9, 3, 2, 1), (8, 3, 1, 1), (11, 5, 2, 2), (7, 3, 1, 0), (9, 5, 1, 2), (3, 5, 1, 2), (2, 5, 1, 2), (3, 3, 1, 1)] {
+            let c = if h <= 3 { 144 } else { 4 };
+            let x = Var::randn(0f32, 1.0, (4, c, h, h), &dev).unwrap();
+            let w = Var::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
             let ours = depthwise(x.as_tensor(), w.as_tensor(), p, s).unwrap();
-            let theirs = grouped_reference(x.as_tensor(), w.as_tensor(), p, s, 4);
+            let theirs = grouped_reference(x.as_tensor(), w.as_tensor(), p, s, c);
             assert_eq!(ours.dims(), theirs.dims());
             let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
             assert!(diff < 1e-4, "forward {h} {k} {s} {p}: {diff}");
