@@ -73,29 +73,84 @@ def comparison_scale(key, tensors):
     return own.clamp_min(1e-12)
 
 
+class KinkDistance:
+    """Records how close any input of a ReLU or ReLU6 comes to the kink (0, or 6), relative to
+    the largest magnitude in that tensor: within float32's rounding of a kink, float32 and
+    float64 may take different sides and the gradients differ for a reason that is no fault."""
+
+    def __init__(self):
+        self.nearest = float("inf")
+
+    def _note(self, x, *kinks):
+        scale = x.detach().abs().max().clamp_min(1e-12)
+        for k in kinks:
+            self.nearest = min(self.nearest, ((x.detach() - k).abs().min() / scale).item())
+
+    def __enter__(self):
+        self.saved = (F.relu, F.relu6, F.hardtanh)
+        relu, relu6, hardtanh = self.saved
+
+        def r(x, *a, **k):
+            self._note(x, 0.0)
+            return relu(x, *a, **k)
+
+        def r6(x, *a, **k):
+            self._note(x, 0.0, 6.0)
+            return relu6(x, *a, **k)
+
+        def ht(x, min_val=-1.0, max_val=1.0, *a, **k):
+            self._note(x, min_val, max_val)
+            return hardtanh(x, min_val, max_val, *a, **k)
+
+        F.relu, F.relu6, F.hardtanh = r, r6, ht
+        return self
+
+    def __exit__(self, *exc):
+        F.relu, F.relu6, F.hardtanh = self.saved
+
+
+# An input batch is redrawn while a ReLU input lies this close to its kink (relative), or
+# while PyTorch's own float32 step is further than MAX_FLOAT32_ERROR from its float64 step.
+KINK_MARGIN = 5e-7
+MAX_FLOAT32_ERROR = 1e-3
+
+
 def write(name, model, input_shape, classes, rename=lambda n: n, batch=4, seed=0):
     """Runs one step of `model` on a seeded batch in float64 and saves everything under
     assay's names (`rename` maps a PyTorch name to assay's). It also runs the step in float32
     and stores, as `reference.float32_error`, how far PyTorch's own float32 result is from the
     float64 one (the largest relative difference over every compared tensor): on deep models
-    with batch norm over small batches that exceeds 1e-4, and the tests allow twice as much."""
+    with batch norm over small batches that exceeds 1e-4, and the tests allow twice as much.
+    The batch is drawn from `seed`, or the next seed while some ReLU input lies within
+    KINK_MARGIN of the kink (see KinkDistance) or PyTorch's float32 is off by more than
+    MAX_FLOAT32_ERROR."""
     import copy
 
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn((batch,) + tuple(input_shape), generator=gen)
     target = torch.arange(batch) % classes
+    start = copy.deepcopy(model)
+    for seed in range(seed, seed + 100):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn((batch,) + tuple(input_shape), generator=gen)
+        with KinkDistance() as kinks:
+            exact = step(copy.deepcopy(start).double(), x.double(), target)
+        if kinks.nearest <= KINK_MARGIN:
+            continue
+        single = step(copy.deepcopy(start).float(), x.float(), target)
+        error = max(
+            ((single[k].double() - v).abs().max() / comparison_scale(k, exact)).item()
+            for k, v in exact.items()
+        )
+        if error < MAX_FLOAT32_ERROR:
+            break
+    else:
+        raise SystemExit(f"{name}: no batch is clear of ReLU kinks with PyTorch's float32 close to float64")
+    model = start
     tensors = {"input": x, "target": target.to(torch.int64)}
     for n, p in model.named_parameters():
         tensors["param." + rename(n)] = p.detach().clone()
     for n, b in model.named_buffers():
         if not n.endswith("num_batches_tracked"):
             tensors["buffer." + rename(n)] = b.detach().clone()
-    single = step(copy.deepcopy(model).float(), x.float(), target)
-    exact = step(model.double(), x.double(), target)
-    error = max(
-        ((single[k].double() - v).abs().max() / comparison_scale(k, exact)).item()
-        for k, v in exact.items()
-    )
     for k, v in exact.items():
         kind, _, n = k.partition(".")
         tensors[k if kind == "logits" else kind + "." + rename(n)] = v
@@ -104,7 +159,7 @@ def write(name, model, input_shape, classes, rename=lambda n: n, batch=4, seed=0
     path = os.path.join(OUT, name + ".safetensors")
     save_file({k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}, path)
     count = sum(p.numel() for p in model.parameters())
-    print(f"{path}: {count} parameters, {len(tensors)} tensors, PyTorch float32 off by {error:.1e}")
+    print(f"{path}: {count} parameters, {len(tensors)} tensors, batch seed {seed}, PyTorch float32 off by {error:.1e}")
 
 
 # ---------------------------------------------------------------- ResNet (torchvision)

@@ -183,7 +183,6 @@ fn mobilenet_v2_equals_torchvision() {
 }
 
 #[test]
-#[ignore = "the logits agree, but the gradients from _blocks.8._bn0 back to the stem differ by up to 9 %"]
 fn efficientnet_lite0_equals_pytorch() {
     // lite0 at a quarter of its block width (the stem, head and depth are lite0's): the full
     // network's weights and gradients would make a 37 MB fixture.

@@ -342,3 +342,59 @@ mod tests {
         assert!(d < 1e-4, "{d}");
     }
 }
+
+#[cfg(test)]
+mod depthwise_input_gradient {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    /// Direct loops: dx[n,c,y,x] = Σ g[n,c,oy,ox] · w[c,ky,kx] over taps that read (y, x).
+    fn reference_dx(g: &[f64], w: &[f64], (n, c, h, wd): (usize, usize, usize, usize), k: usize, p: usize, s: usize) -> Vec<f64> {
+        let oh = (h + 2 * p - k) / s + 1;
+        let ow = (wd + 2 * p - k) / s + 1;
+        let mut dx = vec![0.0; n * c * h * wd];
+        for b in 0..n {
+            for ch in 0..c {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let go = g[((b * c + ch) * oh + oy) * ow + ox];
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let y = (oy * s + ky) as isize - p as isize;
+                                let x = (ox * s + kx) as isize - p as isize;
+                                if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < wd {
+                                    dx[((b * c + ch) * h + y as usize) * wd + x as usize] += go * w[(ch * k + ky) * k + kx];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    #[test]
+    fn input_gradient_equals_direct_loops() {
+        let dev = Device::Cpu;
+        for (h, k, s, p) in [(3, 5, 1, 2), (2, 5, 1, 2), (6, 3, 2, 1), (7, 5, 2, 2), (5, 3, 1, 1)] {
+            let x = Var::randn(0f64, 1.0, (2, 3, h, h), &dev).unwrap();
+            let w = Tensor::randn(0f64, 1.0, (3, 1, k, k), &dev).unwrap();
+            let y = depthwise(x.as_tensor(), &w, p, s).unwrap();
+            let g = Tensor::randn(0f64, 1.0, y.dims(), &dev).unwrap();
+            let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let dx = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let want = reference_dx(
+                &g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                &w.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+                (2, 3, h, h),
+                k,
+                p,
+                s,
+            );
+            let diff = dx.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(diff < 1e-9, "h {h} k {k} s {s} p {p}: {diff}");
+            let _ = DType::F64;
+        }
+    }
+}
