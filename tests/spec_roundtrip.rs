@@ -259,3 +259,30 @@ fn a_jobs_spec_toml_validates_and_trains_the_same_job_again() {
         assert_eq!(epochs(&a), epochs(&b), "job {id}");
     }
 }
+
+#[test]
+fn every_architecture_and_list_layer_round_trips() {
+    let models = [
+        "[model]\narchitecture = \"resnet\"\ndepth = 20\n",
+        "[model]\narchitecture = \"resnet\"\ndepth = 18\nwidth = 0.25\nstem = \"small\"\nzero_init_residual = true\ndropout = 0.1\ndrop_path = 0.05\n",
+        "[model]\narchitecture = \"efficientnet_lite\"\nvariant = 2\n",
+        "[model]\narchitecture = \"mobilenet_v2\"\nwidth = 0.5\ndropout = 0.1\n",
+        "[model]\narchitecture = \"vit\"\npatch = 7\ndepth = 2\nwidth = 24\nheads = 3\nmlp_ratio = 2.0\ndrop_path = 0.1\n",
+        "[model]\narchitecture = \"cnn\"\nlayers = [\n  { type = \"conv\", filters = 4, kernel = 3, padding = 1, groups = 1 },\n  { type = \"residual\", layers = [{ type = \"conv\", filters = 4, kernel = 3, padding = 1, groups = 4 }, { type = \"layer_norm\" }, { type = \"hard_swish\" }] },\n  { type = \"relu6\" },\n  { type = \"silu\" },\n]\n",
+    ];
+    let base = &BASE[..BASE.find("[model]").unwrap()];
+    for model in models {
+        let text = format!("{base}{model}");
+        let dir = tempfile::tempdir().unwrap();
+        touch_data_files(&text, dir.path());
+        let e = load_in(dir.path(), &text, &["data.channels=3", "data.image_size=[56, 56]"]);
+        assert_round_trips(&e, model);
+    }
+    let sweep = "[sweep]\n[sweep.parameters]\n\"model.depth\" = [20, 32]\n\"model.width\" = [0.5, 1.0]\n";
+    let text = format!("{base}{}{sweep}", models[0]);
+    let dir = tempfile::tempdir().unwrap();
+    touch_data_files(&text, dir.path());
+    let e = load_in(dir.path(), &text, &[]);
+    assert_eq!(plan::expand(&e).jobs.len(), 4);
+    assert_round_trips(&e, "a resnet sweep");
+}
