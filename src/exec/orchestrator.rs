@@ -582,7 +582,14 @@ pub fn run(
                         r.finished = Some((status, reason));
                     }
                 }
-                Message::Report(_, Report::Started { .. }) => {}
+                Message::Report(id, Report::Started { parameters, resumed_from }) => {
+                    let from = if resumed_from > 0 {
+                        format!(", resuming after epoch {resumed_from}")
+                    } else {
+                        String::new()
+                    };
+                    progress.note(&format!("{id} model: {parameters} parameters{from}"));
+                }
                 Message::Report(id, Report::Warning { message }) => {
                     progress.note(&format!("warning: job {id}: {message}"));
                 }

@@ -7,8 +7,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::init;
 use super::layers::conv::convolve;
-use super::layers::norm::batch_norm;
-use super::layers::{Activation, LayerNorm};
+use super::layers::{Activation, BatchNorm, LayerNorm};
 use super::layers::regularize::dropout;
 use super::ops::{self, ConvOptions, Window};
 use super::shapes::{self, Shape};
@@ -27,14 +26,7 @@ enum Layer {
         w: Var,
         b: Option<Var>,
     },
-    BatchNorm {
-        gamma: Var,
-        beta: Var,
-        mean: Var,
-        var: Var,
-        momentum: f64,
-        eps: f64,
-    },
+    BatchNorm(BatchNorm),
     LayerNorm(LayerNorm),
     Activation(Activation),
     Relu,
@@ -214,14 +206,7 @@ impl Network {
                     .push((format!("{name}.running_mean"), mean.clone()));
                 self.buffers
                     .push((format!("{name}.running_var"), var.clone()));
-                Layer::BatchNorm {
-                    gamma,
-                    beta,
-                    mean,
-                    var,
-                    momentum,
-                    eps,
-                }
+                Layer::BatchNorm(BatchNorm::from_parts(gamma, beta, mean, var, momentum, eps))
             }
             LayerSpec::LayerNorm { eps } => {
                 let n = match input {
@@ -329,14 +314,7 @@ fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Res
                 i += usize::from(relu);
                 ops::linear(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), relu)?
             }
-            Layer::BatchNorm {
-                gamma,
-                beta,
-                mean,
-                var,
-                momentum,
-                eps,
-            } => batch_norm(&x, gamma, beta, mean, var, *momentum, *eps, mode)?,
+            Layer::BatchNorm(bn) => bn.forward(&x, mode)?,
             Layer::LayerNorm(ln) if x.rank() == 4 => ln.forward_channels(&x)?,
             Layer::LayerNorm(ln) => ln.forward(&x)?,
             Layer::Relu => x.relu()?,

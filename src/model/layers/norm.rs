@@ -28,6 +28,18 @@ impl BatchNorm {
         })
     }
 
+    /// From existing scale and shift parameters and running-statistics buffers.
+    pub fn from_parts(gamma: Var, beta: Var, mean: Var, var: Var, momentum: f64, eps: f64) -> Self {
+        Self {
+            gamma,
+            beta,
+            mean,
+            var,
+            momentum,
+            eps,
+        }
+    }
+
     /// Starts the scale at zero (the last batch norm of a residual branch with
     /// `zero_init_residual`, so each block begins as the identity).
     pub fn zero_scale(&self) -> Result<()> {
