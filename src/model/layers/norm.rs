@@ -52,9 +52,53 @@ impl BatchNorm {
 }
 
 /// Batch norm of `x` (`n × c` or `n × c × h × w`); in training it also moves the running
-/// statistics (the variance unbiased, as PyTorch).
+/// statistics (the variance unbiased, as PyTorch). The CPU fast op for f32, else
+/// [`batch_norm_reference`].
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Var,
+    beta: &Var,
+    mean: &Var,
+    var: &Var,
+    momentum: f64,
+    eps: f64,
+    mode: Mode,
+) -> Result<Tensor> {
+    use super::super::ops::batch_norm as fast;
+    if !fast::applies(x, gamma.as_tensor(), beta.as_tensor()) {
+        return batch_norm_reference(x, gamma, beta, mean, var, momentum, eps, mode);
+    }
+    let stats = match mode {
+        Mode::Train => fast::Statistics::Batch,
+        Mode::Eval => fast::Statistics::Running {
+            mean: mean.as_tensor().to_vec1::<f32>()?,
+            var: var.as_tensor().to_vec1::<f32>()?,
+        },
+    };
+    let (y, batch) = fast::batch_norm(x, gamma.as_tensor(), beta.as_tensor(), stats, eps)?;
+    if let Some(b) = batch {
+        let n = b.count as f64;
+        let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let moved = |running: &Var, batch: &[f64], factor: f64| -> Result<()> {
+            let old = running.as_tensor().to_vec1::<f32>()?;
+            let new: Vec<f32> = old
+                .iter()
+                .zip(batch)
+                .map(|(&o, &b)| (o as f64 * (1.0 - momentum) + b * factor * momentum) as f32)
+                .collect();
+            running.set(&Tensor::from_vec(new, old.len(), running.device())?)
+        };
+        moved(mean, &b.mean, 1.0)?;
+        moved(var, &b.var, unbiased)?;
+    }
+    Ok(y)
+}
+
+/// [`batch_norm`] made of candle ops (any device and dtype): the twin the fast op is tested
+/// against.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_reference(
     x: &Tensor,
     gamma: &Var,
     beta: &Var,
@@ -138,6 +182,58 @@ mod tests {
     use super::*;
     use crate::model::builder::Init;
     use candle_core::Device;
+
+    fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
+        let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-12);
+        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
+    }
+
+    #[test]
+    fn the_fast_op_equals_the_candle_twin() {
+        let dev = Device::Cpu;
+        for (dims, mode) in [
+            (vec![4usize, 3, 5, 7], Mode::Train),
+            (vec![2, 6, 3, 3], Mode::Eval),
+            (vec![9, 5], Mode::Train),
+            (vec![3, 4], Mode::Eval),
+            (vec![1, 2, 4, 4], Mode::Train),
+            (vec![4, 80, 2, 2], Mode::Train),
+            (vec![3, 70, 3, 3], Mode::Train),
+            (vec![2, 40, 5, 5], Mode::Eval),
+        ] {
+            let c = dims[1];
+            let x = Var::randn(0.5f32, 2.0, dims.as_slice(), &dev).unwrap();
+            let up = Tensor::randn(0f32, 1.0, dims.as_slice(), &dev).unwrap();
+            let make = || {
+                let gamma = Var::randn(1f32, 0.3, c, &dev).unwrap();
+                let beta = Var::randn(0f32, 0.3, c, &dev).unwrap();
+                (gamma, beta)
+            };
+            let (gamma, beta) = make();
+            let running = || {
+                (
+                    Var::from_tensor(&Tensor::randn(0f32, 0.2, c, &dev).unwrap()).unwrap(),
+                    Var::from_tensor(&(Tensor::rand(0.5f32, 1.5, c, &dev).unwrap())).unwrap(),
+                )
+            };
+            let (m1, v1) = running();
+            let (m2, v2) = (
+                Var::from_tensor(&m1.as_tensor().copy().unwrap()).unwrap(),
+                Var::from_tensor(&v1.as_tensor().copy().unwrap()).unwrap(),
+            );
+            let fast = batch_norm(x.as_tensor(), &gamma, &beta, &m1, &v1, 0.1, 1e-5, mode).unwrap();
+            let twin = batch_norm_reference(x.as_tensor(), &gamma, &beta, &m2, &v2, 0.1, 1e-5, mode).unwrap();
+            assert!(max_rel(&fast, &twin) < 1e-6, "{dims:?} {mode:?} output");
+            assert!(max_rel(m1.as_tensor(), m2.as_tensor()) < 1e-6, "{dims:?} running mean");
+            assert!(max_rel(v1.as_tensor(), v2.as_tensor()) < 1e-6, "{dims:?} running var");
+            let gf = (fast * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            let gt = (twin * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            for (what, v) in [("x", x.as_tensor()), ("gamma", gamma.as_tensor()), ("beta", beta.as_tensor())] {
+                let d = max_rel(gf.get(v).unwrap(), gt.get(v).unwrap());
+                assert!(d < 1e-5, "{dims:?} {mode:?} gradient of {what}: {d}");
+            }
+        }
+    }
 
     #[test]
     fn layer_norm_normalises_and_every_input_gets_a_gradient() {

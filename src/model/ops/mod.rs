@@ -78,6 +78,7 @@ mod matmul;
 mod testutil;
 
 pub mod avg_pool;
+pub mod batch_norm;
 pub mod conv2d;
 pub mod linear;
 pub mod max_pool;

@@ -1,0 +1,267 @@
+//! Batch norm over the channels of `n × c` or `n × c × h × w` f32 tensors as one candle custom
+//! op on the CPU: per-channel statistics in one pass over the data (summed in f64, in a fixed
+//! order), then the normalisation image by image; its backward is the same two passes. The
+//! device-generic twin made of candle ops is `layers::norm::batch_norm_reference`.
+
+use std::sync::Mutex;
+
+use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::cpu;
+
+const NAME: &str = "batch-norm";
+
+/// Which statistics normalise the batch.
+#[derive(Clone, Debug)]
+pub enum Statistics {
+    /// The batch's own (training); the op records them for the running averages.
+    Batch,
+    /// Given per-channel mean and (biased) variance (evaluation).
+    Running { mean: Vec<f32>, var: Vec<f32> },
+}
+
+/// The per-channel mean and biased variance of the batch a training forward saw.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BatchStatistics {
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+    /// Values per channel (batch × height × width).
+    pub count: usize,
+}
+
+struct BatchNormOp {
+    eps: f64,
+    stats: Statistics,
+    /// Per channel: the mean and 1/√(var + eps) used by the forward, for the backward.
+    used: Mutex<(Vec<f64>, Vec<f64>)>,
+    batch: std::sync::Arc<Mutex<BatchStatistics>>,
+}
+
+/// `(n, c, hw)` of a rank-2 or rank-4 layout.
+fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
+    match shape.dims() {
+        [n, c] => Ok((*n, *c, 1)),
+        [n, c, h, w] => Ok((*n, *c, h * w)),
+        other => bail!("{NAME}: expects n×c or n×c×h×w, got {other:?}"),
+    }
+}
+
+/// Per channel `(Σ f(i, value), Σ g(i, value))` over the batch, channels split into ranges.
+fn channel_sums(
+    data: &[f32],
+    (n, c, hw): (usize, usize, usize),
+    f: impl Fn(usize, f32, usize) -> (f64, f64) + Sync,
+) -> Result<Vec<(f64, f64)>> {
+    let ranges = cpu::ranges(c, 4 * cpu::MAX_CHUNKS);
+    let parts = cpu::run(ranges, |r| {
+        Ok(r.map(|ch| {
+            let (mut a, mut b) = (0f64, 0f64);
+            for img in 0..n {
+                let start = (img * c + ch) * hw;
+                for (k, &v) in data[start..start + hw].iter().enumerate() {
+                    let (da, db) = f(ch, v, start + k);
+                    a += da;
+                    b += db;
+                }
+            }
+            (a, b)
+        })
+        .collect::<Vec<_>>())
+    })?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// Per channel `(a, centre, b)` of `a · (x − centre) + b`.
+type Affine = (f32, f32, f32);
+
+/// Image by image, `out[i] = a · (x[i] − centre) + b` with the channel's [`Affine`], plus
+/// `t · (z[i] − centre_z)` when `extra` gives `z` and each channel's `(t, centre_z)`.
+/// Subtracting the centre first keeps values near the mean exact (no cancellation).
+fn per_channel_affine(
+    x: &[f32],
+    (n, c, hw): (usize, usize, usize),
+    affine: &[Affine],
+    extra: Option<(&[f32], &[(f32, f32)])>,
+) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; n * c * hw];
+    let ranges = cpu::ranges(n, 4 * cpu::MAX_CHUNKS);
+    let outs = cpu::split_mut(&mut out, &ranges, c * hw);
+    let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
+    cpu::run(tasks, |(r, out)| {
+        for (i, img) in r.enumerate() {
+            for ch in 0..c {
+                let at = (img * c + ch) * hw;
+                let o = &mut out[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+                let extra = extra.map(|(z, t)| (&z[at..at + hw], t[ch]));
+                affine_plane(o, &x[at..at + hw], affine[ch], extra);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+cpu::multiversion! {
+fn affine_plane(o: &mut [f32], xs: &[f32], affine: Affine, extra: Option<(&[f32], (f32, f32))>) {
+    let (a, cx, b) = affine;
+    match extra {
+        None => {
+            for (o, &v) in o.iter_mut().zip(xs) {
+                *o = a * (v - cx) + b;
+            }
+        }
+        Some((zs, (t, cz))) => {
+            for ((o, &v), &z) in o.iter_mut().zip(xs).zip(zs) {
+                *o = a * (v - cx) + b + t * (z - cz);
+            }
+        }
+    }
+}
+}
+
+impl CustomOp3 for BatchNormOp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = cpu::storage_f32(xs, xl, NAME)?;
+        let gamma = cpu::storage_f32(gs, gl, NAME)?;
+        let beta = cpu::storage_f32(bs, bl, NAME)?;
+        let d = dims(xl.shape())?;
+        let (n, c, hw) = d;
+        if gamma.len() != c || beta.len() != c {
+            bail!("{NAME}: {c} channels but {} scales and {} shifts", gamma.len(), beta.len())
+        }
+        let count = n * hw;
+        let (mean, var) = match &self.stats {
+            Statistics::Batch => {
+                let sums = channel_sums(x, d, |_, v, _| (v as f64, 0.0))?;
+                let mean: Vec<f64> = sums.iter().map(|s| s.0 / count.max(1) as f64).collect();
+                let sq = channel_sums(x, d, |ch, v, _| {
+                    let e = v as f64 - mean[ch];
+                    (e * e, 0.0)
+                })?;
+                let var: Vec<f64> = sq.iter().map(|s| s.0 / count.max(1) as f64).collect();
+                *self.batch.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))? =
+                    BatchStatistics { mean: mean.clone(), var: var.clone(), count };
+                (mean, var)
+            }
+            Statistics::Running { mean, var } => (
+                mean.iter().map(|&v| v as f64).collect(),
+                var.iter().map(|&v| v as f64).collect(),
+            ),
+        };
+        let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
+        let affine: Vec<Affine> = (0..c)
+            .map(|ch| ((gamma[ch] as f64 * invstd[ch]) as f32, mean[ch] as f32, beta[ch]))
+            .collect();
+        let out = per_channel_affine(x, d, &affine, None)?;
+        *self.used.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))? = (mean, invstd);
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        _beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let d = dims(x.shape())?;
+        let (_, c, _) = d;
+        let (mean, invstd) = self
+            .used
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?
+            .clone();
+        let x = x.contiguous()?;
+        let grad = grad.contiguous()?;
+        let gamma_v = gamma.to_vec1::<f32>()?;
+        let (xs, xl) = x.storage_and_layout();
+        let (gs, gl) = grad.storage_and_layout();
+        let xd = cpu::tensor_f32(&xs, xl, NAME)?;
+        let g = cpu::tensor_f32(&gs, gl, NAME)?;
+        // Σ dy and Σ dy · x̂ per channel.
+        let sums = channel_sums(g, d, |ch, dy, i| {
+            let xhat = (xd[i] as f64 - mean[ch]) * invstd[ch];
+            (dy as f64, dy as f64 * xhat)
+        })?;
+        let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
+        let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+        let dx = if x.track_op() {
+            let k: Vec<f64> = (0..c).map(|ch| gamma_v[ch] as f64 * invstd[ch]).collect();
+            let out = match self.stats {
+                // dx = k · (dy − Σdy/M) − k · invstd · Σ(dy·x̂)/M · (x − μ)
+                Statistics::Batch => {
+                    let m = (d.0 * d.2).max(1) as f64;
+                    let affine: Vec<Affine> = (0..c)
+                        .map(|ch| (k[ch] as f32, (sums[ch].0 / m) as f32, 0.0))
+                        .collect();
+                    let t: Vec<(f32, f32)> = (0..c)
+                        .map(|ch| ((-k[ch] * invstd[ch] * sums[ch].1 / m) as f32, mean[ch] as f32))
+                        .collect();
+                    per_channel_affine(g, d, &affine, Some((xd, &t)))?
+                }
+                Statistics::Running { .. } => {
+                    let affine: Vec<Affine> = k.iter().map(|&k| (k as f32, 0.0, 0.0)).collect();
+                    per_channel_affine(g, d, &affine, None)?
+                }
+            };
+            Some(Tensor::from_vec(out, x.shape(), x.device())?)
+        } else {
+            None
+        };
+        let dgamma = Tensor::from_vec(dgamma, c, gamma.device())?;
+        let dbeta = Tensor::from_vec(dbeta, c, gamma.device())?;
+        Ok((dx, Some(dgamma), Some(dbeta)))
+    }
+}
+
+/// Batch norm of `x` (f32 on the CPU, `n × c` or `n × c × h × w`) with scale `gamma` and shift
+/// `beta`; for [`Statistics::Batch`] also the batch's statistics (for the running averages).
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    stats: Statistics,
+    eps: f64,
+) -> Result<(Tensor, Option<BatchStatistics>)> {
+    let training = matches!(stats, Statistics::Batch);
+    let batch = std::sync::Arc::new(Mutex::new(BatchStatistics::default()));
+    let op = BatchNormOp {
+        eps,
+        stats,
+        used: Mutex::new((Vec::new(), Vec::new())),
+        batch: batch.clone(),
+    };
+    let y = x
+        .contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let stats = if training {
+        Some(
+            batch
+                .lock()
+                .map_err(|_| candle_core::Error::Msg("poisoned".into()))?
+                .clone(),
+        )
+    } else {
+        None
+    };
+    Ok((y, stats))
+}
+
+/// Whether [`batch_norm`] applies: f32 tensors on the CPU, `n × c` or `n × c × h × w`.
+pub fn applies(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> bool {
+    cpu::fast_path(&[x, gamma, beta]) && matches!(x.rank(), 2 | 4)
+}
