@@ -185,7 +185,9 @@ pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions, g
         return ops::conv2d(x, w, b, opts);
     }
     let c = x.dim(1)?;
-    let y = if groups == c && w.dim(0)? == c {
+    let y = if groups == c && w.dim(0)? == c && ops::depthwise::applies(x, w) {
+        ops::depthwise::depthwise(x, w, opts.padding, opts.stride)?
+    } else if groups == c && w.dim(0)? == c {
         depthwise(x, w, opts.padding, opts.stride)?
     } else {
         let xs = x.chunk(groups, 1)?;
@@ -210,7 +212,8 @@ pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions, g
 }
 
 /// Depthwise convolution (`w`: `c × 1 × k × k`) as a sum of `k²` shifted, strided views of the
-/// input scaled per channel: only candle ops whose gradients are exact, on any device.
+/// input scaled per channel: only candle ops whose gradients are exact, on any device (the
+/// twin of the CPU op `ops::depthwise`).
 pub fn depthwise(x: &Tensor, w: &Tensor, padding: usize, stride: usize) -> Result<Tensor> {
     let (n, c, h, wd) = x.dims4()?;
     let k = w.dim(2)?;
@@ -372,6 +375,30 @@ mod depthwise_input_gradient {
             }
         }
         dx
+    }
+
+    #[test]
+    fn the_cpu_op_equals_the_candle_twin() {
+        let dev = Device::Cpu;
+        for (n, c, h, w, k, s, p) in [(2, 3, 7, 9, 3, 1, 1), (3, 5, 8, 8, 3, 2, 1), (1, 4, 3, 3, 5, 1, 2), (2, 2, 11, 6, 5, 2, 2), (2, 3, 6, 6, 3, 2, 0)] {
+            let x = Var::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap();
+            let wt = Var::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
+            let fast = crate::model::ops::depthwise::depthwise(x.as_tensor(), wt.as_tensor(), p, s).unwrap();
+            let twin = depthwise(x.as_tensor(), wt.as_tensor(), p, s).unwrap();
+            assert_eq!(fast.dims(), twin.dims());
+            let rel = |a: &Tensor, b: &Tensor| {
+                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
+            };
+            assert!(rel(&fast, &twin) < 1e-6, "forward {n} {c} {h} {w} {k} {s} {p}");
+            let up = Tensor::randn(0f32, 1.0, fast.dims(), &dev).unwrap();
+            let gf = (fast * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            let gt = (twin * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            for v in [&x, &wt] {
+                let d = rel(gf.get(v.as_tensor()).unwrap(), gt.get(v.as_tensor()).unwrap());
+                assert!(d < 1e-5, "gradient {n} {c} {h} {w} {k} {s} {p}: {d}");
+            }
+        }
     }
 
     #[test]

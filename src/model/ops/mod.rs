@@ -79,6 +79,7 @@ mod testutil;
 
 pub mod avg_pool;
 pub mod batch_norm;
+pub mod depthwise;
 pub mod conv2d;
 pub mod linear;
 pub mod max_pool;
