@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use assay::model::{self, Mode, Model};
+use assay::model::{self, Mode};
 use assay::spec::*;
 use candle_core::{DType, Device, Tensor};
 
@@ -25,7 +25,12 @@ fn fixture(name: &str) -> HashMap<String, Tensor> {
 }
 
 fn largest_magnitude(t: &Tensor) -> f32 {
-    t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    t.abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
 }
 
 /// max |ours − theirs| / max |theirs|.
@@ -48,7 +53,10 @@ fn difference_over(ours: &Tensor, theirs: &Tensor, scale: f32) -> f32 {
     diff / scale.max(1e-12)
 }
 
-fn with_prefix<'a>(f: &'a HashMap<String, Tensor>, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a Tensor)> {
+fn with_prefix<'a>(
+    f: &'a HashMap<String, Tensor>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a str, &'a Tensor)> {
     f.iter()
         .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|n| (n, v)))
 }
@@ -92,9 +100,16 @@ pub fn conforms(name: &str, spec: ModelSpec) {
     theirs.sort();
     let mut ours_sorted: Vec<&String> = ours.iter().collect();
     ours_sorted.sort();
-    assert_eq!(ours_sorted, theirs, "{name}: parameter and buffer names differ from PyTorch's");
+    assert_eq!(
+        ours_sorted, theirs,
+        "{name}: parameter and buffer names differ from PyTorch's"
+    );
     let torch_count: usize = with_prefix(&f, "param.").map(|(_, t)| t.elem_count()).sum();
-    assert_eq!(net.parameter_count(), torch_count, "{name}: parameter count");
+    assert_eq!(
+        net.parameter_count(),
+        torch_count,
+        "{name}: parameter count"
+    );
     net.load_state(&state).unwrap();
     state.clear();
 
@@ -118,7 +133,12 @@ pub fn conforms(name: &str, spec: ModelSpec) {
             worst = (d, p.name.clone());
         }
     }
-    assert!(worst.0 < bound, "{name}: the gradient of {} differs by {}", worst.1, worst.0);
+    assert!(
+        worst.0 < bound,
+        "{name}: the gradient of {} differs by {}",
+        worst.1,
+        worst.0
+    );
     for (buffer, var) in net.buffers() {
         let d = relative_difference(var.as_tensor(), &f[&format!("after.{buffer}")]);
         assert!(d < bound, "{name}: {buffer} after the step differs by {d}");

@@ -695,21 +695,48 @@ fn with_model(model: &str) -> String {
 fn architecture_keys_are_checked_with_positions_and_suggestions() {
     let text = with_model("\n[model]\narchitecture = \"resnet\"\ndepth = 19\n");
     let (r, spec) = rejected(&text, &[]);
-    assert!(r.stderr.contains("error: 19 is not an available depth"), "{}", r.stderr);
-    assert!(r.stderr.contains(&format!("{spec}:{}:9", line_of(&text, "depth = 19"))), "{}", r.stderr);
-    assert!(r.stderr.contains("allowed: 18, 34, 50, 20, 32, 44, 56, 110"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("error: 19 is not an available depth"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains(&format!("{spec}:{}:9", line_of(&text, "depth = 19"))),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("allowed: 18, 34, 50, 20, 32, 44, 56, 110"),
+        "{}",
+        r.stderr
+    );
 
     let text = with_model("\n[model]\narchitecture = \"resnet\"\ndepth = 20\nlayers = []\n");
     let (r, _) = rejected(&text, &[]);
-    assert!(r.stderr.contains("unknown key `layers` in [model]"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unknown key `layers` in [model]"),
+        "{}",
+        r.stderr
+    );
 
     let text = with_model("\n[model]\narchitecture = \"vit\"\nwidth = 100\nheads = 3\npatch = 7\n");
     let (r, _) = rejected(&text, &[]);
-    assert!(r.stderr.contains("width = 100 is not a multiple of heads = 3"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("width = 100 is not a multiple of heads = 3"),
+        "{}",
+        r.stderr
+    );
 
     let text = with_model("\n[model]\narchitecture = \"resnet_50\"\n");
     let (r, _) = rejected(&text, &[]);
-    assert!(r.stderr.contains("did you mean \"resnet\"?"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("did you mean \"resnet\"?"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -718,12 +745,26 @@ fn an_image_too_small_for_the_architecture_names_the_block() {
     // MobileNetV2's five stride-2 stages.
     let text = with_model("\n[model]\narchitecture = \"vit\"\n");
     let (r, _) = rejected(&text, &[]);
-    assert!(r.stderr.contains("impossible model for 1×28×28 images: patch_embed:"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("impossible model for 1×28×28 images: patch_embed:"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("= key: model\n"), "{}", r.stderr);
     let text = with_model("\n[model]\narchitecture = \"mobilenet_v2\"\n");
     let (r, _) = rejected(&text, &["--set", "data.image_size=[16, 16]"]);
-    assert!(r.stderr.contains("impossible model for 1×16×16 images: features."), "{}", r.stderr);
-    assert!(r.stderr.contains("needs images of at least 32×32"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("impossible model for 1×16×16 images: features."),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("needs images of at least 32×32"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -732,6 +773,14 @@ fn a_residual_block_that_cannot_be_added_is_an_error() {
         "\n[model]\narchitecture = \"cnn\"\nlayers = [\n  { type = \"residual\", layers = [{ type = \"conv\", filters = 4, kernel = 3 }] },\n]\n",
     );
     let (r, _) = rejected(&text, &[]);
-    assert!(r.stderr.contains("layers[0]: layers[0]:") || r.stderr.contains("1×28×28 into 4×26×26"), "{}", r.stderr);
-    assert!(r.stderr.contains("no strided 1×1 projection"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("layers[0]: layers[0]:") || r.stderr.contains("1×28×28 into 4×26×26"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("no strided 1×1 projection"),
+        "{}",
+        r.stderr
+    );
 }

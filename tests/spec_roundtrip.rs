@@ -275,10 +275,15 @@ fn every_architecture_and_list_layer_round_trips() {
         let text = format!("{base}{model}");
         let dir = tempfile::tempdir().unwrap();
         touch_data_files(&text, dir.path());
-        let e = load_in(dir.path(), &text, &["data.channels=3", "data.image_size=[56, 56]"]);
+        let e = load_in(
+            dir.path(),
+            &text,
+            &["data.channels=3", "data.image_size=[56, 56]"],
+        );
         assert_round_trips(&e, model);
     }
-    let sweep = "[sweep]\n[sweep.parameters]\n\"model.depth\" = [20, 32]\n\"model.width\" = [0.5, 1.0]\n";
+    let sweep =
+        "[sweep]\n[sweep.parameters]\n\"model.depth\" = [20, 32]\n\"model.width\" = [0.5, 1.0]\n";
     let text = format!("{base}{}{sweep}", models[0]);
     let dir = tempfile::tempdir().unwrap();
     touch_data_files(&text, dir.path());

@@ -582,7 +582,13 @@ pub fn run(
                         r.finished = Some((status, reason));
                     }
                 }
-                Message::Report(id, Report::Started { parameters, resumed_from }) => {
+                Message::Report(
+                    id,
+                    Report::Started {
+                        parameters,
+                        resumed_from,
+                    },
+                ) => {
                     let from = if resumed_from > 0 {
                         format!(", resuming after epoch {resumed_from}")
                     } else {

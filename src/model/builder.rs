@@ -154,7 +154,9 @@ mod tests {
         let draw = |seed| {
             let mut rng = crate::train::rng::stream(seed, "init", 0);
             let mut b = Builder::new(Init::Seeded(&mut rng), &Device::Cpu);
-            let w = b.param("w", &[1000], Fill::TruncNormal(0.02), true).unwrap();
+            let w = b
+                .param("w", &[1000], Fill::TruncNormal(0.02), true)
+                .unwrap();
             w.as_tensor().to_vec1::<f32>().unwrap()
         };
         assert_eq!(draw(1), draw(1));
@@ -165,7 +167,10 @@ mod tests {
         assert!((0.013..0.022).contains(&std), "std {std}");
         let mut b = Builder::new(Init::Dry, &Device::Cpu);
         let w = b.param("w", &[3, 3], Fill::Normal(1.0), true).unwrap();
-        assert_eq!(w.as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap(), 0.0);
+        assert_eq!(
+            w.as_tensor().sum_all().unwrap().to_scalar::<f32>().unwrap(),
+            0.0
+        );
         assert_eq!(b.finish().params.len(), 1);
     }
 }

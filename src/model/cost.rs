@@ -60,7 +60,10 @@ pub fn estimate(layers: &[LayerSpec], input: Shape, outputs: usize) -> Option<Co
                 Shape::Spatial { c, .. },
             ) => {
                 let (filters, kernel, bias) = (*filters, *kernel, *bias);
-                let per_filter = m(m((c / (*groups).max(1)) as u64, kernel as u64), kernel as u64);
+                let per_filter = m(
+                    m((c / (*groups).max(1)) as u64, kernel as u64),
+                    kernel as u64,
+                );
                 cost.parameters = cost
                     .parameters
                     .saturating_add(m(per_filter, filters as u64))
@@ -84,7 +87,8 @@ pub fn estimate(layers: &[LayerSpec], input: Shape, outputs: usize) -> Option<Co
             (LayerSpec::BatchNorm { .. }, Shape::Spatial { c, .. }) => {
                 cost.parameters = cost.parameters.saturating_add(m(c as u64, 2));
             }
-            (LayerSpec::BatchNorm { .. }, Shape::Flat(n)) | (LayerSpec::LayerNorm { .. }, Shape::Flat(n)) => {
+            (LayerSpec::BatchNorm { .. }, Shape::Flat(n))
+            | (LayerSpec::LayerNorm { .. }, Shape::Flat(n)) => {
                 cost.parameters = cost.parameters.saturating_add(m(n as u64, 2));
             }
             (LayerSpec::LayerNorm { .. }, Shape::Spatial { c, .. }) => {
@@ -95,8 +99,9 @@ pub fn estimate(layers: &[LayerSpec], input: Shape, outputs: usize) -> Option<Co
                 // projection when the shape changes.
                 let inner = estimate(layers, shape, 0)?;
                 cost.parameters = cost.parameters.saturating_add(inner.parameters);
-                cost.forward_flops_per_image =
-                    cost.forward_flops_per_image.saturating_add(inner.forward_flops_per_image);
+                cost.forward_flops_per_image = cost
+                    .forward_flops_per_image
+                    .saturating_add(inner.forward_flops_per_image);
                 cost.activations_per_image = cost
                     .activations_per_image
                     .saturating_add(inner.activations_per_image.saturating_sub(n_in));
@@ -107,12 +112,22 @@ pub fn estimate(layers: &[LayerSpec], input: Shape, outputs: usize) -> Option<Co
                             Shape::Spatial { c, .. } => c as u64,
                             Shape::Flat(_) => 0,
                         };
-                        cost.parameters = cost.parameters.saturating_add(m(c, filters as u64)).saturating_add(filters as u64);
-                        cost.forward_flops_per_image = cost.forward_flops_per_image.saturating_add(m(m(n_out, c), 2));
+                        cost.parameters = cost
+                            .parameters
+                            .saturating_add(m(c, filters as u64))
+                            .saturating_add(filters as u64);
+                        cost.forward_flops_per_image = cost
+                            .forward_flops_per_image
+                            .saturating_add(m(m(n_out, c), 2));
                     }
                     Some(super::shapes::Projection::Dense { units }) => {
-                        cost.parameters = cost.parameters.saturating_add(m(n_in, units as u64)).saturating_add(units as u64);
-                        cost.forward_flops_per_image = cost.forward_flops_per_image.saturating_add(m(m(n_in, units as u64), 2));
+                        cost.parameters = cost
+                            .parameters
+                            .saturating_add(m(n_in, units as u64))
+                            .saturating_add(units as u64);
+                        cost.forward_flops_per_image = cost
+                            .forward_flops_per_image
+                            .saturating_add(m(m(n_in, units as u64), 2));
                     }
                     None => {}
                 }

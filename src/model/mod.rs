@@ -87,7 +87,9 @@ pub fn build(
 ) -> Result<Box<dyn Model>> {
     if let Some((arch, layers)) = spec.layer_list() {
         let (c, h, w) = input;
-        return Ok(Box::new(Network::build(arch, layers, c, h, w, classes, rng, device)?));
+        return Ok(Box::new(Network::build(
+            arch, layers, c, h, w, classes, rng, device,
+        )?));
     }
     arch::build(spec, input, classes, Init::Seeded(rng), device).map(|(m, _)| m)
 }
@@ -105,7 +107,10 @@ pub struct Summary {
 
 /// A dry build of a built-in architecture for `input` (a 2-class head): its size, or the
 /// shape error naming the stage or block. Layer lists are checked by [`shapes`] instead.
-pub fn check(spec: &ModelSpec, input: (usize, usize, usize)) -> std::result::Result<Summary, String> {
+pub fn check(
+    spec: &ModelSpec,
+    input: (usize, usize, usize),
+) -> std::result::Result<Summary, String> {
     summary(spec, input, 2)
 }
 

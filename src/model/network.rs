@@ -1,14 +1,13 @@
 //! The network built from `[model]`: layers with our own parameters, a forward pass for
 //! training and evaluation, and named state for checkpoints.
 
-
 use candle_core::{Device, Result, Tensor, Var, D};
 use rand_chacha::ChaCha8Rng;
 
 use super::init;
 use super::layers::conv::convolve;
-use super::layers::{Activation, BatchNorm, LayerNorm};
 use super::layers::regularize::dropout;
+use super::layers::{Activation, BatchNorm, LayerNorm};
 use super::ops::{self, ConvOptions, Window};
 use super::shapes::{self, Shape};
 use super::{Mode, Model, Param};
@@ -106,8 +105,9 @@ impl Network {
         input: Shape,
         rng: &mut ChaCha8Rng,
     ) -> Result<(Vec<Layer>, Shape)> {
-        let out_shapes = shapes::infer(specs, input)
-            .map_err(|e| candle_core::Error::Msg(format!("{prefix}[{}]: {}", e.layer, e.message)))?;
+        let out_shapes = shapes::infer(specs, input).map_err(|e| {
+            candle_core::Error::Msg(format!("{prefix}[{}]: {}", e.layer, e.message))
+        })?;
         let mut layers = Vec::with_capacity(specs.len());
         let mut shape = input;
         for (i, (layer, out)) in specs.iter().zip(out_shapes).enumerate() {
@@ -172,7 +172,12 @@ impl Network {
                 };
                 let fan_in = c / groups * kernel * kernel;
                 let bound = init::default_bound(fan_in);
-                let w = init::uniform(rng, &[filters, c / groups, kernel, kernel], bound, &self.device)?;
+                let w = init::uniform(
+                    rng,
+                    &[filters, c / groups, kernel, kernel],
+                    bound,
+                    &self.device,
+                )?;
                 let w = self.param(format!("{name}.weight"), w, true);
                 let b = if bias {
                     let b = init::uniform(rng, &[filters], bound, &self.device)?;
@@ -213,8 +218,16 @@ impl Network {
                     Shape::Spatial { c, .. } => c,
                     Shape::Flat(n) => n,
                 };
-                let gamma = self.param(format!("{name}.weight"), init::constant(1.0, &[n], &self.device)?, false);
-                let beta = self.param(format!("{name}.bias"), init::constant(0.0, &[n], &self.device)?, false);
+                let gamma = self.param(
+                    format!("{name}.weight"),
+                    init::constant(1.0, &[n], &self.device)?,
+                    false,
+                );
+                let beta = self.param(
+                    format!("{name}.bias"),
+                    init::constant(0.0, &[n], &self.device)?,
+                    false,
+                );
                 Layer::LayerNorm(LayerNorm::from_parts(gamma, beta, eps))
             }
             LayerSpec::Relu => Layer::Relu,
@@ -229,12 +242,29 @@ impl Network {
                 {
                     None => None,
                     Some(shapes::Projection::Conv { filters, stride }) => {
-                        let spec = LayerSpec::Conv { filters, kernel: 1, stride, padding: 0, bias: true, groups: 1 };
-                        Some(Box::new(self.build_layer(&format!("{name}.projection"), &spec, input, output, rng)?))
+                        let spec = LayerSpec::Conv {
+                            filters,
+                            kernel: 1,
+                            stride,
+                            padding: 0,
+                            bias: true,
+                            groups: 1,
+                        };
+                        Some(Box::new(self.build_layer(
+                            &format!("{name}.projection"),
+                            &spec,
+                            input,
+                            output,
+                            rng,
+                        )?))
                     }
-                    Some(shapes::Projection::Dense { units }) => {
-                        Some(Box::new(self.dense(&format!("{name}.projection"), input.numel(), units, true, rng)?))
-                    }
+                    Some(shapes::Projection::Dense { units }) => Some(Box::new(self.dense(
+                        &format!("{name}.projection"),
+                        input.numel(),
+                        units,
+                        true,
+                        rng,
+                    )?)),
                 };
                 Layer::Residual { body, projection }
             }
@@ -254,7 +284,6 @@ impl Network {
     pub fn input_shape(&self) -> Shape {
         self.input
     }
-
 }
 
 impl Model for Network {
@@ -307,7 +336,13 @@ fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Res
                     relu,
                     pool,
                 };
-                convolve(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), opts, *groups)?
+                convolve(
+                    &x,
+                    w.as_tensor(),
+                    b.as_ref().map(|b| b.as_tensor()),
+                    opts,
+                    *groups,
+                )?
             }
             Layer::Dense { w, b } => {
                 let relu = matches!(layers.get(i), Some(Layer::Relu));
@@ -345,45 +380,45 @@ fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
     use crate::spec::LayerSpec as L;
+    use std::collections::HashMap;
 
     fn every_layer() -> Vec<LayerSpec> {
         vec![
-                L::Conv {
-                    filters: 4,
-                    kernel: 3,
-                    stride: 1,
-                    padding: 1,
-                    bias: true,
-                    groups: 1,
-                },
-                L::BatchNorm {
-                    momentum: 0.1,
-                    eps: 1e-5,
-                },
-                L::Relu,
-                L::MaxPool { size: 2, stride: 2 },
-                L::Conv {
-                    filters: 6,
-                    kernel: 3,
-                    stride: 2,
-                    padding: 1,
-                    bias: false,
-                    groups: 1,
-                },
-                L::Gelu,
-                L::AvgPool { size: 2, stride: 2 },
-                L::Flatten,
-                L::Dense {
-                    units: 8,
-                    bias: true,
-                },
-                L::BatchNorm {
-                    momentum: 0.1,
-                    eps: 1e-5,
-                },
-                L::Dropout { rate: 0.3 },
+            L::Conv {
+                filters: 4,
+                kernel: 3,
+                stride: 1,
+                padding: 1,
+                bias: true,
+                groups: 1,
+            },
+            L::BatchNorm {
+                momentum: 0.1,
+                eps: 1e-5,
+            },
+            L::Relu,
+            L::MaxPool { size: 2, stride: 2 },
+            L::Conv {
+                filters: 6,
+                kernel: 3,
+                stride: 2,
+                padding: 1,
+                bias: false,
+                groups: 1,
+            },
+            L::Gelu,
+            L::AvgPool { size: 2, stride: 2 },
+            L::Flatten,
+            L::Dense {
+                units: 8,
+                bias: true,
+            },
+            L::BatchNorm {
+                momentum: 0.1,
+                eps: 1e-5,
+            },
+            L::Dropout { rate: 0.3 },
         ]
     }
 
@@ -537,11 +572,25 @@ mod tests {
             },
             L::Silu,
             L::Residual {
-                layers: vec![conv(8, 3, 1, 1, 1), L::BatchNorm { momentum: 0.1, eps: 1e-5 }, L::Relu],
+                layers: vec![
+                    conv(8, 3, 1, 1, 1),
+                    L::BatchNorm {
+                        momentum: 0.1,
+                        eps: 1e-5,
+                    },
+                    L::Relu,
+                ],
             },
             L::GlobalAvgPool,
             L::Residual {
-                layers: vec![L::Dense { units: 5, bias: true }, L::LayerNorm { eps: 1e-5 }, L::Gelu],
+                layers: vec![
+                    L::Dense {
+                        units: 5,
+                        bias: true,
+                    },
+                    L::LayerNorm { eps: 1e-5 },
+                    L::Gelu,
+                ],
             },
         ];
         let dev = Device::Cpu;
@@ -560,28 +609,55 @@ mod tests {
         assert!(names.contains(&"layers.3.layers.0.weight"), "{names:?}");
         assert!(names.contains(&"layers.3.projection.weight"), "{names:?}");
         assert!(names.contains(&"layers.7.projection.weight"), "{names:?}");
-        assert!(!names.iter().any(|n| n.starts_with("layers.5.projection")), "{names:?}");
+        assert!(
+            !names.iter().any(|n| n.starts_with("layers.5.projection")),
+            "{names:?}"
+        );
         // depthwise: 4 filters of 1 channel; grouped 1×1: 8 filters of 2 channels
         let dims = |name: &str| {
-            net.params().iter().find(|p| p.name == name).unwrap().var.dims().to_vec()
+            net.params()
+                .iter()
+                .find(|p| p.name == name)
+                .unwrap()
+                .var
+                .dims()
+                .to_vec()
         };
         assert_eq!(dims("layers.3.layers.0.weight"), vec![4, 1, 3, 3]);
         assert_eq!(dims("layers.3.layers.2.weight"), vec![8, 2, 1, 1]);
         let x = Tensor::randn(0f32, 1.0, (5, 2, 8, 8), &dev).unwrap();
         let y = Tensor::new(&[0u32, 1, 2, 1, 0], &dev).unwrap();
         let logits = net
-            .forward(&x, Mode::Train, &mut crate::train::rng::stream(1, "dropout", 0))
+            .forward(
+                &x,
+                Mode::Train,
+                &mut crate::train::rng::stream(1, "dropout", 0),
+            )
             .unwrap();
         assert_eq!(logits.dims(), &[5, 3]);
-        let grads = candle_nn::loss::cross_entropy(&logits, &y).unwrap().backward().unwrap();
+        let grads = candle_nn::loss::cross_entropy(&logits, &y)
+            .unwrap()
+            .backward()
+            .unwrap();
         for p in net.params() {
             let g = grads
                 .get(p.var.as_tensor())
                 .unwrap_or_else(|| panic!("no gradient for {}", p.name));
-            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm > 0.0 && norm.is_finite(), "{} has gradient norm {norm}", p.name);
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{} has gradient norm {norm}",
+                p.name
+            );
         }
-        let estimate = crate::model::cost::estimate(&layers, Shape::Spatial { c: 2, h: 8, w: 8 }, 3).unwrap();
+        let estimate =
+            crate::model::cost::estimate(&layers, Shape::Spatial { c: 2, h: 8, w: 8 }, 3).unwrap();
         assert_eq!(estimate.parameters, net.parameter_count() as u64);
     }
 }

@@ -133,9 +133,8 @@ fn next(layer: &LayerSpec, shape: Shape) -> Result<Shape, (String, String)> {
         | LayerSpec::Gelu
         | LayerSpec::Dropout { .. } => shape,
         LayerSpec::Residual { ref layers } => {
-            let out = infer(layers, shape).map_err(|e| {
-                (format!("layers[{}]: {}", e.layer, e.message), e.help)
-            })?;
+            let out = infer(layers, shape)
+                .map_err(|e| (format!("layers[{}]: {}", e.layer, e.message), e.help))?;
             let out = out.last().copied().unwrap_or(shape);
             projection(shape, out)?;
             out
@@ -240,20 +239,41 @@ mod tests {
 
     #[test]
     fn residual_blocks_project_whole_strides_only() {
-        let down = LayerSpec::Conv { filters: 8, kernel: 3, stride: 2, padding: 1, bias: false, groups: 1 };
-        let block = LayerSpec::Residual { layers: vec![down, LayerSpec::Relu] };
+        let down = LayerSpec::Conv {
+            filters: 8,
+            kernel: 3,
+            stride: 2,
+            padding: 1,
+            bias: false,
+            groups: 1,
+        };
+        let block = LayerSpec::Residual {
+            layers: vec![down, LayerSpec::Relu],
+        };
         let s = infer(&[block], Shape::Spatial { c: 4, h: 9, w: 9 }).unwrap();
         assert_eq!(s[0], Shape::Spatial { c: 8, h: 5, w: 5 });
         assert_eq!(
             projection(Shape::Spatial { c: 4, h: 9, w: 9 }, s[0]).unwrap(),
-            Some(Projection::Conv { filters: 8, stride: 2 })
+            Some(Projection::Conv {
+                filters: 8,
+                stride: 2
+            })
         );
-        let shrink = LayerSpec::Residual { layers: vec![conv(4, 3, 0)] };
+        let shrink = LayerSpec::Residual {
+            layers: vec![conv(4, 3, 0)],
+        };
         let e = infer(&[shrink], Shape::Spatial { c: 4, h: 9, w: 9 }).unwrap_err();
         assert!(e.message.contains("4×9×9 into 4×7×7"), "{}", e.message);
-        let flat = LayerSpec::Residual { layers: vec![LayerSpec::GlobalAvgPool] };
+        let flat = LayerSpec::Residual {
+            layers: vec![LayerSpec::GlobalAvgPool],
+        };
         assert!(infer(&[flat], Shape::Spatial { c: 4, h: 9, w: 9 }).is_err());
-        let nested = LayerSpec::Residual { layers: vec![LayerSpec::Dense { units: 3, bias: true }] };
+        let nested = LayerSpec::Residual {
+            layers: vec![LayerSpec::Dense {
+                units: 3,
+                bias: true,
+            }],
+        };
         assert_eq!(infer(&[nested], Shape::Flat(5)).unwrap()[0], Shape::Flat(3));
     }
 }

@@ -89,7 +89,9 @@ fn resnet(t: &mut TableReader, d: &mut Diags) -> Option<ModelSpec> {
 }
 
 fn efficientnet_lite(t: &mut TableReader, d: &mut Diags) -> Option<ModelSpec> {
-    let variant = opt(t, "variant", d, 0, |a, d| r::integer(a, 0, 4, d).map(|v| v as usize));
+    let variant = opt(t, "variant", d, 0, |a, d| {
+        r::integer(a, 0, 4, d).map(|v| v as usize)
+    });
     // Each variant's own dropout before the head (0.2, 0.2, 0.3, 0.3, 0.3).
     let default_dropout = match variant {
         Some(v) if v >= 2 => 0.3,
@@ -129,7 +131,9 @@ fn vit(t: &mut TableReader, d: &mut Diags) -> Option<ModelSpec> {
     })?;
     let (patch, depth, width, heads) = vit_size(&size);
     let int = |t: &mut TableReader, key: &'static str, default: usize, max: i64, d: &mut Diags| {
-        opt(t, key, d, default, |a, d| r::integer(a, 1, max, d).map(|v| v as usize))
+        opt(t, key, d, default, |a, d| {
+            r::integer(a, 1, max, d).map(|v| v as usize)
+        })
     };
     let patch = int(t, "patch", patch, 256, d);
     let depth = int(t, "depth", depth, 256, d);

@@ -56,19 +56,8 @@ pub(super) fn model(
     );
     t.finish(d);
     let items = r::array(at(layers_node?, &layers_path), d)?;
-    let mut layers = Vec::with_capacity(items.len());
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let p = index(&layers_path, i);
-        match layer(at(item, &p), architecture, d) {
-            Some(l) => layers.push(l),
-            None => ok = false,
-        }
-    }
-    let architecture = architecture?;
-    if !ok {
-        return None;
-    }
+    let layers = layer_list(items, &layers_path, architecture, d);
+    let (architecture, layers) = (architecture?, layers?);
     if let Some((c, h, w)) = input {
         let input = match architecture {
             Architecture::Cnn => Shape::Spatial { c, h, w },
@@ -116,7 +105,10 @@ fn checked(
                 span,
                 &[Segment::Key("model".into())],
                 format!("impossible model for {c}×{h}×{w} images: {message}"),
-                Some("use larger images (data.image_size or a resize transform) or a smaller model".into()),
+                Some(
+                    "use larger images (data.image_size or a resize transform) or a smaller model"
+                        .into(),
+                ),
             );
             None
         }
@@ -134,6 +126,25 @@ fn size_bounds(key: &str) -> (i64, i64) {
         "groups" => (1, 16_384),
         _ => (1, 4096), // pooling size
     }
+}
+
+/// Every layer of `items` (at `path`), each checked and reported on; `None` if any is wrong.
+fn layer_list(
+    items: &[super::tree::Node],
+    path: &[Segment],
+    arch: Option<Architecture>,
+    d: &mut Diags,
+) -> Option<Vec<LayerSpec>> {
+    let mut layers = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let p = index(path, i);
+        match layer(at(item, &p), arch, d) {
+            Some(l) => layers.push(l),
+            None => ok = false,
+        }
+    }
+    ok.then_some(layers)
 }
 
 fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> {
@@ -222,21 +233,16 @@ fn layer(a: At, arch: Option<Architecture>, d: &mut Diags) -> Option<LayerSpec> 
         }
         "residual" => {
             let path = t.path_of("layers");
-            let node = t.required("layers", d, "[{ type = \"conv\", filters = 16, kernel = 3, padding = 1 }]");
+            let node = t.required(
+                "layers",
+                d,
+                "[{ type = \"conv\", filters = 16, kernel = 3, padding = 1 }]",
+            );
             let items = r::array(at(node?, &path), d)?;
-            let mut layers = Vec::with_capacity(items.len());
-            let mut ok = true;
-            for (i, item) in items.iter().enumerate() {
-                let p = index(&path, i);
-                match layer(at(item, &p), arch, d) {
-                    Some(l) => layers.push(l),
-                    None => ok = false,
-                }
-            }
-            if !ok {
+            let Some(layers) = layer_list(items, &path, arch, d) else {
                 t.finish(d);
                 return None;
-            }
+            };
             LayerSpec::Residual { layers }
         }
         "relu" => LayerSpec::Relu,

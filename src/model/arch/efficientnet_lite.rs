@@ -12,11 +12,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::super::builder::{Builder, Fill};
 use super::super::layers::conv::kaiming_fan_out;
-use super::super::layers::regularize::dropout;
 use super::super::layers::{Chw, ConvConfig, Linear, Padding};
 use super::super::Mode;
-use super::inverted_residual::{too_small, BlockConfig, BlockNames, ConvBn, ConvBnNames, InvertedResidual, Style};
-use super::{global_avg_pool, Forward};
+use super::inverted_residual::{
+    too_small, BlockConfig, BlockNames, ConvBn, ConvBnNames, InvertedResidual, Style,
+};
+use super::{pooled_head, Forward};
 use crate::spec::EfficientNetLiteSpec;
 
 /// Repeats, kernel, stride of the first block, expansion, output channels, per stage (lite0).
@@ -61,7 +62,12 @@ pub struct EfficientNetLite {
 }
 
 impl EfficientNetLite {
-    pub fn new(b: &mut Builder, spec: &EfficientNetLiteSpec, input: Chw, classes: usize) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        spec: &EfficientNetLiteSpec,
+        input: Chw,
+        classes: usize,
+    ) -> Result<Self> {
         let Some(&(width, depth)) = COEFFICIENTS.get(spec.variant) else {
             candle_core::bail!("efficientnet_lite: no variant {} (0 to 4)", spec.variant)
         };
@@ -71,12 +77,19 @@ impl EfficientNetLite {
             return Err(too_small("_conv_stem", input, 2, &arch, MIN_SIDE));
         }
         let stem_cfg = ConvConfig::new(STEM, 3).stride(2);
-        let (stem, mut shape) = STYLE.conv_bn(b, &ConvBnNames::new("_conv_stem", "_bn0"), stem_cfg, input)?;
+        let (stem, mut shape) =
+            STYLE.conv_bn(b, &ConvBnNames::new("_conv_stem", "_bn0"), stem_cfg, input)?;
         let last_stage = STAGES.len() - 1;
         let repeats: Vec<usize> = STAGES
             .iter()
             .enumerate()
-            .map(|(i, s)| if i == 0 || i == last_stage { s.0 } else { (depth * s.0 as f64).ceil() as usize })
+            .map(|(i, s)| {
+                if i == 0 || i == last_stage {
+                    s.0
+                } else {
+                    (depth * s.0 as f64).ceil() as usize
+                }
+            })
             .collect();
         let total: usize = repeats.iter().sum();
         let mut blocks = Vec::with_capacity(total);
@@ -88,7 +101,10 @@ impl EfficientNetLite {
                 let names = BlockNames {
                     block: p.clone(),
                     expand: ConvBnNames::new(format!("{p}._expand_conv"), format!("{p}._bn0")),
-                    depthwise: ConvBnNames::new(format!("{p}._depthwise_conv"), format!("{p}._bn1")),
+                    depthwise: ConvBnNames::new(
+                        format!("{p}._depthwise_conv"),
+                        format!("{p}._bn1"),
+                    ),
                     project: ConvBnNames::new(format!("{p}._project_conv"), format!("{p}._bn2")),
                 };
                 let cfg = BlockConfig {
@@ -99,12 +115,18 @@ impl EfficientNetLite {
                     stride: if i == 0 { stride } else { 1 },
                     drop_path: spec.drop_path * index as f64 / total as f64,
                 };
-                let (block, next) = InvertedResidual::new(b, &names, &STYLE, cfg, shape, (&arch, MIN_SIDE))?;
+                let (block, next) =
+                    InvertedResidual::new(b, &names, &STYLE, cfg, shape, (&arch, MIN_SIDE))?;
                 blocks.push(block);
                 shape = next;
             }
         }
-        let (head, shape) = STYLE.conv_bn(b, &ConvBnNames::new("_conv_head", "_bn1"), ConvConfig::new(HEAD, 1), shape)?;
+        let (head, shape) = STYLE.conv_bn(
+            b,
+            &ConvBnNames::new("_conv_head", "_bn1"),
+            ConvConfig::new(HEAD, 1),
+            shape,
+        )?;
         // TensorFlow's dense initialiser: uniform ±1/√outputs, bias zero.
         let bound = 1.0 / (classes.max(1) as f64).sqrt();
         let fc = Linear::new(b, "_fc", shape.0, classes, true, Some(Fill::Uniform(bound)))?;
@@ -126,11 +148,7 @@ impl Forward for EfficientNetLite {
             y = block.forward(&y, mode, rng)?;
         }
         y = self.head.forward_relu6(&y, mode)?;
-        let mut features = global_avg_pool(&y)?;
-        if mode == Mode::Train {
-            features = dropout(&features, self.dropout, rng)?;
-        }
-        self.fc.forward(&features)
+        pooled_head(&y, self.dropout, &self.fc, mode, rng)
     }
 }
 
@@ -168,7 +186,8 @@ mod tests {
     fn every_parameter_receives_a_gradient() {
         let dev = Device::Cpu;
         let mut rng = crate::train::rng::stream(1, "init", 0);
-        let (model, _) = build(&spec(0, 0.25), (3, 32, 32), 3, Init::Seeded(&mut rng), &dev).unwrap();
+        let (model, _) =
+            build(&spec(0, 0.25), (3, 32, 32), 3, Init::Seeded(&mut rng), &dev).unwrap();
         crate::model::arch::tests::assert_every_parameter_learns(model.as_ref(), (3, 32, 32), 3);
     }
 

@@ -115,7 +115,13 @@ pub struct InvertedResidual {
 
 /// The error for a stride-`stride` layer `name` whose input `input` is smaller than its stride:
 /// the images are too small for the architecture's downsamplings (`min_side` at least).
-pub fn too_small(name: &str, input: Chw, stride: usize, arch: &str, min_side: usize) -> candle_core::Error {
+pub fn too_small(
+    name: &str,
+    input: Chw,
+    stride: usize,
+    arch: &str,
+    min_side: usize,
+) -> candle_core::Error {
     let (c, h, w) = input;
     shape_error(
         name,
@@ -142,12 +148,16 @@ impl InvertedResidual {
         if !cfg.expand && cfg.hidden != input.0 {
             return Err(shape_error(
                 &names.block,
-                format!("a block without expansion keeps its {} channels, not {}", input.0, cfg.hidden),
+                format!(
+                    "a block without expansion keeps its {} channels, not {}",
+                    input.0, cfg.hidden
+                ),
             ));
         }
         let mut shape = input;
         let expand = if cfg.expand {
-            let (layer, out) = style.conv_bn(b, &names.expand, ConvConfig::new(cfg.hidden, 1), shape)?;
+            let (layer, out) =
+                style.conv_bn(b, &names.expand, ConvConfig::new(cfg.hidden, 1), shape)?;
             shape = out;
             Some(layer)
         } else {

@@ -10,11 +10,12 @@ use rand_chacha::ChaCha8Rng;
 
 use super::super::builder::{Builder, Fill};
 use super::super::layers::conv::kaiming_fan_out;
-use super::super::layers::regularize::dropout;
 use super::super::layers::{Chw, ConvConfig, Linear, Padding};
 use super::super::Mode;
-use super::inverted_residual::{too_small, BlockConfig, BlockNames, ConvBn, ConvBnNames, InvertedResidual, Style};
-use super::{global_avg_pool, Forward};
+use super::inverted_residual::{
+    too_small, BlockConfig, BlockNames, ConvBn, ConvBnNames, InvertedResidual, Style,
+};
+use super::{pooled_head, Forward};
 use crate::spec::MobileNetV2Spec;
 
 /// Expansion, output channels, repeats, stride of the first block, per stage.
@@ -60,12 +61,22 @@ pub struct MobileNetV2 {
 }
 
 impl MobileNetV2 {
-    pub fn new(b: &mut Builder, spec: &MobileNetV2Spec, input: Chw, classes: usize) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        spec: &MobileNetV2Spec,
+        input: Chw,
+        classes: usize,
+    ) -> Result<Self> {
         if input.1 < 2 || input.2 < 2 {
             return Err(too_small("features.0", input, 2, "mobilenet_v2", MIN_SIDE));
         }
         let stem_cfg = ConvConfig::new(make_divisible(32.0 * spec.width), 3).stride(2);
-        let (stem, mut shape) = STYLE.conv_bn(b, &ConvBnNames::new("features.0.0", "features.0.1"), stem_cfg, input)?;
+        let (stem, mut shape) = STYLE.conv_bn(
+            b,
+            &ConvBnNames::new("features.0.0", "features.0.1"),
+            stem_cfg,
+            input,
+        )?;
         let mut blocks = Vec::new();
         for &(t, c, n, s) in &STAGES {
             let out = make_divisible(c as f64 * spec.width);
@@ -78,8 +89,14 @@ impl MobileNetV2 {
                 let names = BlockNames {
                     block: format!("features.{index}"),
                     expand: ConvBnNames::new(format!("{prefix}.0.0"), format!("{prefix}.0.1")),
-                    depthwise: ConvBnNames::new(format!("{prefix}.{first}.0"), format!("{prefix}.{first}.1")),
-                    project: ConvBnNames::new(format!("{prefix}.{}", first + 1), format!("{prefix}.{}", first + 2)),
+                    depthwise: ConvBnNames::new(
+                        format!("{prefix}.{first}.0"),
+                        format!("{prefix}.{first}.1"),
+                    ),
+                    project: ConvBnNames::new(
+                        format!("{prefix}.{}", first + 1),
+                        format!("{prefix}.{}", first + 2),
+                    ),
                 };
                 let cfg = BlockConfig {
                     hidden: shape.0 * t,
@@ -89,7 +106,14 @@ impl MobileNetV2 {
                     stride: if i == 0 { s } else { 1 },
                     drop_path: 0.0,
                 };
-                let (block, next) = InvertedResidual::new(b, &names, &STYLE, cfg, shape, ("mobilenet_v2", MIN_SIDE))?;
+                let (block, next) = InvertedResidual::new(
+                    b,
+                    &names,
+                    &STYLE,
+                    cfg,
+                    shape,
+                    ("mobilenet_v2", MIN_SIDE),
+                )?;
                 blocks.push(block);
                 shape = next;
             }
@@ -102,7 +126,14 @@ impl MobileNetV2 {
             ConvConfig::new(last_channels, 1),
             shape,
         )?;
-        let classifier = Linear::new(b, "classifier.1", shape.0, classes, true, Some(Fill::Normal(0.01)))?;
+        let classifier = Linear::new(
+            b,
+            "classifier.1",
+            shape.0,
+            classes,
+            true,
+            Some(Fill::Normal(0.01)),
+        )?;
         b.flops(2 * shape.0 * classes);
         Ok(Self {
             stem,
@@ -121,11 +152,7 @@ impl Forward for MobileNetV2 {
             y = block.forward(&y, mode, rng)?;
         }
         y = self.last.forward_relu6(&y, mode)?;
-        let mut features = global_avg_pool(&y)?;
-        if mode == Mode::Train {
-            features = dropout(&features, self.dropout, rng)?;
-        }
-        self.classifier.forward(&features)
+        pooled_head(&y, self.dropout, &self.classifier, mode, rng)
     }
 }
 
@@ -148,14 +175,29 @@ mod tests {
         assert_eq!(s.parameters, 3_504_872);
         let s = crate::model::summary(&spec(0.25, 0.2), (3, 64, 64), 10).unwrap();
         assert_eq!(s.parameters, 250_922);
-        assert_eq!((make_divisible(8.0), make_divisible(4.0), make_divisible(20.0), make_divisible(0.75 * 24.0)), (8, 8, 24, 24));
+        assert_eq!(
+            (
+                make_divisible(8.0),
+                make_divisible(4.0),
+                make_divisible(20.0),
+                make_divisible(0.75 * 24.0)
+            ),
+            (8, 8, 24, 24)
+        );
     }
 
     #[test]
     fn every_parameter_receives_a_gradient() {
         let dev = Device::Cpu;
         let mut rng = crate::train::rng::stream(1, "init", 0);
-        let (model, _) = build(&spec(0.25, 0.2), (3, 32, 32), 3, Init::Seeded(&mut rng), &dev).unwrap();
+        let (model, _) = build(
+            &spec(0.25, 0.2),
+            (3, 32, 32),
+            3,
+            Init::Seeded(&mut rng),
+            &dev,
+        )
+        .unwrap();
         crate::model::arch::tests::assert_every_parameter_learns(model.as_ref(), (3, 32, 32), 3);
     }
 

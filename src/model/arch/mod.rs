@@ -78,9 +78,9 @@ pub fn build(
         ModelSpec::EfficientnetLite(s) => assemble(b, input, |b| {
             efficientnet_lite::EfficientNetLite::new(b, s, input, classes)
         }),
-        ModelSpec::MobilenetV2(s) => {
-            assemble(b, input, |b| mobilenet_v2::MobileNetV2::new(b, s, input, classes))
-        }
+        ModelSpec::MobilenetV2(s) => assemble(b, input, |b| {
+            mobilenet_v2::MobileNetV2::new(b, s, input, classes)
+        }),
         ModelSpec::Vit(s) => assemble(b, input, |b| vit::Vit::new(b, s, input, classes)),
         ModelSpec::Mlp { .. } | ModelSpec::Cnn { .. } => {
             candle_core::bail!("a layer list is built by model::Network")
@@ -102,13 +102,33 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     x.mean(3)?.mean(2)
 }
 
+/// The logits of a convolutional network's last feature map `x`: global average pooling,
+/// dropout at `rate` in training, then the head.
+pub fn pooled_head(
+    x: &Tensor,
+    rate: f64,
+    head: &super::layers::Linear,
+    mode: Mode,
+    rng: &mut ChaCha8Rng,
+) -> Result<Tensor> {
+    let mut features = global_avg_pool(x)?;
+    if mode == Mode::Train {
+        features = super::layers::regularize::dropout(&features, rate, rng)?;
+    }
+    head.forward(&features)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::Model;
     use candle_core::{Device, Tensor};
 
     /// One training step's loss gradient reaches every parameter of `model`, finite and non-zero.
-    pub fn assert_every_parameter_learns(model: &dyn Model, (c, h, w): (usize, usize, usize), classes: usize) {
+    pub fn assert_every_parameter_learns(
+        model: &dyn Model,
+        (c, h, w): (usize, usize, usize),
+        classes: usize,
+    ) {
         let dev = Device::Cpu;
         let x = Tensor::randn(0f32, 1.0, (4, c, h, w), &dev).unwrap();
         let y: Vec<u32> = (0..4).map(|i| i % classes as u32).collect();
@@ -122,8 +142,18 @@ pub(crate) mod tests {
             let g = grads
                 .get(p.var.as_tensor())
                 .unwrap_or_else(|| panic!("no gradient reaches {}", p.name));
-            let norm = g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-            assert!(norm > 0.0 && norm.is_finite(), "{} has gradient norm {norm}", p.name);
+            let norm = g
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
+            assert!(
+                norm > 0.0 && norm.is_finite(),
+                "{} has gradient norm {norm}",
+                p.name
+            );
         }
     }
 }

@@ -7,11 +7,11 @@ use rand_chacha::ChaCha8Rng;
 
 use super::super::builder::Builder;
 use super::super::layers::conv::kaiming_fan_out;
-use super::super::layers::regularize::{drop_path, dropout};
+use super::super::layers::regularize::drop_path;
 use super::super::layers::{BatchNorm, Chw, Conv2d, ConvConfig, Linear, Padding};
 use super::super::ops::{self, Window};
 use super::super::Mode;
-use super::{drop_path_rate, global_avg_pool, Forward};
+use super::{drop_path_rate, pooled_head, Forward};
 use crate::spec::{ResnetSpec, ResnetStem};
 
 const BN_MOMENTUM: f64 = 0.1;
@@ -150,9 +150,12 @@ impl ResNet {
         if pool {
             let (c, h, w) = shape;
             let win = Window { size: 3, stride: 2 };
-            let (oh, ow) = win
-                .output(h + 2, w + 2)
-                .map_err(|_| super::super::layers::shape_error("maxpool", format!("the stem's output {c}×{h}×{w} is too small for the 3×3 max-pool")))?;
+            let (oh, ow) = win.output(h + 2, w + 2).map_err(|_| {
+                super::super::layers::shape_error(
+                    "maxpool",
+                    format!("the stem's output {c}×{h}×{w} is too small for the 3×3 max-pool"),
+                )
+            })?;
             shape = (c, oh, ow);
             b.activation(c * oh * ow);
         }
@@ -207,11 +210,7 @@ impl Forward for ResNet {
         for block in &self.blocks {
             y = block.forward(&y, mode, rng)?;
         }
-        let mut features = global_avg_pool(&y)?;
-        if mode == Mode::Train {
-            features = dropout(&features, self.dropout, rng)?;
-        }
-        self.fc.forward(&features)
+        pooled_head(&y, self.dropout, &self.fc, mode, rng)
     }
 }
 
@@ -226,7 +225,11 @@ mod tests {
         ResnetSpec {
             depth,
             width: 1.0,
-            stem: if matches!(depth, 18 | 34 | 50) { ResnetStem::Imagenet } else { ResnetStem::Small },
+            stem: if matches!(depth, 18 | 34 | 50) {
+                ResnetStem::Imagenet
+            } else {
+                ResnetStem::Small
+            },
             zero_init_residual: false,
             dropout: 0.0,
             drop_path: 0.0,
@@ -237,11 +240,17 @@ mod tests {
     fn parameter_counts_equal_torchvision() {
         // torchvision.models.resnet18/34/50(num_classes=1000)
         for (depth, want) in [(18, 11_689_512), (34, 21_797_672), (50, 25_557_032)] {
-            let s = crate::model::summary(&crate::spec::ModelSpec::Resnet(spec(depth)), (3, 224, 224), 1000).unwrap();
+            let s = crate::model::summary(
+                &crate::spec::ModelSpec::Resnet(spec(depth)),
+                (3, 224, 224),
+                1000,
+            )
+            .unwrap();
             assert_eq!(s.parameters, want, "resnet{depth}");
         }
         // The CIFAR resnet20 with projection shortcuts: 0.27 M + two 1×1 projections.
-        let s = crate::model::summary(&crate::spec::ModelSpec::Resnet(spec(20)), (3, 32, 32), 10).unwrap();
+        let s = crate::model::summary(&crate::spec::ModelSpec::Resnet(spec(20)), (3, 32, 32), 10)
+            .unwrap();
         assert_eq!(s.parameters, 272_474);
     }
 
@@ -252,7 +261,14 @@ mod tests {
         s.dropout = 0.1;
         let dev = Device::Cpu;
         let mut rng = crate::train::rng::stream(1, "init", 0);
-        let (model, _) = build(&crate::spec::ModelSpec::Resnet(s), (3, 16, 16), 3, Init::Seeded(&mut rng), &dev).unwrap();
+        let (model, _) = build(
+            &crate::spec::ModelSpec::Resnet(s),
+            (3, 16, 16),
+            3,
+            Init::Seeded(&mut rng),
+            &dev,
+        )
+        .unwrap();
         crate::model::arch::tests::assert_every_parameter_learns(model.as_ref(), (3, 16, 16), 3);
     }
 }

@@ -40,18 +40,30 @@ mod tests {
     fn values_and_gradients_match_their_definitions() {
         let xs = [-4f32, -1.0, 0.5, 2.0, 7.0];
         let x = Var::new(&xs, &Device::Cpu).unwrap();
-        let cases: [(Activation, fn(f32) -> (f32, f32)); 4] = [
-            (Activation::Relu6, |v| (v.clamp(0.0, 6.0), if v > 0.0 && v < 6.0 { 1.0 } else { 0.0 })),
+        type ValueAndSlope = fn(f32) -> (f32, f32);
+        let cases: [(Activation, ValueAndSlope); 4] = [
+            (Activation::Relu6, |v| {
+                (
+                    v.clamp(0.0, 6.0),
+                    if v > 0.0 && v < 6.0 { 1.0 } else { 0.0 },
+                )
+            }),
             (Activation::Silu, |v| {
                 let s = 1.0 / (1.0 + (-v).exp());
                 (v * s, s * (1.0 + v * (1.0 - s)))
             }),
             (Activation::HardSwish, |v| {
                 let r = (v + 3.0).clamp(0.0, 6.0);
-                let d = if v + 3.0 > 0.0 && v + 3.0 < 6.0 { 1.0 } else { 0.0 };
+                let d = if v + 3.0 > 0.0 && v + 3.0 < 6.0 {
+                    1.0
+                } else {
+                    0.0
+                };
                 (v * r / 6.0, (r + v * d) / 6.0)
             }),
-            (Activation::Relu, |v| (v.max(0.0), if v > 0.0 { 1.0 } else { 0.0 })),
+            (Activation::Relu, |v| {
+                (v.max(0.0), if v > 0.0 { 1.0 } else { 0.0 })
+            }),
         ];
         for (act, f) in cases {
             let y = act.apply(x.as_tensor()).unwrap();
@@ -60,8 +72,16 @@ mod tests {
             let grad = g.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
             for (i, &v) in xs.iter().enumerate() {
                 let (want, want_grad) = f(v);
-                assert!((got[i] - want).abs() < 1e-5, "{act:?}({v}) = {} not {want}", got[i]);
-                assert!((grad[i] - want_grad).abs() < 1e-5, "{act:?}'({v}) = {} not {want_grad}", grad[i]);
+                assert!(
+                    (got[i] - want).abs() < 1e-5,
+                    "{act:?}({v}) = {} not {want}",
+                    got[i]
+                );
+                assert!(
+                    (grad[i] - want_grad).abs() < 1e-5,
+                    "{act:?}'({v}) = {} not {want_grad}",
+                    grad[i]
+                );
             }
         }
     }

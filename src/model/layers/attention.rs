@@ -15,9 +15,18 @@ pub struct SelfAttention {
 }
 
 impl SelfAttention {
-    pub fn new(b: &mut Builder, name: &str, width: usize, heads: usize, fill: Option<Fill>) -> Result<Self> {
-        if heads == 0 || width % heads != 0 {
-            return Err(shape_error(name, format!("width {width} is not a multiple of heads = {heads}")));
+    pub fn new(
+        b: &mut Builder,
+        name: &str,
+        width: usize,
+        heads: usize,
+        fill: Option<Fill>,
+    ) -> Result<Self> {
+        if heads == 0 || !width.is_multiple_of(heads) {
+            return Err(shape_error(
+                name,
+                format!("width {width} is not a multiple of heads = {heads}"),
+            ));
         }
         Ok(Self {
             qkv: Linear::new(b, &format!("{name}.qkv"), width, 3 * width, true, fill)?,

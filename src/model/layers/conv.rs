@@ -93,7 +93,10 @@ impl Conv2d {
     /// Creates the layer `name` for inputs of shape `input`; returns it with its output shape.
     pub fn new(b: &mut Builder, name: &str, cfg: ConvConfig, input: Chw) -> Result<(Self, Chw)> {
         let (c, h, w) = input;
-        if cfg.groups == 0 || c % cfg.groups != 0 || cfg.filters % cfg.groups != 0 {
+        if cfg.groups == 0
+            || !c.is_multiple_of(cfg.groups)
+            || !cfg.filters.is_multiple_of(cfg.groups)
+        {
             return Err(shape_error(
                 name,
                 format!(
@@ -133,7 +136,12 @@ impl Conv2d {
         )?;
         let bias = if cfg.bias {
             let bound = super::super::init::default_bound(fan_in);
-            Some(b.param(&format!("{name}.bias"), &[cfg.filters], Fill::Uniform(bound), false)?)
+            Some(b.param(
+                &format!("{name}.bias"),
+                &[cfg.filters],
+                Fill::Uniform(bound),
+                false,
+            )?)
         } else {
             None
         };
@@ -180,7 +188,13 @@ impl Conv2d {
 /// `pool(relu(conv(x, w) + b))` with `groups` channel groups (`w`: `filters × c/groups × k × k`):
 /// the fused CPU op for one group, [`depthwise`] when every channel is its own group, one
 /// convolution per group otherwise.
-pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions, groups: usize) -> Result<Tensor> {
+pub fn convolve(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    opts: ConvOptions,
+    groups: usize,
+) -> Result<Tensor> {
     if groups == 1 {
         return ops::conv2d(x, w, b, opts);
     }
@@ -192,7 +206,11 @@ pub fn convolve(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions, g
     } else {
         let xs = x.chunk(groups, 1)?;
         let ws = w.chunk(groups, 0)?;
-        let plain = ConvOptions { relu: false, pool: None, ..opts };
+        let plain = ConvOptions {
+            relu: false,
+            pool: None,
+            ..opts
+        };
         let ys = xs
             .iter()
             .zip(&ws)
@@ -278,7 +296,13 @@ mod tests {
     use crate::model::builder::Init;
     use candle_core::Device;
 
-    fn grouped_reference(x: &Tensor, w: &Tensor, padding: usize, stride: usize, groups: usize) -> Tensor {
+    fn grouped_reference(
+        x: &Tensor,
+        w: &Tensor,
+        padding: usize,
+        stride: usize,
+        groups: usize,
+    ) -> Tensor {
         // candle's grouped conv, on inputs where its backward is exact ((h + 2p − k) % s == 0).
         x.conv2d(w, padding, stride, 1, groups).unwrap()
     }
@@ -286,22 +310,50 @@ mod tests {
     #[test]
     fn depthwise_matches_candle_forward_and_backward() {
         let dev = Device::Cpu;
-        for (h, k, s, p) in [(9, 3, 2, 1), (8, 3, 1, 1), (11, 5, 2, 2), (7, 3, 1, 0), (9, 5, 1, 2), (3, 5, 1, 2), (2, 5, 1, 2), (3, 3, 1, 1)] {
+        for (h, k, s, p) in [
+            (9, 3, 2, 1),
+            (8, 3, 1, 1),
+            (11, 5, 2, 2),
+            (7, 3, 1, 0),
+            (9, 5, 1, 2),
+            (3, 5, 1, 2),
+            (2, 5, 1, 2),
+            (3, 3, 1, 1),
+        ] {
             let c = if h <= 3 { 144 } else { 4 };
             let x = Var::randn(0f32, 1.0, (4, c, h, h), &dev).unwrap();
             let w = Var::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
             let ours = depthwise(x.as_tensor(), w.as_tensor(), p, s).unwrap();
             let theirs = grouped_reference(x.as_tensor(), w.as_tensor(), p, s, c);
             assert_eq!(ours.dims(), theirs.dims());
-            let diff = (&ours - &theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let diff = (&ours - &theirs)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap();
             assert!(diff < 1e-4, "forward {h} {k} {s} {p}: {diff}");
             let g = Tensor::randn(0f32, 1.0, ours.dims(), &dev).unwrap();
             let ga = (ours * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let gb = (theirs * &g).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = (theirs * &g)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             for v in [&x, &w] {
                 let a = ga.get(v.as_tensor()).unwrap();
                 let b = gb.get(v.as_tensor()).unwrap();
-                let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+                let d = (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
                 assert!(d < 1e-3, "gradient {h} {k} {s} {p}: {d}");
             }
         }
@@ -319,12 +371,23 @@ mod tests {
         assert_eq!(out, (8, 5, 5));
         let x = Tensor::randn(0f32, 1.0, (2, 3, 10, 9), &Device::Cpu).unwrap();
         assert_eq!(conv.forward(&x).unwrap().dims(), &[2, 8, 5, 5]);
-        let err = Conv2d::new(&mut b, "layer4.0.conv1", ConvConfig::new(8, 7).padding(Padding::Symmetric(0)), (3, 4, 4))
+        let err = Conv2d::new(
+            &mut b,
+            "layer4.0.conv1",
+            ConvConfig::new(8, 7).padding(Padding::Symmetric(0)),
+            (3, 4, 4),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            err.contains("layer4.0.conv1: the input is 3×4×4, smaller than the 7×7 kernel"),
+            "{err}"
+        );
+        let err = Conv2d::new(&mut b, "c", ConvConfig::new(6, 3).groups(4), (8, 4, 4))
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("layer4.0.conv1: the input is 3×4×4, smaller than the 7×7 kernel"), "{err}");
-        let err = Conv2d::new(&mut b, "c", ConvConfig::new(6, 3).groups(4), (8, 4, 4)).err().unwrap().to_string();
         assert!(err.contains("groups = 4 must divide"), "{err}");
     }
 
@@ -333,15 +396,36 @@ mod tests {
         let dev = Device::Cpu;
         let mut rng = crate::train::rng::stream(2, "init", 0);
         let mut b = Builder::new(Init::Seeded(&mut rng), &dev);
-        let (conv, _) = Conv2d::new(&mut b, "g", ConvConfig::new(6, 3).groups(2).bias(true), (4, 6, 6)).unwrap();
+        let (conv, _) = Conv2d::new(
+            &mut b,
+            "g",
+            ConvConfig::new(6, 3).groups(2).bias(true),
+            (4, 6, 6),
+        )
+        .unwrap();
         let x = Tensor::randn(0f32, 1.0, (2, 4, 6, 6), &dev).unwrap();
         let ours = conv.forward(&x).unwrap();
         let theirs = x
             .conv2d(conv.w.as_tensor(), 1, 1, 1, 2)
             .unwrap()
-            .broadcast_add(&conv.b.as_ref().unwrap().as_tensor().reshape((1, 6, 1, 1)).unwrap())
+            .broadcast_add(
+                &conv
+                    .b
+                    .as_ref()
+                    .unwrap()
+                    .as_tensor()
+                    .reshape((1, 6, 1, 1))
+                    .unwrap(),
+            )
             .unwrap();
-        let d = (ours - theirs).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let d = (ours - theirs)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(d < 1e-4, "{d}");
     }
 }
@@ -352,7 +436,14 @@ mod depthwise_input_gradient {
     use candle_core::{DType, Device};
 
     /// Direct loops: dx[n,c,y,x] = Σ g[n,c,oy,ox] · w[c,ky,kx] over taps that read (y, x).
-    fn reference_dx(g: &[f64], w: &[f64], (n, c, h, wd): (usize, usize, usize, usize), k: usize, p: usize, s: usize) -> Vec<f64> {
+    fn reference_dx(
+        g: &[f64],
+        w: &[f64],
+        (n, c, h, wd): (usize, usize, usize, usize),
+        k: usize,
+        p: usize,
+        s: usize,
+    ) -> Vec<f64> {
         let oh = (h + 2 * p - k) / s + 1;
         let ow = (wd + 2 * p - k) / s + 1;
         let mut dx = vec![0.0; n * c * h * wd];
@@ -366,7 +457,8 @@ mod depthwise_input_gradient {
                                 let y = (oy * s + ky) as isize - p as isize;
                                 let x = (ox * s + kx) as isize - p as isize;
                                 if y >= 0 && x >= 0 && (y as usize) < h && (x as usize) < wd {
-                                    dx[((b * c + ch) * h + y as usize) * wd + x as usize] += go * w[(ch * k + ky) * k + kx];
+                                    dx[((b * c + ch) * h + y as usize) * wd + x as usize] +=
+                                        go * w[(ch * k + ky) * k + kx];
                                 }
                             }
                         }
@@ -380,22 +472,49 @@ mod depthwise_input_gradient {
     #[test]
     fn the_cpu_op_equals_the_candle_twin() {
         let dev = Device::Cpu;
-        for (n, c, h, w, k, s, p) in [(2, 3, 7, 9, 3, 1, 1), (3, 5, 8, 8, 3, 2, 1), (1, 4, 3, 3, 5, 1, 2), (2, 2, 11, 6, 5, 2, 2), (2, 3, 6, 6, 3, 2, 0)] {
+        for (n, c, h, w, k, s, p) in [
+            (2, 3, 7, 9, 3, 1, 1),
+            (3, 5, 8, 8, 3, 2, 1),
+            (1, 4, 3, 3, 5, 1, 2),
+            (2, 2, 11, 6, 5, 2, 2),
+            (2, 3, 6, 6, 3, 2, 0),
+        ] {
             let x = Var::randn(0f32, 1.0, (n, c, h, w), &dev).unwrap();
             let wt = Var::randn(0f32, 1.0, (c, 1, k, k), &dev).unwrap();
-            let fast = crate::model::ops::depthwise::depthwise(x.as_tensor(), wt.as_tensor(), p, s).unwrap();
+            let fast = crate::model::ops::depthwise::depthwise(x.as_tensor(), wt.as_tensor(), p, s)
+                .unwrap();
             let twin = depthwise(x.as_tensor(), wt.as_tensor(), p, s).unwrap();
             assert_eq!(fast.dims(), twin.dims());
             let rel = |a: &Tensor, b: &Tensor| {
-                let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
+                let scale = b
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap();
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    / scale
             };
-            assert!(rel(&fast, &twin) < 1e-6, "forward {n} {c} {h} {w} {k} {s} {p}");
+            assert!(
+                rel(&fast, &twin) < 1e-6,
+                "forward {n} {c} {h} {w} {k} {s} {p}"
+            );
             let up = Tensor::randn(0f32, 1.0, fast.dims(), &dev).unwrap();
             let gf = (fast * &up).unwrap().sum_all().unwrap().backward().unwrap();
             let gt = (twin * &up).unwrap().sum_all().unwrap().backward().unwrap();
             for v in [&x, &wt] {
-                let d = rel(gf.get(v.as_tensor()).unwrap(), gt.get(v.as_tensor()).unwrap());
+                let d = rel(
+                    gf.get(v.as_tensor()).unwrap(),
+                    gt.get(v.as_tensor()).unwrap(),
+                );
                 assert!(d < 1e-5, "gradient {n} {c} {h} {w} {k} {s} {p}: {d}");
             }
         }
@@ -404,13 +523,25 @@ mod depthwise_input_gradient {
     #[test]
     fn input_gradient_equals_direct_loops() {
         let dev = Device::Cpu;
-        for (h, k, s, p) in [(3, 5, 1, 2), (2, 5, 1, 2), (6, 3, 2, 1), (7, 5, 2, 2), (5, 3, 1, 1)] {
+        for (h, k, s, p) in [
+            (3, 5, 1, 2),
+            (2, 5, 1, 2),
+            (6, 3, 2, 1),
+            (7, 5, 2, 2),
+            (5, 3, 1, 1),
+        ] {
             let x = Var::randn(0f64, 1.0, (2, 3, h, h), &dev).unwrap();
             let w = Tensor::randn(0f64, 1.0, (3, 1, k, k), &dev).unwrap();
             let y = depthwise(x.as_tensor(), &w, p, s).unwrap();
             let g = Tensor::randn(0f64, 1.0, y.dims(), &dev).unwrap();
             let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
-            let dx = grads.get(x.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let dx = grads
+                .get(x.as_tensor())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
             let want = reference_dx(
                 &g.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
                 &w.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
@@ -419,7 +550,11 @@ mod depthwise_input_gradient {
                 p,
                 s,
             );
-            let diff = dx.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let diff = dx
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
             assert!(diff < 1e-9, "h {h} k {k} s {s} p {p}: {diff}");
             let _ = DType::F64;
         }

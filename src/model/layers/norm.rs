@@ -17,10 +17,26 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     /// Over `channels` features, with PyTorch's meaning of `momentum` (the new batch's weight).
-    pub fn new(b: &mut Builder, name: &str, channels: usize, momentum: f64, eps: f64) -> Result<Self> {
+    pub fn new(
+        b: &mut Builder,
+        name: &str,
+        channels: usize,
+        momentum: f64,
+        eps: f64,
+    ) -> Result<Self> {
         Ok(Self {
-            gamma: b.param(&format!("{name}.weight"), &[channels], Fill::Constant(1.0), false)?,
-            beta: b.param(&format!("{name}.bias"), &[channels], Fill::Constant(0.0), false)?,
+            gamma: b.param(
+                &format!("{name}.weight"),
+                &[channels],
+                Fill::Constant(1.0),
+                false,
+            )?,
+            beta: b.param(
+                &format!("{name}.bias"),
+                &[channels],
+                Fill::Constant(0.0),
+                false,
+            )?,
             mean: b.buffer(&format!("{name}.running_mean"), &[channels], 0.0)?,
             var: b.buffer(&format!("{name}.running_var"), &[channels], 1.0)?,
             momentum,
@@ -47,7 +63,16 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        batch_norm(x, &self.gamma, &self.beta, &self.mean, &self.var, self.momentum, self.eps, mode)
+        batch_norm(
+            x,
+            &self.gamma,
+            &self.beta,
+            &self.mean,
+            &self.var,
+            self.momentum,
+            self.eps,
+            mode,
+        )
     }
 }
 
@@ -119,7 +144,11 @@ pub fn batch_norm_reference(
     } else {
         vec![1, x.dim(1)?]
     };
-    let wide = |v: &Var| v.as_tensor().to_dtype(DType::F64)?.reshape(stat_shape.as_slice());
+    let wide = |v: &Var| {
+        v.as_tensor()
+            .to_dtype(DType::F64)?
+            .reshape(stat_shape.as_slice())
+    };
     let (m, v) = if mode == Mode::Train {
         let dims: Vec<usize> = if spatial { vec![0, 2, 3] } else { vec![0] };
         let m = x.mean_keepdim(dims.as_slice())?;
@@ -150,8 +179,18 @@ pub struct LayerNorm {
 impl LayerNorm {
     pub fn new(b: &mut Builder, name: &str, features: usize, eps: f64) -> Result<Self> {
         Ok(Self {
-            gamma: b.param(&format!("{name}.weight"), &[features], Fill::Constant(1.0), false)?,
-            beta: b.param(&format!("{name}.bias"), &[features], Fill::Constant(0.0), false)?,
+            gamma: b.param(
+                &format!("{name}.weight"),
+                &[features],
+                Fill::Constant(1.0),
+                false,
+            )?,
+            beta: b.param(
+                &format!("{name}.bias"),
+                &[features],
+                Fill::Constant(0.0),
+                false,
+            )?,
             eps,
         })
     }
@@ -163,7 +202,8 @@ impl LayerNorm {
 
     /// Over the channels at each position of `n × c × h × w` images.
     pub fn forward_channels(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward(&x.permute((0, 2, 3, 1))?)?.permute((0, 3, 1, 2))
+        self.forward(&x.permute((0, 2, 3, 1))?)?
+            .permute((0, 3, 1, 2))
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -184,8 +224,23 @@ mod tests {
     use candle_core::Device;
 
     fn max_rel(a: &Tensor, b: &Tensor) -> f32 {
-        let scale = b.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap().max(1e-12);
-        (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() / scale
+        let scale = b
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            .max(1e-12);
+        (a - b)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            / scale
     }
 
     #[test]
@@ -222,13 +277,25 @@ mod tests {
                 Var::from_tensor(&v1.as_tensor().copy().unwrap()).unwrap(),
             );
             let fast = batch_norm(x.as_tensor(), &gamma, &beta, &m1, &v1, 0.1, 1e-5, mode).unwrap();
-            let twin = batch_norm_reference(x.as_tensor(), &gamma, &beta, &m2, &v2, 0.1, 1e-5, mode).unwrap();
+            let twin =
+                batch_norm_reference(x.as_tensor(), &gamma, &beta, &m2, &v2, 0.1, 1e-5, mode)
+                    .unwrap();
             assert!(max_rel(&fast, &twin) < 1e-6, "{dims:?} {mode:?} output");
-            assert!(max_rel(m1.as_tensor(), m2.as_tensor()) < 1e-6, "{dims:?} running mean");
-            assert!(max_rel(v1.as_tensor(), v2.as_tensor()) < 1e-6, "{dims:?} running var");
+            assert!(
+                max_rel(m1.as_tensor(), m2.as_tensor()) < 1e-6,
+                "{dims:?} running mean"
+            );
+            assert!(
+                max_rel(v1.as_tensor(), v2.as_tensor()) < 1e-6,
+                "{dims:?} running var"
+            );
             let gf = (fast * &up).unwrap().sum_all().unwrap().backward().unwrap();
             let gt = (twin * &up).unwrap().sum_all().unwrap().backward().unwrap();
-            for (what, v) in [("x", x.as_tensor()), ("gamma", gamma.as_tensor()), ("beta", beta.as_tensor())] {
+            for (what, v) in [
+                ("x", x.as_tensor()),
+                ("gamma", gamma.as_tensor()),
+                ("beta", beta.as_tensor()),
+            ] {
                 let d = max_rel(gf.get(v).unwrap(), gt.get(v).unwrap());
                 assert!(d < 1e-5, "{dims:?} {mode:?} gradient of {what}: {d}");
             }
@@ -240,7 +307,9 @@ mod tests {
         let dev = Device::Cpu;
         let mut b = Builder::new(Init::Dry, &dev);
         let ln = LayerNorm::new(&mut b, "norm", 4, 1e-6).unwrap();
-        ln.gamma.set(&Tensor::new(&[1f32, 2.0, 1.0, 1.0], &dev).unwrap()).unwrap();
+        ln.gamma
+            .set(&Tensor::new(&[1f32, 2.0, 1.0, 1.0], &dev).unwrap())
+            .unwrap();
         let x = Var::new(&[[1f32, 2.0, 3.0, 4.0], [0.0, 0.0, 1.0, 3.0]], &dev).unwrap();
         let y = ln.forward(x.as_tensor()).unwrap();
         let row = y.get(0).unwrap().to_vec1::<f32>().unwrap();
@@ -249,10 +318,23 @@ mod tests {
             assert!((a - w).abs() < 1e-4, "{row:?}");
         }
         let weights = Tensor::new(&[[1f32, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]], &dev).unwrap();
-        let grads = (y * weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let grads = (y * weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         for v in [x.as_tensor(), ln.gamma.as_tensor(), ln.beta.as_tensor()] {
             let g = grads.get(v).expect("gradient reaches every input");
-            assert!(g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() > 0.0);
+            assert!(
+                g.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+                    > 0.0
+            );
         }
     }
 }

@@ -28,7 +28,13 @@ fn mask_mul(x: &Tensor, dims: Vec<usize>, rate: f64, rng: &mut ChaCha8Rng) -> Re
     let scale = (1.0 / keep) as f32;
     let n: usize = dims.iter().product();
     let mask: Vec<f32> = (0..n)
-        .map(|_| if rng.random::<f64>() < keep { scale } else { 0.0 })
+        .map(|_| {
+            if rng.random::<f64>() < keep {
+                scale
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, dims, x.device())?.to_dtype(x.dtype())?;
     x.broadcast_mul(&mask)
@@ -47,11 +53,22 @@ mod tests {
         let per_sample = y.flatten_from(1).unwrap().to_vec2::<f32>().unwrap();
         let mut kept = 0;
         for s in &per_sample {
-            assert!(s.iter().all(|v| *v == s[0]), "a sample is dropped or kept whole");
+            assert!(
+                s.iter().all(|v| *v == s[0]),
+                "a sample is dropped or kept whole"
+            );
             kept += usize::from(s[0] > 0.0);
         }
         assert!((260..340).contains(&kept), "kept {kept} of 400");
         assert!((per_sample[0][0] == 0.0) || (per_sample[0][0] - 4.0 / 3.0).abs() < 1e-6);
-        assert_eq!(dropout(&x, 0.0, &mut rng).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap(), 4800.0);
+        assert_eq!(
+            dropout(&x, 0.0, &mut rng)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap(),
+            4800.0
+        );
     }
 }

@@ -74,6 +74,9 @@ fn channel_sums(
 /// Per channel `(a, centre, b)` of `a · (x − centre) + b`.
 type Affine = (f32, f32, f32);
 
+/// A second term `t · (z − centre_z)`: the values `z` and, per channel, `(t, centre_z)`.
+type Extra<'a> = (&'a [f32], &'a [(f32, f32)]);
+
 /// Image by image, `out[i] = a · (x[i] − centre) + b` with the channel's [`Affine`], plus
 /// `t · (z[i] − centre_z)` when `extra` gives `z` and each channel's `(t, centre_z)`.
 /// Subtracting the centre first keeps values near the mean exact (no cancellation).
@@ -81,7 +84,7 @@ fn per_channel_affine(
     x: &[f32],
     (n, c, hw): (usize, usize, usize),
     affine: &[Affine],
-    extra: Option<(&[f32], &[(f32, f32)])>,
+    extra: Option<Extra>,
 ) -> Result<Vec<f32>> {
     let mut out = vec![0f32; n * c * hw];
     let ranges = cpu::ranges(n, 4 * cpu::MAX_CHUNKS);
@@ -139,7 +142,11 @@ impl CustomOp3 for BatchNormOp {
         let d = dims(xl.shape())?;
         let (n, c, hw) = d;
         if gamma.len() != c || beta.len() != c {
-            bail!("{NAME}: {c} channels but {} scales and {} shifts", gamma.len(), beta.len())
+            bail!(
+                "{NAME}: {c} channels but {} scales and {} shifts",
+                gamma.len(),
+                beta.len()
+            )
         }
         let count = n * hw;
         let (mean, var) = match &self.stats {
@@ -151,8 +158,14 @@ impl CustomOp3 for BatchNormOp {
                     (e * e, 0.0)
                 })?;
                 let var: Vec<f64> = sq.iter().map(|s| s.0 / count.max(1) as f64).collect();
-                *self.batch.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))? =
-                    BatchStatistics { mean: mean.clone(), var: var.clone(), count };
+                *self
+                    .batch
+                    .lock()
+                    .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = BatchStatistics {
+                    mean: mean.clone(),
+                    var: var.clone(),
+                    count,
+                };
                 (mean, var)
             }
             Statistics::Running { mean, var } => (
@@ -162,10 +175,19 @@ impl CustomOp3 for BatchNormOp {
         };
         let invstd: Vec<f64> = var.iter().map(|v| 1.0 / (v + self.eps).sqrt()).collect();
         let affine: Vec<Affine> = (0..c)
-            .map(|ch| ((gamma[ch] as f64 * invstd[ch]) as f32, mean[ch] as f32, beta[ch]))
+            .map(|ch| {
+                (
+                    (gamma[ch] as f64 * invstd[ch]) as f32,
+                    mean[ch] as f32,
+                    beta[ch],
+                )
+            })
             .collect();
         let out = per_channel_affine(x, d, &affine, None)?;
-        *self.used.lock().map_err(|_| candle_core::Error::Msg("poisoned".into()))? = (mean, invstd);
+        *self
+            .used
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = (mean, invstd);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -209,7 +231,12 @@ impl CustomOp3 for BatchNormOp {
                         .map(|ch| (k[ch] as f32, (sums[ch].0 / m) as f32, 0.0))
                         .collect();
                     let t: Vec<(f32, f32)> = (0..c)
-                        .map(|ch| ((-k[ch] * invstd[ch] * sums[ch].1 / m) as f32, mean[ch] as f32))
+                        .map(|ch| {
+                            (
+                                (-k[ch] * invstd[ch] * sums[ch].1 / m) as f32,
+                                mean[ch] as f32,
+                            )
+                        })
                         .collect();
                     per_channel_affine(g, d, &affine, Some((xd, &t)))?
                 }

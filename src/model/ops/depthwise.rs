@@ -39,7 +39,17 @@ impl Depthwise {
         if h + 2 * p < k || wd + 2 * p < k || s == 0 {
             bail!("{NAME}: the {h}×{wd} input is smaller than the {k}×{k} kernel")
         }
-        Ok(Geometry { n, c, h, w: wd, k, oh: (h + 2 * p - k) / s + 1, ow: (wd + 2 * p - k) / s + 1, p, s })
+        Ok(Geometry {
+            n,
+            c,
+            h,
+            w: wd,
+            k,
+            oh: (h + 2 * p - k) / s + 1,
+            ow: (wd + 2 * p - k) / s + 1,
+            p,
+            s,
+        })
     }
 }
 
@@ -101,7 +111,13 @@ impl CustomOp2 for Depthwise {
         NAME
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = self.geometry(xl.shape(), wl.shape())?;
         let x = cpu::storage_f32(xs, xl, NAME)?;
         let w = cpu::storage_f32(ws, wl, NAME)?;
@@ -125,7 +141,13 @@ impl CustomOp2 for Depthwise {
         Ok((CpuStorage::F32(out), Shape::from((g.n, g.c, g.oh, g.ow))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry(x.shape(), w.shape())?;
         let (x, w, grad) = (x.contiguous()?, w.contiguous()?, grad.contiguous()?);
         let (xs, xl) = x.storage_and_layout();
@@ -142,7 +164,10 @@ impl CustomOp2 for Depthwise {
         let mut dw_planes = vec![0f32; planes * kk];
         let ranges = cpu::ranges(planes, 4 * cpu::MAX_CHUNKS);
         let dxs: Vec<Option<&mut [f32]>> = if want_dx {
-            cpu::split_mut(&mut dx, &ranges, g.h * g.w).into_iter().map(Some).collect()
+            cpu::split_mut(&mut dx, &ranges, g.h * g.w)
+                .into_iter()
+                .map(Some)
+                .collect()
         } else {
             (0..ranges.len()).map(|_| None).collect()
         };
@@ -172,7 +197,11 @@ impl CustomOp2 for Depthwise {
                 }
             }
         }
-        let dx = if want_dx { Some(Tensor::from_vec(dx, x.shape(), x.device())?) } else { None };
+        let dx = if want_dx {
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?)
+        } else {
+            None
+        };
         Ok((dx, Some(Tensor::from_vec(dw, w.shape(), w.device())?)))
     }
 }

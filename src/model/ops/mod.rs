@@ -79,8 +79,8 @@ mod testutil;
 
 pub mod avg_pool;
 pub mod batch_norm;
-pub mod depthwise;
 pub mod conv2d;
+pub mod depthwise;
 pub mod linear;
 pub mod max_pool;
 
