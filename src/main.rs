@@ -22,6 +22,19 @@ const EXIT_JOBS_FAILED: u8 = 1;
 const EXIT_INVALID: u8 = 2;
 const EXIT_INTERNAL: u8 = 3;
 
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// before it already holds (errors that print their source themselves).
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`assay plan … | head`) instead of panicking in `println!`. A run killed this way leaves
@@ -38,7 +51,7 @@ fn main() -> ExitCode {
                 eprint!("{spec_error}");
                 return ExitCode::from(EXIT_INVALID);
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             if e.downcast_ref::<PrepareError>().is_some()
                 || e.downcast_ref::<RunRefused>().is_some()
                 || e.downcast_ref::<ReportError>()

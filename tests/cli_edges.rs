@@ -189,3 +189,50 @@ fn sizes_that_cannot_run_are_refused_at_validation_with_the_numbers() {
         r.stderr
     );
 }
+
+#[test]
+fn a_duplicate_key_is_shown_at_both_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{}[train]\nepochs = 1\nbatch_size = 8\nepochs = 2\n",
+        base()
+    );
+    let spec = write_spec(dir.path(), &text);
+    let r = assay(dir.path(), &["validate", spec.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let second = text.lines().position(|l| l == "epochs = 2").unwrap() + 1;
+    let first = text.lines().position(|l| l == "epochs = 1").unwrap() + 1;
+    assert!(
+        r.stderr.contains("error: invalid TOML: duplicate key"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains(&format!(":{second}:1")), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "= help: `epochs` is first defined at line {first}, column 1"
+        )),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path(), &base());
+    // A runs folder under a regular file cannot be created.
+    std::fs::write(dir.path().join("file"), b"").unwrap();
+    let r = assay(
+        dir.path(),
+        &["run", spec.to_str().unwrap(), "--runs-dir", "file/runs"],
+    );
+    assert_ne!(r.code, 0);
+    let line = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_default();
+    assert!(line.contains("(os error"), "{}", r.stderr);
+    assert_eq!(line.matches("(os error").count(), 1, "{line}");
+}

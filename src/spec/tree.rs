@@ -59,15 +59,22 @@ impl Value {
 
 /// Parses TOML text from source `source` into a spanned tree.
 pub fn parse(text: &str, source: usize) -> Result<Node, Diagnostic> {
-    let doc = toml_edit::Document::parse(text).map_err(|e| Diagnostic {
-        span: e.span().map(|r| Span {
-            source,
-            start: r.start,
-            end: r.end,
-        }),
-        path: String::new(),
-        message: format!("invalid TOML: {}", e.message().trim_end()),
-        help: None,
+    let doc = toml_edit::Document::parse(text).map_err(|e| {
+        let message = e.message().trim_end();
+        let help = match e.span() {
+            Some(r) if message.starts_with("duplicate key") => first_definition(text, r),
+            _ => None,
+        };
+        Diagnostic {
+            span: e.span().map(|r| Span {
+                source,
+                start: r.start,
+                end: r.end,
+            }),
+            path: String::new(),
+            message: format!("invalid TOML: {message}"),
+            help,
+        }
     })?;
     let root = doc
         .as_item()
@@ -82,6 +89,72 @@ pub fn parse(text: &str, source: usize) -> Result<Node, Diagnostic> {
             end: 0,
         },
     })
+}
+
+/// Where the key that `dup` (a byte range of `text`) defines a second time was first defined,
+/// as a help line: the same table header earlier, the same key earlier in its inline table,
+/// or the same key earlier in its `[table]` section.
+fn first_definition(text: &str, dup: std::ops::Range<usize>) -> Option<String> {
+    let unquote = |k: &str| k.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+    let key = unquote(text.get(dup.clone())?);
+    let line_start = text[..dup.start].rfind('\n').map_or(0, |i| i + 1);
+    let line = &text[line_start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    let before_on_line = &text[line_start..dup.start];
+    let header = |l: &str| {
+        let l = l.trim();
+        (l.starts_with('[') && !l.starts_with("[["))
+            .then(|| unquote(l.trim_start_matches('[').split(']').next().unwrap_or("")))
+    };
+    let key_of = |l: &str| l.split('=').next().map(unquote);
+    let found = if header(line).is_some() && before_on_line.trim() == "[" {
+        // A table header defined twice: the earlier identical header.
+        let mut at = 0;
+        text[..line_start].split_inclusive('\n').find_map(|l| {
+            let here = at;
+            at += l.len();
+            (header(l).as_deref() == Some(key.as_str()))
+                .then_some(here + l.len() - l.trim_start().len() + 1)
+        })
+    } else if let Some(open) = before_on_line.rfind('{') {
+        // A key twice in one inline table: an earlier `key =` after the brace.
+        let inner = &before_on_line[open + 1..];
+        let mut at = line_start + open + 1;
+        inner.split(',').find_map(|part| {
+            let here = at;
+            at += part.len() + 1;
+            (key_of(part).as_deref() == Some(key.as_str()))
+                .then_some(here + part.len() - part.trim_start().len())
+        })
+    } else {
+        // A key twice in one [table] section: scan back to the section's header.
+        let mut found = None;
+        let mut end = line_start;
+        for l in text[..line_start]
+            .split_inclusive('\n')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+        {
+            let start = end - l.len();
+            end = start;
+            if header(l).is_some() || l.trim_start().starts_with("[[") {
+                break;
+            }
+            if l.contains('=') && key_of(l).as_deref() == Some(key.as_str()) {
+                found = Some(start + l.len() - l.trim_start().len());
+            }
+        }
+        found
+    }?;
+    let line_no = text[..found].matches('\n').count() + 1;
+    let col = text[text[..found].rfind('\n').map_or(0, |i| i + 1)..found]
+        .chars()
+        .count()
+        + 1;
+    Some(format!(
+        "`{key}` is first defined at line {line_no}, column {col}; keep one of the two"
+    ))
 }
 
 fn span_of(range: Option<std::ops::Range<usize>>, source: usize, fallback: Span) -> Span {
@@ -306,6 +379,27 @@ pub fn set_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_key_names_its_first_definition() {
+        let help = |text: &str| parse(text, 0).unwrap_err().help.unwrap_or_default();
+        assert_eq!(
+            help("name = \"x\"\n[train]\nepochs = 1\nbatch_size = 3\nepochs = 2\n"),
+            "`epochs` is first defined at line 3, column 1; keep one of the two"
+        );
+        assert_eq!(
+            help("name = \"x\"\n[train]\nepochs = 1\n[model]\na = 1\n[train]\nb = 2\n"),
+            "`train` is first defined at line 2, column 2; keep one of the two"
+        );
+        assert_eq!(
+            help("train = { epochs = 1, epochs = 2 }\n"),
+            "`epochs` is first defined at line 1, column 11; keep one of the two"
+        );
+        assert_eq!(
+            help("[a]\nx = 1\n[b]\n  \"x\" = 1\n  x = 2\n"),
+            "`x` is first defined at line 4, column 3; keep one of the two"
+        );
+    }
 
     #[test]
     fn paths_round_trip() {
