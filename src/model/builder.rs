@@ -37,7 +37,13 @@ pub struct Builder<'a> {
     activations: usize,
     flops: usize,
     lowering: usize,
+    /// Values created so far (parameters and buffers).
+    values: usize,
 }
+
+/// The most parameter and buffer values a build creates (4 GiB of f32): a size key beyond it
+/// is an error before anything is allocated.
+pub const MAX_VALUES: usize = 1 << 30;
 
 impl<'a> Builder<'a> {
     pub fn new(init: Init<'a>, device: &Device) -> Self {
@@ -49,6 +55,7 @@ impl<'a> Builder<'a> {
             activations: 0,
             flops: 0,
             lowering: 0,
+            values: 0,
         }
     }
 
@@ -57,7 +64,16 @@ impl<'a> Builder<'a> {
     }
 
     fn tensor(&mut self, shape: &[usize], fill: Fill) -> Result<Var> {
-        let n: usize = shape.iter().product();
+        let n = shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .unwrap_or(usize::MAX);
+        self.values = self.values.saturating_add(n);
+        if self.values > MAX_VALUES {
+            candle_core::bail!(
+                "the model has more than {MAX_VALUES} parameters, beyond what any machine here trains"
+            )
+        }
         let rng = match &mut self.init {
             Init::Dry => return Var::zeros(shape, candle_core::DType::F32, &self.device),
             Init::Seeded(rng) => rng,
@@ -91,8 +107,11 @@ impl<'a> Builder<'a> {
     /// Non-trainable state saved with the weights (batch-norm running statistics).
     pub fn buffer(&mut self, name: &str, shape: &[usize], value: f32) -> Result<Var> {
         let var = match self.init {
-            Init::Dry => Var::zeros(shape, candle_core::DType::F32, &self.device)?,
-            Init::Seeded(_) => init::constant(value, shape, &self.device)?,
+            Init::Dry => self.tensor(shape, Fill::Constant(0.0))?,
+            Init::Seeded(_) => {
+                self.values = self.values.saturating_add(shape.iter().product());
+                init::constant(value, shape, &self.device)?
+            }
         };
         self.buffers.push((name.to_string(), var.clone()));
         Ok(var)
@@ -165,6 +184,14 @@ mod tests {
         assert!(v.iter().all(|x| x.abs() <= 0.04 + 1e-6));
         let std = (v.iter().map(|x| x * x).sum::<f32>() / 1000.0).sqrt();
         assert!((0.013..0.022).contains(&std), "std {std}");
+        let mut b = Builder::new(Init::Dry, &Device::Cpu);
+        let err = b
+            .param("huge", &[1 << 20, 1 << 11], Fill::Normal(1.0), true)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("more than 1073741824 parameters"),
+            "{err}"
+        );
         let mut b = Builder::new(Init::Dry, &Device::Cpu);
         let w = b.param("w", &[3, 3], Fill::Normal(1.0), true).unwrap();
         assert_eq!(

@@ -101,6 +101,11 @@ fn checked(
         Ok(_) => Some(spec),
         Err(message) => {
             let (c, h, w) = input;
+            let help = if message.contains("parameters, beyond") {
+                "use a smaller width, depth or size"
+            } else {
+                "use larger images (data.image_size or a resize transform) or a smaller model"
+            };
             d.error(
                 span,
                 &[Segment::Key("model".into())],
