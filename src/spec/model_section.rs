@@ -110,10 +110,7 @@ fn checked(
                 span,
                 &[Segment::Key("model".into())],
                 format!("impossible model for {c}×{h}×{w} images: {message}"),
-                Some(
-                    "use larger images (data.image_size or a resize transform) or a smaller model"
-                        .into(),
-                ),
+                Some(help.into()),
             );
             None
         }
