@@ -625,37 +625,7 @@ mod tests {
         };
         assert_eq!(dims("layers.3.layers.0.weight"), vec![4, 1, 3, 3]);
         assert_eq!(dims("layers.3.layers.2.weight"), vec![8, 2, 1, 1]);
-        let x = Tensor::randn(0f32, 1.0, (5, 2, 8, 8), &dev).unwrap();
-        let y = Tensor::new(&[0u32, 1, 2, 1, 0], &dev).unwrap();
-        let logits = net
-            .forward(
-                &x,
-                Mode::Train,
-                &mut crate::train::rng::stream(1, "dropout", 0),
-            )
-            .unwrap();
-        assert_eq!(logits.dims(), &[5, 3]);
-        let grads = candle_nn::loss::cross_entropy(&logits, &y)
-            .unwrap()
-            .backward()
-            .unwrap();
-        for p in net.params() {
-            let g = grads
-                .get(p.var.as_tensor())
-                .unwrap_or_else(|| panic!("no gradient for {}", p.name));
-            let norm = g
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            assert!(
-                norm > 0.0 && norm.is_finite(),
-                "{} has gradient norm {norm}",
-                p.name
-            );
-        }
+        crate::model::arch::tests::assert_every_parameter_learns(&net, (2, 8, 8), 3);
         let estimate =
             crate::model::cost::estimate(&layers, Shape::Spatial { c: 2, h: 8, w: 8 }, 3).unwrap();
         assert_eq!(estimate.parameters, net.parameter_count() as u64);
