@@ -41,6 +41,10 @@ pub enum Command {
         /// Print JSON for scripts
         #[arg(long)]
         json: bool,
+        /// Folder holding <experiment name>/ from an earlier run: each job is marked as
+        /// finished, continued for more epochs, or new
+        #[arg(long, default_value = "runs", value_name = "DIR")]
+        runs_dir: PathBuf,
     },
     /// Run an experiment: every job of the plan, resuming where an earlier run stopped
     Run {

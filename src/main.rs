@@ -160,7 +160,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Command::Plan { spec, json, data } => {
+        Command::Plan {
+            spec,
+            json,
+            data,
+            runs_dir,
+        } => {
             let e = load(&spec)?;
             if data {
                 print_data_check(&check_data(&e)?);
@@ -169,7 +174,24 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&plan)?);
             } else {
-                print!("{}", assay::plan::render(&plan));
+                let dir = assay::store::ExperimentDir::new(&runs_dir, &plan.experiment);
+                let earlier = assay::exec::orchestrator::earlier_plan(&dir);
+                let growth = earlier.as_ref().map(|(last, ledger)| {
+                    assay::exec::orchestrator::growth_of(last, ledger, &plan)
+                });
+                print!("{}", assay::plan::render(&plan, growth.as_ref()));
+                if let Some(g) = growth.filter(|g| !g.unchanged()) {
+                    let verdict = if g.only_grows() {
+                        "`assay run` runs only what is new"
+                    } else {
+                        "`assay run` refuses it without --force"
+                    };
+                    println!(
+                        "compared with {}: {}; {verdict}",
+                        dir.root.display(),
+                        g.summary()
+                    );
+                }
             }
             Ok(0)
         }

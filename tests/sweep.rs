@@ -397,7 +397,9 @@ fn a_killed_sweep_resumes_and_ends_as_if_nothing_happened() {
                 log.contains(&format!("resuming job {id} after epoch")),
                 "{id} resumed from its checkpoint:\n{log}"
             );
-            assert!(!job_dir.join("checkpoint.safetensors").exists());
+            // a finished job keeps its last checkpoint (more epochs continue from it), only
+            assert!(job_dir.join("checkpoint.safetensors").exists());
+            assert!(!job_dir.join("checkpoint.previous.safetensors").exists());
         }
         let resumed = common::cli::metrics(&job_dir);
         let clean = common::cli::metrics(&dir.path().join("reference/killed").join(id));
@@ -624,4 +626,91 @@ fn group_kfold_never_splits_a_group_across_folds() {
         "{}",
         r.stderr
     );
+}
+
+/// A job's final metrics, best epoch and history, without the timings.
+fn outcome(job_dir: &Path) -> serde_json::Value {
+    let mut m = common::cli::metrics(job_dir);
+    for epoch in m["history"].as_array_mut().unwrap() {
+        epoch.as_object_mut().unwrap().remove("seconds");
+    }
+    serde_json::json!({ "final": m["final"], "history": m["history"], "best_epoch": m["best_epoch"] })
+}
+
+fn done_ids(exp: &Path) -> Vec<String> {
+    let l = ledger(exp);
+    let jobs = l["jobs"].as_object().unwrap();
+    assert!(jobs.values().all(|e| e["state"] == "done"), "{l}");
+    jobs.keys().cloned().collect()
+}
+
+#[test]
+fn a_finished_sweep_grows_and_runs_only_what_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 600, 100);
+    let lr = |values: &str| format!("repeats = {}\n[sweep.parameters]\n\"optimizer.lr\" = [{values}]\n", if values.contains(',') { 2 } else { 1 });
+    let spec = write_spec(dir.path(), &sweep_spec("grows", &data, 2, &lr("0.003")));
+    let spec_arg = spec.to_str().unwrap();
+    let plan = |runs: &str| assay(dir.path(), &["plan", spec_arg, "--runs-dir", runs]);
+    assert_eq!(run_spec(dir.path(), &spec, &[]).code, 0);
+    let exp = dir.path().join("runs/grows");
+    let first = done_ids(&exp);
+    assert_eq!(first.len(), 2);
+
+    // A grid value and a repeat more: the two finished jobs stay, six new ones run.
+    write_spec(dir.path(), &sweep_spec("grows", &data, 2, &lr("0.001, 0.003")));
+    let p = plan("runs");
+    assert!(
+        p.stdout.contains("compared with runs/grows: 2 job(s) kept, 6 new; `assay run` runs only what is new"),
+        "{}",
+        p.stdout
+    );
+    assert_eq!(p.stdout.matches("  new\n").count(), 6, "{}", p.stdout);
+    let grown = run_spec(dir.path(), &spec, &[]);
+    assert_eq!(grown.code, 0, "{}\n{}", grown.stdout, grown.stderr);
+    assert!(
+        grown.stdout.contains("the plan changed: 2 job(s) kept, 6 new"),
+        "{}",
+        grown.stdout
+    );
+    assert!(grown.stdout.contains("8 jobs; 2 already finished"), "{}", grown.stdout);
+    let second = done_ids(&exp);
+    assert_eq!(second.len(), 8);
+    for id in &first {
+        assert_eq!(starts(&exp.join(id)), 1, "{id} ran again");
+    }
+
+    // One epoch more: every job continues from its last checkpoint under its new id and ends
+    // as a job trained for three epochs from the start does.
+    write_spec(dir.path(), &sweep_spec("grows", &data, 3, &lr("0.001, 0.003")));
+    let p = plan("runs");
+    assert!(
+        p.stdout.contains("0 job(s) kept, 8 continued for more epochs (2 → 3)"),
+        "{}",
+        p.stdout
+    );
+    assert_eq!(p.stdout.matches(" after epoch 2\n").count(), 8, "{}", p.stdout);
+    let longer = run_spec(dir.path(), &spec, &[]);
+    assert_eq!(longer.code, 0, "{}\n{}", longer.stdout, longer.stderr);
+    let third = done_ids(&exp);
+    assert_eq!(third.len(), 8);
+    for id in &second {
+        assert!(!exp.join(id).exists(), "{id} was moved to its new id");
+    }
+    let reference = assay(dir.path(), &["run", spec_arg, "--runs-dir", "reference"]);
+    assert_eq!(reference.code, 0, "{}", reference.stderr);
+    for id in &third {
+        let log = std::fs::read_to_string(exp.join(id).join("log.txt")).unwrap();
+        assert!(log.contains(&format!("resuming job {id} after epoch 2")), "{log}");
+        assert_eq!(
+            outcome(&exp.join(id)),
+            outcome(&dir.path().join("reference/grows").join(id)),
+            "{id}"
+        );
+    }
+
+    // Fewer epochs continue nothing: refused, as any other change is.
+    let shrunk = run_spec(dir.path(), &spec, &["--set", "train.epochs=2"]);
+    assert_eq!(shrunk.code, 2, "{}", shrunk.stderr);
+    assert!(shrunk.stderr.contains("train.epochs: 3 → 2"), "{}", shrunk.stderr);
 }

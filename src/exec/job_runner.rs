@@ -310,10 +310,12 @@ pub fn run_prepared(
             })?;
             record.status = state.name();
             write_record(&record)?;
-            checkpoint_file::remove(&dir)?;
             if state == JobState::Pruned {
+                checkpoint_file::remove(&dir)?;
                 JobEnd::Pruned
             } else {
+                // The last checkpoint stays: more epochs asked later continue from it.
+                checkpoint_file::remove_previous(&dir)?;
                 JobEnd::Done
             }
         }

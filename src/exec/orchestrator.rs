@@ -19,6 +19,7 @@ use super::progress::Progress;
 use super::scheduler::{self, Slots};
 use super::worker;
 use crate::data::inventory::Inventory;
+use crate::plan::growth::{Continued, Growth};
 use crate::plan::Plan;
 use crate::spec::Experiment;
 use crate::store::ledger::{JobEntry, JobState, Ledger, LEDGER_VERSION};
@@ -130,14 +131,17 @@ fn open_ledger(
     plan: &Plan,
     force: bool,
     retry_failed: bool,
-) -> anyhow::Result<(Ledger, Vec<String>)> {
+) -> anyhow::Result<OpenedLedger> {
     let fingerprint = plan.fingerprint();
     let spec = crate::plan::portable_json(&experiment.base, &experiment.spec_dir);
     let mut warnings = Vec::new();
+    let mut notes = Vec::new();
     // The plan the folder was last run with: what a rebuilt ledger's jobs come from.
-    let last_fingerprint = std::fs::read(dir.plan())
+    let last_plan = std::fs::read(dir.plan())
         .ok()
-        .and_then(|b| serde_json::from_slice::<Plan>(&b).ok())
+        .and_then(|b| serde_json::from_slice::<Plan>(&b).ok());
+    let last_fingerprint = last_plan
+        .as_ref()
         .map_or_else(|| fingerprint.clone(), |p| p.fingerprint());
     let loaded = crate::store::health::load_ledger(dir, &last_fingerprint, &spec)?;
     let loaded = match loaded {
@@ -155,17 +159,29 @@ fn open_ledger(
         None => None,
     };
     let mut ledger = match loaded {
-        Some(old) if old.fingerprint != fingerprint && !force => {
-            let mut changes = Vec::new();
-            json_changes(&old.spec, &spec, "", &mut changes);
-            if changes.is_empty() {
-                changes.push("  the sweep (its parameters, trials or repeats)".into());
+        Some(mut old) if old.fingerprint != fingerprint => {
+            let growth = last_plan.as_ref().map(|last| growth_of(last, &old, plan));
+            let grows = growth.as_ref().is_some_and(Growth::only_grows);
+            if !grows && !force {
+                let mut changes = Vec::new();
+                json_changes(&old.spec, &spec, "", &mut changes);
+                if changes.is_empty() {
+                    changes.push("  the sweep (its parameters, trials or repeats)".into());
+                }
+                return Err(RunRefused::SpecChanged {
+                    dir: dir.root.clone(),
+                    changes: changes.join("\n"),
+                }
+                .into());
             }
-            return Err(RunRefused::SpecChanged {
-                dir: dir.root.clone(),
-                changes: changes.join("\n"),
+            if let Some(growth) = growth {
+                notes.push(format!("the plan changed: {}", growth.summary()));
+                continue_jobs(dir, &mut old, plan, &growth.continued, &mut warnings);
             }
-            .into());
+            old.jobs.retain(|id, e| e.refit || plan.job(id).is_some());
+            old.fingerprint = fingerprint;
+            old.spec = spec;
+            old
         }
         Some(mut old) => {
             old.jobs.retain(|id, e| e.refit || plan.job(id).is_some());
@@ -199,10 +215,12 @@ fn open_ledger(
         }
     }
     for job in &plan.jobs {
-        ledger
+        let entry = ledger
             .jobs
             .entry(job.id.clone())
             .or_insert_with(|| entry_for(job));
+        // Grid values added to a sweep renumber the trials after them.
+        entry.trial = job.trial;
     }
     let problems = crate::store::health::unfinished_after_all(dir, &ledger);
     for (id, problem) in &problems {
@@ -211,7 +229,79 @@ fn open_ledger(
         ));
     }
     crate::store::health::demote(&mut ledger, &problems);
-    Ok((ledger, warnings))
+    Ok(OpenedLedger {
+        ledger,
+        warnings,
+        notes,
+    })
+}
+
+/// The ledger a run continues with, and what the user should hear about it.
+struct OpenedLedger {
+    ledger: Ledger,
+    /// Repairs and surprises.
+    warnings: Vec<String>,
+    /// What changed in the plan, when it grew.
+    notes: Vec<String>,
+}
+
+/// The plan and ledger a folder was last run with, when both can be read.
+pub fn earlier_plan(dir: &ExperimentDir) -> Option<(Plan, Ledger)> {
+    let plan = serde_json::from_slice(&std::fs::read(dir.plan()).ok()?).ok()?;
+    let ledger = Ledger::load(&dir.root).ok()??;
+    Some((plan, ledger))
+}
+
+/// How `plan` relates to the plan the folder was last run with (`last`), its refit job aside.
+pub fn growth_of(last: &Plan, ledger: &Ledger, plan: &Plan) -> Growth {
+    let mut last = last.clone();
+    last.jobs
+        .retain(|j| !ledger.jobs.get(&j.id).is_some_and(|e| e.refit));
+    crate::plan::growth::compare(&last, plan)
+}
+
+/// Moves the folders of jobs the new plan trains for more epochs to their new ids, so that
+/// they continue from their last checkpoint; a finished job without one trains afresh under
+/// its new id (with a warning), its old folder left as it was.
+fn continue_jobs(
+    dir: &ExperimentDir,
+    ledger: &mut Ledger,
+    plan: &Plan,
+    continued: &[Continued],
+    warnings: &mut Vec<String>,
+) {
+    for c in continued {
+        let (Some(entry), Some(job)) = (ledger.jobs.get(&c.from), plan.job(&c.to)) else {
+            continue;
+        };
+        let (from, to) = (dir.job(&c.from), dir.job(&c.to));
+        if to.root.exists() {
+            continue;
+        }
+        if entry.state == JobState::Done && !from.checkpoint().exists() {
+            warnings.push(format!(
+                "job {} has no checkpoint to continue from: its {} epochs run afresh as job {}",
+                c.from, c.epochs_after, c.to
+            ));
+            continue;
+        }
+        if let Err(e) = std::fs::rename(&from.root, &to.root) {
+            warnings.push(format!(
+                "cannot move {} to {} ({e}): job {} runs afresh",
+                from.root.display(),
+                to.root.display(),
+                c.to
+            ));
+            continue;
+        }
+        let mut entry = ledger.jobs.remove(&c.from).unwrap_or_else(|| entry_for(job));
+        if entry.state == JobState::Done {
+            entry.state = JobState::Pending;
+        }
+        entry.epochs = c.epochs_after;
+        entry.updated_at = now();
+        ledger.jobs.insert(c.to.clone(), entry);
+    }
 }
 
 /// Compares the data just loaded with the inventory the experiment started on and warns, naming
@@ -426,10 +516,13 @@ pub fn run(
         progress.note(&format!("moved the earlier run to {}", aside.display()));
     }
     let _lock = RunLock::acquire(&dir.root).map_err(RunRefused::from)?;
-    let (mut ledger, warnings) =
-        open_ledger(&dir, experiment, &plan, opts.force, opts.retry_failed)?;
-    for w in warnings {
+    let opened = open_ledger(&dir, experiment, &plan, opts.force, opts.retry_failed)?;
+    let mut ledger = opened.ledger;
+    for w in opened.warnings {
         progress.note(&format!("warning: {w}"));
+    }
+    for n in opened.notes {
+        progress.note(&n);
     }
     check_data(&dir, &data, progress)?;
     let folds_path = dir.folds();

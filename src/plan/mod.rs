@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 
 use crate::spec::{Experiment, ParamValue, Spec};
 
+pub mod growth;
+
 /// One unit of work: a trial's resolved config on one fold with one seed.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Job {
@@ -178,8 +180,9 @@ pub fn job_spec_text(plan: &Plan, job: &Job) -> String {
     )
 }
 
-/// The plan as text: trials with their swept values, then their jobs.
-pub fn render(plan: &Plan) -> String {
+/// The plan as text: trials with their swept values, then their jobs; compared with the plan a
+/// run folder was last run with, each job says whether it is new or continues an earlier one.
+pub fn render(plan: &Plan, growth: Option<&growth::Growth>) -> String {
     let mut out = format!(
         "experiment {}: {} trial(s) × {} fold(s) × {} repeat(s) = {} job(s)\n",
         plan.experiment,
@@ -204,8 +207,17 @@ pub fn render(plan: &Plan) -> String {
             ));
         }
         let fold = job.fold.map_or("-".to_string(), |f| f.to_string());
+        let change = growth.map_or(String::new(), |g| {
+            if let Some(c) = g.continued.iter().find(|c| c.to == job.id) {
+                format!("  continues {} after epoch {}", c.from, c.epochs_before)
+            } else if g.new.contains(&job.id) {
+                "  new".to_string()
+            } else {
+                String::new()
+            }
+        });
         out.push_str(&format!(
-            "  job {}  fold {fold}  repeat {}  seed {}  {} epochs\n",
+            "  job {}  fold {fold}  repeat {}  seed {}  {} epochs{change}\n",
             job.id, job.repeat, job.seed, job.spec.train.epochs
         ));
     }

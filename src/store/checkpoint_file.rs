@@ -215,7 +215,17 @@ pub fn load_latest(dir: &JobDir, device: &Device) -> (Option<Checkpoint>, Vec<St
 
 /// Removes the job's checkpoints (its training is over).
 pub fn remove(dir: &JobDir) -> Result<(), CheckpointError> {
-    for path in [dir.checkpoint(), dir.previous_checkpoint()] {
+    remove_paths([dir.checkpoint(), dir.previous_checkpoint()])
+}
+
+/// Removes the previous checkpoint only: a finished job keeps its last one, from which it
+/// continues when a later spec asks for more epochs.
+pub fn remove_previous(dir: &JobDir) -> Result<(), CheckpointError> {
+    remove_paths([dir.previous_checkpoint()])
+}
+
+fn remove_paths<const N: usize>(paths: [PathBuf; N]) -> Result<(), CheckpointError> {
+    for path in paths {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
