@@ -208,6 +208,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             retry_failed,
         } => {
             let e = load(&spec)?;
+            assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
             let opts = orchestrator::RunOptions {
                 runs_dir,
@@ -372,6 +373,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             json,
         } => {
             let e = load(&spec)?;
+            assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
             let r = bench::bench(&e.base, steps as usize, threads, loader_threads.into())?;
             if json {

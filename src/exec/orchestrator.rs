@@ -200,10 +200,19 @@ fn open_ledger(
             rungs: BTreeMap::new(),
         },
     };
-    for entry in ledger.jobs.values_mut() {
+    for (id, entry) in ledger.jobs.iter_mut() {
         match entry.state {
-            // Its worker died with the last orchestrator: resume it from its checkpoint.
-            JobState::Running => entry.state = JobState::Pending,
+            // Its worker died with the last orchestrator: resume it from its checkpoint, unless
+            // it had written its final metrics by then.
+            JobState::Running => match crate::store::health::finished_in_folder(dir, id) {
+                Some(m) => {
+                    entry.state = m.status.unwrap_or(JobState::Done);
+                    entry.epochs_done = m.history.len();
+                    entry.best_epoch = m.best_epoch;
+                    entry.updated_at = now();
+                }
+                None => entry.state = JobState::Pending,
+            },
             // A crash or an I/O error may pass on another try; divergence would only repeat,
             // unless asked for.
             JobState::Failed if entry.retryable || retry_failed => {
@@ -516,6 +525,8 @@ pub fn run(
         progress.note(&format!("moved the earlier run to {}", aside.display()));
     }
     let _lock = RunLock::acquire(&dir.root).map_err(RunRefused::from)?;
+    // Half-written files of a run that died; whatever they were replacing is intact.
+    crate::store::health::remove_stale_temp_files(&dir);
     let opened = open_ledger(&dir, experiment, &plan, opts.force, opts.retry_failed)?;
     let mut ledger = opened.ledger;
     for w in opened.warnings {

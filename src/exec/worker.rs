@@ -94,6 +94,7 @@ impl JobSink for Orchestrator<'_> {
 /// vanished file) ends it as [`JobEnd::EnvironmentFailed`], told to the orchestrator.
 pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<JobEnd> {
     crate::store::fault::arm_from_env();
+    crate::store::fault::arm_death_from_env();
     match load_and_run(opts) {
         Err(e) if is_environment(&e) => {
             let reason = format!("{e:#}");

@@ -25,6 +25,7 @@ pub fn write_atomic_with(
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
     let written = write(&tmp)
+        .map(|()| super::fault::while_writing(path, &tmp))
         .and_then(|()| super::fault::charge(&tmp))
         .and_then(|()| File::open(&tmp)?.sync_all());
     if let Err(e) = written {

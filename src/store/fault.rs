@@ -3,6 +3,10 @@
 //! `ASSAY_FAULT_ENOSPC_AFTER=N` makes crash-safe writes fail with "No space left on device" once
 //! the worker has written N bytes through them; `ASSAY_FAULT_PANIC_AFTER_EPOCH=N` makes the worker
 //! panic right after it checkpointed epoch N.
+//!
+//! `ASSAY_FAULT_DIE_DURING_WRITE=<file name>:<n>` is armed by `assay run` and by its workers: the
+//! process that makes the n-th crash-safe write of a file of that name stops half-way through
+//! it and kills its whole process group — orchestrator and workers — as a power cut would.
 
 use std::io;
 use std::path::Path;
@@ -12,6 +16,46 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 static BYTES_LEFT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The epoch after whose checkpoint the worker panics; `usize::MAX`: unarmed.
 static PANIC_EPOCH: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The file name and write count at which the process group dies; armed once.
+static DIE_DURING: std::sync::OnceLock<(String, usize)> = std::sync::OnceLock::new();
+/// Crash-safe writes of that file so far in this process.
+static WRITES_OF_DIE_FILE: AtomicUsize = AtomicUsize::new(0);
+
+/// Arms the death during a write the environment asks for (called once by `assay run` and once
+/// by `assay worker`).
+pub fn arm_death_from_env() {
+    let Ok(v) = std::env::var("ASSAY_FAULT_DIE_DURING_WRITE") else {
+        return;
+    };
+    if let Some((name, n)) = v.rsplit_once(':') {
+        if let Ok(n) = n.parse::<usize>() {
+            let _ = DIE_DURING.set((name.to_string(), n));
+        }
+    }
+}
+
+/// Called with the temp file of a crash-safe write of `path`, written but not yet renamed: at
+/// the armed write, cuts it to half and kills the process group.
+pub fn while_writing(path: &Path, tmp: &Path) {
+    let Some((name, n)) = DIE_DURING.get() else {
+        return;
+    };
+    if path.file_name().and_then(|f| f.to_str()) != Some(name.as_str()) {
+        return;
+    }
+    if WRITES_OF_DIE_FILE.fetch_add(1, Ordering::SeqCst) + 1 != *n {
+        return;
+    }
+    if let Ok(len) = std::fs::metadata(tmp).map(|m| m.len()) {
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tmp)
+            .and_then(|f| f.set_len(len / 2));
+    }
+    // SAFETY: kill(2) on our own process group; no memory is touched.
+    unsafe { libc::kill(0, libc::SIGKILL) };
+}
 
 /// Arms the faults the environment asks for (called once by `assay worker`).
 pub fn arm_from_env() {

@@ -40,6 +40,41 @@ fn sound_metrics(dir: &ExperimentDir, id: &str) -> Result<MetricsFile, String> {
     Ok(m)
 }
 
+/// How the job ended by its own sound `metrics.json`: done or pruned, or `None` (unfinished, or
+/// no sound file). A job that finished just as its orchestrator died is found here.
+pub fn finished_in_folder(dir: &ExperimentDir, id: &str) -> Option<MetricsFile> {
+    sound_metrics(dir, id)
+        .ok()
+        .filter(|m| matches!(m.status, Some(JobState::Done | JobState::Pruned)))
+}
+
+/// Removes the temp files of crash-safe writes that a dead process left in the experiment
+/// folder and its job folders (`.<name>.tmp.<pid>`); called with the run's lock held, when no
+/// other process can be writing there. Returns how many went.
+pub fn remove_stale_temp_files(dir: &ExperimentDir) -> usize {
+    let is_temp = |name: &str| name.starts_with('.') && name.contains(".tmp.");
+    let mut removed = 0;
+    let mut folders = vec![dir.root.clone()];
+    if let Ok(entries) = std::fs::read_dir(&dir.root) {
+        folders.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for folder in folders {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if is_temp(&name.to_string_lossy())
+                && entry.file_type().is_ok_and(|t| t.is_file())
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// The done and pruned jobs of `ledger` whose files say otherwise, with the reason.
 pub fn unfinished_after_all(dir: &ExperimentDir, ledger: &Ledger) -> Vec<(String, String)> {
     ledger
