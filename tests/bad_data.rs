@@ -346,3 +346,33 @@ fn empty_splits_are_refused_and_small_classes_warned_of() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains(warning), "{}", r.stdout);
 }
+
+#[test]
+fn data_too_large_to_hold_in_memory_is_refused_before_it_is_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    // Tiny IDX images asked for at 1000×1000 in colour: 3 MB each once decoded, and enough of
+    // them that two copies (the run's and a job's) pass 90% of this machine's memory.
+    let memory = assay::machine::memory().expect("/proc/meminfo is readable");
+    let n = (memory / 10 * 9 / 2 / 3_000_000 + 1) as usize;
+    let (images, labels) = (dir.path().join("big-images.gz"), dir.path().join("big-labels.gz"));
+    let pixels: Vec<u8> = (0..n * 16).map(|i| (i % 251) as u8).collect();
+    assay::data::idx::write_idx_images_gz(&images, n, 4, 4, &pixels).unwrap();
+    let classes: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();
+    assay::data::idx::write_idx_labels_gz(&labels, &classes).unwrap();
+    let text = format!(
+        "name = \"big\"\n[data]\nformat = \"idx\"\ntrain = {{ images = \"{}\", labels = \"{}\" }}\nimage_size = [1000, 1000]\nchannels = 3\n\n[preprocess]\nresize = \"bilinear\"\n\n[model]\narchitecture = \"cnn\"\nlayers = [{{ type = \"conv\", filters = 2, kernel = 5, stride = 5 }}, {{ type = \"max_pool\", size = 8 }}]\n\n[train]\nepochs = 1\nbatch_size = 1\n",
+        images.display(),
+        labels.display()
+    );
+    refused_before_running(
+        dir.path(),
+        &text,
+        &format!("big-images.gz: {n} images of 1000×1000×3 take "),
+    );
+    let r = run_spec(dir.path(), &write_spec(dir.path(), &text), &[]);
+    assert!(
+        r.stderr.contains("can hold twice (the run keeps one copy of the data and each job another); use a smaller data.image_size or fewer images"),
+        "{}",
+        r.stderr
+    );
+}

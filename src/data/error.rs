@@ -139,6 +139,18 @@ pub enum DataError {
         expected_height: usize,
     },
 
+    /// The decoded images would not fit in the machine's memory beside a second copy.
+    #[error("{}: {images} images of {width}×{height}×{channels} take {bytes} decoded, more than this machine's {memory} can hold twice (the run keeps one copy of the data and each job another); use a smaller data.image_size or fewer images", path.display())]
+    TooLarge {
+        path: PathBuf,
+        images: usize,
+        width: usize,
+        height: usize,
+        channels: usize,
+        bytes: String,
+        memory: String,
+    },
+
     /// Load options that cannot work (channels not 1 or 3, zero size, bad class list).
     #[error("invalid data options: {0}")]
     InvalidOptions(String),

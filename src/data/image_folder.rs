@@ -159,12 +159,7 @@ pub(crate) fn decode_files(
             )));
         }
     }
-    let total = image_len.checked_mul(files.len()).ok_or_else(|| {
-        DataError::InvalidOptions(format!(
-            "{} images of {image_len} bytes do not fit in memory",
-            files.len()
-        ))
-    })?;
+    let total = opts.decoded_bytes(files.len(), base)?;
     let mut pixels = vec![0u8; total];
     let results: Vec<Result<u64, DataError>> = pixels
         .par_chunks_mut(image_len)

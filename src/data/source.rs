@@ -28,6 +28,33 @@ pub struct LoadOptions {
 
 impl LoadOptions {
     /// Checks the options and returns the byte size of one image (c·h·w).
+    /// The bytes `n` images decoded at this size take, refused (naming `path`) when two copies
+    /// would not fit in 90% of the machine's memory: the run holds one and each job another.
+    pub fn decoded_bytes(&self, n: usize, path: &std::path::Path) -> Result<usize, DataError> {
+        let image_len = self.checked_image_len()?;
+        let total = image_len.checked_mul(n);
+        let memory = crate::machine::memory();
+        let fits = match (total, memory) {
+            (Some(t), Some(m)) => (t as u64).saturating_mul(2) <= m / 10 * 9,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        match total {
+            Some(t) if fits => Ok(t),
+            _ => Err(DataError::TooLarge {
+                path: path.to_path_buf(),
+                images: n,
+                width: self.width,
+                height: self.height,
+                channels: self.channels,
+                bytes: total.map_or("more than can be counted".into(), |t| {
+                    crate::machine::human_bytes(t as u64)
+                }),
+                memory: memory.map_or("memory".into(), crate::machine::human_bytes),
+            }),
+        }
+    }
+
     pub fn checked_image_len(&self) -> Result<usize, DataError> {
         if self.channels != 1 && self.channels != 3 {
             return Err(DataError::InvalidOptions(format!(
@@ -151,6 +178,7 @@ fn load_idx(
             (0..=max).map(|l| l.to_string()).collect()
         }
     };
+    opts.decoded_bytes(n, images)?;
     let (oh, ow) = (opts.height, opts.width);
     let gray = if (h, w) == (oh, ow) {
         pixels

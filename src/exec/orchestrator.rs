@@ -65,6 +65,13 @@ pub enum RunRefused {
     SpecChanged { dir: PathBuf, changes: String },
     #[error(transparent)]
     Data(#[from] prepare::PrepareError),
+    #[error("not even one job fits in this machine's memory: it needs about {need} ({model} to train its model, {data} for each of the worker's and this process's copies of the decoded data), but the machine has {have}; use a smaller train.batch_size or data.image_size, or fewer images")]
+    Memory {
+        need: String,
+        model: String,
+        data: String,
+        have: String,
+    },
 }
 
 /// Lists the key paths whose values differ between two JSON documents.
@@ -243,6 +250,57 @@ fn open_ledger(
         warnings,
         notes,
     })
+}
+
+/// How many jobs fit side by side in the machine's memory, and what each needs.
+#[derive(Clone, Debug)]
+struct MemoryFit {
+    jobs: usize,
+    each: String,
+}
+
+/// How many jobs fit in the machine's memory at once: each worker holds its own copy of the
+/// decoded data beside what its model needs to train (the largest of the plan's), and the
+/// orchestrator holds one more copy of the data. Refused before anything is written when not
+/// even one job fits; `None` when the machine's memory is unknown.
+fn fit_in_memory(plan: &Plan, data: &prepare::LoadedData) -> Result<Option<MemoryFit>, RunRefused> {
+    use crate::model::cost::{for_model, human_bytes, machine_memory};
+    let Some(memory) = machine_memory() else {
+        return Ok(None);
+    };
+    let pool = &data.pool;
+    let shape = (pool.channels, pool.height, pool.width);
+    let data_bytes = [Some(pool), data.test.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|s| s.pixels.len() as u64)
+        .sum::<u64>();
+    let training = plan
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            let cost = for_model(&j.spec.model, shape, j.spec.task, Some(data.classes.len()))?;
+            Some(cost.training_bytes(j.spec.train.batch_size.min(pool.len().max(1))))
+        })
+        .max()
+        .unwrap_or(0);
+    let per_job = training.saturating_add(data_bytes);
+    let each = format!(
+        "each needs about {} ({} to train its model, {} for its copy of the decoded data) of the machine's {}",
+        human_bytes(per_job),
+        human_bytes(training),
+        human_bytes(data_bytes),
+        human_bytes(memory)
+    );
+    match scheduler::jobs_that_fit(usize::MAX, per_job, data_bytes, memory) {
+        Some(jobs) => Ok(Some(MemoryFit { jobs, each })),
+        None => Err(RunRefused::Memory {
+            need: human_bytes(per_job.saturating_add(data_bytes)),
+            model: human_bytes(training),
+            data: human_bytes(data_bytes),
+            have: human_bytes(memory),
+        }),
+    }
 }
 
 /// The ledger a run continues with, and what the user should hear about it.
@@ -516,6 +574,7 @@ pub fn run(
     {
         progress.note(&format!("warning: {w}"));
     }
+    let memory_fit = fit_in_memory(&plan, &data)?;
     if opts.fresh && dir.root.exists() {
         let aside = dir
             .root
@@ -560,7 +619,14 @@ pub fn run(
         .values()
         .filter(|e| matches!(e.state, JobState::Pending | JobState::Running))
         .count();
-    let slots = scheduler::slots(opts.jobs, opts.threads, unfinished);
+    let mut slots = scheduler::slots(opts.jobs, opts.threads, unfinished);
+    if let Some(fit) = memory_fit.filter(|f| f.jobs < slots.jobs) {
+        progress.note(&format!(
+            "{} job(s) at a time fit in memory, not {}: {}",
+            fit.jobs, slots.jobs, fit.each
+        ));
+        slots = scheduler::slots(Some(fit.jobs), opts.threads, fit.jobs);
+    }
     let interrupts = interrupt_counter()?;
     let spec_revision = worker::spec_git_revision(spec_path);
     let pruning = experiment.sweep.as_ref().and_then(|s| s.pruning.clone());

@@ -23,6 +23,15 @@ pub fn slots(jobs: Option<usize>, threads: usize, pending: usize) -> Slots {
     }
 }
 
+/// How many of `wanted` jobs can run side by side in `memory` bytes when each needs `per_job`
+/// bytes and the orchestrator holds `shared` bytes (at most 90% of the machine is planned for);
+/// `None` when not even one fits.
+pub fn jobs_that_fit(wanted: usize, per_job: u64, shared: u64, memory: u64) -> Option<usize> {
+    let budget = (memory / 10 * 9).checked_sub(shared)?;
+    let fit = budget / per_job.max(1);
+    (fit >= 1).then(|| wanted.min(fit.min(usize::MAX as u64) as usize))
+}
+
 /// The next pending jobs to start, in plan order (trial by trial, fold by fold), at most `free`.
 pub fn next_jobs(plan: &Plan, ledger: &Ledger, free: usize) -> Vec<String> {
     plan.jobs
@@ -92,6 +101,16 @@ pub fn rung_verdict(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parallel_jobs_are_cut_to_what_fits_in_memory() {
+        let gib = 1u64 << 30;
+        assert_eq!(jobs_that_fit(4, gib, gib, 10 * gib), Some(4));
+        assert_eq!(jobs_that_fit(8, 2 * gib, gib, 10 * gib), Some(4));
+        assert_eq!(jobs_that_fit(8, 3 * gib, gib, 10 * gib), Some(2));
+        assert_eq!(jobs_that_fit(2, 9 * gib, gib, 10 * gib), None);
+        assert_eq!(jobs_that_fit(2, gib, 10 * gib, 10 * gib), None);
+    }
 
     #[test]
     fn threads_are_divided_between_slots() {
