@@ -784,3 +784,24 @@ fn a_residual_block_that_cannot_be_added_is_an_error() {
         r.stderr
     );
 }
+
+#[test]
+fn missing_data_points_at_the_command_the_spec_says_makes_it() {
+    let data = "[data]\nformat = \"csv\"\ntrain = \"data/mosaic/train.csv\"\nimage_size = [28, 28]\n";
+    let text = format!(
+        "# Made by:\n#   python3 scripts/make-mosaic.py --small    # writes data/mosaic/ (~10 s)\nname = \"bad\"\n{data}{MODEL}\n[train]\nepochs = 1\n"
+    );
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr.contains("= help: the spec's comment says `python3 scripts/make-mosaic.py --small` writes data/mosaic/: run it first\n"),
+        "{}",
+        r.stderr
+    );
+    // a missing path the comment says nothing of keeps the plain help
+    let (r, _) = rejected(&text.replace("data/mosaic/train.csv", "other/train.csv"), &[]);
+    assert!(
+        r.stderr.contains("= help: relative paths start from the spec file's folder\n"),
+        "{}",
+        r.stderr
+    );
+}

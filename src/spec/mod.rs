@@ -126,7 +126,10 @@ pub fn parse(
     let spec = validate::spec(&root, base, &mut diags);
     let spec = match spec {
         Some(spec) if diags.list.is_empty() => spec,
-        _ => return Err(SpecError::new(diags.list, &sources)),
+        _ => {
+            let list = validate::with_setup_hints(diags.list, text);
+            return Err(SpecError::new(list, &sources));
+        }
     };
     let Some(sweep_node) = sweep_node else {
         let trial = Trial {

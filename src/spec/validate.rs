@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::diagnostic::Diagnostic;
 use super::model_section::model;
 use super::positive::{ambiguous_help, ambiguous_message, positive_index, PositiveClassError};
 use super::reader::{self as r, index, At, Diags, TableReader};
@@ -444,6 +445,46 @@ fn names(a: At, what: &str, min: usize, d: &mut Diags) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The message that starts the error of a data path that does not exist.
+const NO_SUCH_PATH: &str = "no such file or folder: ";
+
+/// Points the errors of missing data paths at the command that makes the data, when a comment
+/// of the spec names one: a comment line `<command>  # writes <folder>` whose folder holds the
+/// missing path (as the example specs say how their derived data is made).
+pub(super) fn with_setup_hints(mut list: Vec<Diagnostic>, spec_text: &str) -> Vec<Diagnostic> {
+    let makers: Vec<(&str, &str)> = spec_text
+        .lines()
+        .filter_map(|l| {
+            let comment = l.trim_start().strip_prefix('#')?;
+            let (command, note) = comment.split_once('#')?;
+            let folder = note.trim().strip_prefix("writes ")?.split_whitespace().next()?;
+            Some((command.trim(), folder.trim_end_matches('/')))
+        })
+        .filter(|(command, folder)| !command.is_empty() && !folder.is_empty())
+        .collect();
+    for d in &mut list {
+        let Some(span) = d.span.filter(|s| s.source == 0) else {
+            continue;
+        };
+        if !d.message.starts_with(NO_SUCH_PATH) {
+            continue;
+        }
+        let Some(value) = spec_text.get(span.start..span.end) else {
+            continue;
+        };
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        if let Some((command, folder)) = makers
+            .iter()
+            .find(|(_, folder)| Path::new(value).starts_with(folder))
+        {
+            d.help = Some(format!(
+                "the spec's comment says `{command}` writes {folder}/: run it first"
+            ));
+        }
+    }
+    list
+}
+
 fn existing_path(a: At, base: &Path, d: &mut Diags) -> Option<PathBuf> {
     let s = r::string(a, d)?;
     let p = base.join(&s);
@@ -451,7 +492,7 @@ fn existing_path(a: At, base: &Path, d: &mut Diags) -> Option<PathBuf> {
         d.error(
             a.node.span,
             a.path,
-            format!("no such file or folder: {}", p.display()),
+            format!("{NO_SUCH_PATH}{}", p.display()),
             Some("relative paths start from the spec file's folder".into()),
         );
         return None;
