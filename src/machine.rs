@@ -25,4 +25,3 @@ pub fn human_bytes(bytes: u64) -> String {
         format!("{:.0} KB", (b / 1e3).max(1.0))
     }
 }
-

@@ -354,7 +354,10 @@ fn data_too_large_to_hold_in_memory_is_refused_before_it_is_decoded() {
     // them that two copies (the run's and a job's) pass 90% of this machine's memory.
     let memory = assay::machine::memory().expect("/proc/meminfo is readable");
     let n = (memory / 10 * 9 / 2 / 3_000_000 + 1) as usize;
-    let (images, labels) = (dir.path().join("big-images.gz"), dir.path().join("big-labels.gz"));
+    let (images, labels) = (
+        dir.path().join("big-images.gz"),
+        dir.path().join("big-labels.gz"),
+    );
     let pixels: Vec<u8> = (0..n * 16).map(|i| (i % 251) as u8).collect();
     assay::data::idx::write_idx_images_gz(&images, n, 4, 4, &pixels).unwrap();
     let classes: Vec<u8> = (0..n).map(|i| (i % 2) as u8).collect();

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{assay, ledger, metrics, small_mnist, write_spec, Run};
+use common::cli::{assay, ledger, outcome, small_mnist, write_spec, Run};
 use serde_json::Value;
 
 fn spec(name: &str, data: &str, epochs: usize, sweep: &str) -> String {
@@ -42,15 +42,6 @@ fn jobs(l: &Value) -> Vec<(String, Value)> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-/// A job's final metrics and its history without the timings.
-fn outcome(job_dir: &Path) -> Value {
-    let mut m = metrics(job_dir);
-    for epoch in m["history"].as_array_mut().unwrap() {
-        epoch.as_object_mut().unwrap().remove("seconds");
-    }
-    serde_json::json!({ "final": m["final"], "history": m["history"], "best_epoch": m["best_epoch"] })
 }
 
 #[test]

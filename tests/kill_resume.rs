@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{assay, metrics, small_mnist, write_spec};
+use common::cli::{assay, outcome, small_mnist, starts, write_spec};
 use rand::Rng;
 use serde_json::Value;
 
@@ -58,15 +58,6 @@ fn run_until(dir: &Path, spec: &str, runs: &str, death: &Death) -> bool {
     status.signal() == Some(libc::SIGKILL)
 }
 
-/// A job's final metrics, best epoch and history, without the timings.
-fn outcome(job_dir: &Path) -> Value {
-    let mut m = metrics(job_dir);
-    for epoch in m["history"].as_array_mut().unwrap() {
-        epoch.as_object_mut().unwrap().remove("seconds");
-    }
-    serde_json::json!({ "final": m["final"], "history": m["history"], "best_epoch": m["best_epoch"] })
-}
-
 /// The jobs whose folders say they finished: a sound `metrics.json` of their own, done.
 fn finished_in_folders(exp: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(exp) else {
@@ -81,15 +72,6 @@ fn finished_in_folders(exp: &Path) -> Vec<String> {
             (m["job_id"] == id.as_str() && m["status"] == "done").then_some(id)
         })
         .collect()
-}
-
-/// How many times a job's worker started training (from its log).
-fn starts(job_dir: &Path) -> usize {
-    let log = std::fs::read_to_string(job_dir.join("log.txt")).unwrap_or_default();
-    let id = job_dir.file_name().unwrap().to_str().unwrap();
-    log.lines()
-        .filter(|l| l.starts_with(&format!("job {id}: ")))
-        .count()
 }
 
 /// Every file under `dir` whose name marks a crash-safe write in progress.

@@ -787,7 +787,8 @@ fn a_residual_block_that_cannot_be_added_is_an_error() {
 
 #[test]
 fn missing_data_points_at_the_command_the_spec_says_makes_it() {
-    let data = "[data]\nformat = \"csv\"\ntrain = \"data/mosaic/train.csv\"\nimage_size = [28, 28]\n";
+    let data =
+        "[data]\nformat = \"csv\"\ntrain = \"data/mosaic/train.csv\"\nimage_size = [28, 28]\n";
     let text = format!(
         "# Made by:\n#   python3 scripts/make-mosaic.py --small    # writes data/mosaic/ (~10 s)\nname = \"bad\"\n{data}{MODEL}\n[train]\nepochs = 1\n"
     );
@@ -798,9 +799,13 @@ fn missing_data_points_at_the_command_the_spec_says_makes_it() {
         r.stderr
     );
     // a missing path the comment says nothing of keeps the plain help
-    let (r, _) = rejected(&text.replace("data/mosaic/train.csv", "other/train.csv"), &[]);
+    let (r, _) = rejected(
+        &text.replace("data/mosaic/train.csv", "other/train.csv"),
+        &[],
+    );
     assert!(
-        r.stderr.contains("= help: relative paths start from the spec file's folder\n"),
+        r.stderr
+            .contains("= help: relative paths start from the spec file's folder\n"),
         "{}",
         r.stderr
     );

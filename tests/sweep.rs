@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{assay, ledger, repo, run_spec, small_mnist, write_spec};
+use common::cli::{assay, ledger, outcome, repo, run_spec, small_mnist, starts, write_spec};
 
 fn sweep_spec(name: &str, data: &str, epochs: usize, sweep: &str) -> String {
     format!(
@@ -288,15 +288,6 @@ fn a_second_live_run_and_a_changed_spec_are_refused() {
         "{}",
         again.stdout
     );
-}
-
-/// Counts the times a job's worker started training (from its log).
-fn starts(job_dir: &Path) -> usize {
-    let log = std::fs::read_to_string(job_dir.join("log.txt")).unwrap_or_default();
-    let id = job_dir.file_name().unwrap().to_str().unwrap();
-    log.lines()
-        .filter(|l| l.starts_with(&format!("job {id}: ")))
-        .count()
 }
 
 #[test]
@@ -628,15 +619,6 @@ fn group_kfold_never_splits_a_group_across_folds() {
     );
 }
 
-/// A job's final metrics, best epoch and history, without the timings.
-fn outcome(job_dir: &Path) -> serde_json::Value {
-    let mut m = common::cli::metrics(job_dir);
-    for epoch in m["history"].as_array_mut().unwrap() {
-        epoch.as_object_mut().unwrap().remove("seconds");
-    }
-    serde_json::json!({ "final": m["final"], "history": m["history"], "best_epoch": m["best_epoch"] })
-}
-
 fn done_ids(exp: &Path) -> Vec<String> {
     let l = ledger(exp);
     let jobs = l["jobs"].as_object().unwrap();
@@ -648,7 +630,12 @@ fn done_ids(exp: &Path) -> Vec<String> {
 fn a_finished_sweep_grows_and_runs_only_what_is_new() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_mnist(dir.path(), 600, 100);
-    let lr = |values: &str| format!("repeats = {}\n[sweep.parameters]\n\"optimizer.lr\" = [{values}]\n", if values.contains(',') { 2 } else { 1 });
+    let lr = |values: &str| {
+        format!(
+            "repeats = {}\n[sweep.parameters]\n\"optimizer.lr\" = [{values}]\n",
+            if values.contains(',') { 2 } else { 1 }
+        )
+    };
     let spec = write_spec(dir.path(), &sweep_spec("grows", &data, 2, &lr("0.003")));
     let spec_arg = spec.to_str().unwrap();
     let plan = |runs: &str| assay(dir.path(), &["plan", spec_arg, "--runs-dir", runs]);
@@ -658,10 +645,15 @@ fn a_finished_sweep_grows_and_runs_only_what_is_new() {
     assert_eq!(first.len(), 2);
 
     // A grid value and a repeat more: the two finished jobs stay, six new ones run.
-    write_spec(dir.path(), &sweep_spec("grows", &data, 2, &lr("0.001, 0.003")));
+    write_spec(
+        dir.path(),
+        &sweep_spec("grows", &data, 2, &lr("0.001, 0.003")),
+    );
     let p = plan("runs");
     assert!(
-        p.stdout.contains("compared with runs/grows: 2 job(s) kept, 6 new; `assay run` runs only what is new"),
+        p.stdout.contains(
+            "compared with runs/grows: 2 job(s) kept, 6 new; `assay run` runs only what is new"
+        ),
         "{}",
         p.stdout
     );
@@ -669,11 +661,17 @@ fn a_finished_sweep_grows_and_runs_only_what_is_new() {
     let grown = run_spec(dir.path(), &spec, &[]);
     assert_eq!(grown.code, 0, "{}\n{}", grown.stdout, grown.stderr);
     assert!(
-        grown.stdout.contains("the plan changed: 2 job(s) kept, 6 new"),
+        grown
+            .stdout
+            .contains("the plan changed: 2 job(s) kept, 6 new"),
         "{}",
         grown.stdout
     );
-    assert!(grown.stdout.contains("8 jobs; 2 already finished"), "{}", grown.stdout);
+    assert!(
+        grown.stdout.contains("8 jobs; 2 already finished"),
+        "{}",
+        grown.stdout
+    );
     let second = done_ids(&exp);
     assert_eq!(second.len(), 8);
     for id in &first {
@@ -682,14 +680,23 @@ fn a_finished_sweep_grows_and_runs_only_what_is_new() {
 
     // One epoch more: every job continues from its last checkpoint under its new id and ends
     // as a job trained for three epochs from the start does.
-    write_spec(dir.path(), &sweep_spec("grows", &data, 3, &lr("0.001, 0.003")));
+    write_spec(
+        dir.path(),
+        &sweep_spec("grows", &data, 3, &lr("0.001, 0.003")),
+    );
     let p = plan("runs");
     assert!(
-        p.stdout.contains("0 job(s) kept, 8 continued for more epochs (2 → 3)"),
+        p.stdout
+            .contains("0 job(s) kept, 8 continued for more epochs (2 → 3)"),
         "{}",
         p.stdout
     );
-    assert_eq!(p.stdout.matches(" after epoch 2\n").count(), 8, "{}", p.stdout);
+    assert_eq!(
+        p.stdout.matches(" after epoch 2\n").count(),
+        8,
+        "{}",
+        p.stdout
+    );
     let longer = run_spec(dir.path(), &spec, &[]);
     assert_eq!(longer.code, 0, "{}\n{}", longer.stdout, longer.stderr);
     let third = done_ids(&exp);
@@ -701,7 +708,10 @@ fn a_finished_sweep_grows_and_runs_only_what_is_new() {
     assert_eq!(reference.code, 0, "{}", reference.stderr);
     for id in &third {
         let log = std::fs::read_to_string(exp.join(id).join("log.txt")).unwrap();
-        assert!(log.contains(&format!("resuming job {id} after epoch 2")), "{log}");
+        assert!(
+            log.contains(&format!("resuming job {id} after epoch 2")),
+            "{log}"
+        );
         assert_eq!(
             outcome(&exp.join(id)),
             outcome(&dir.path().join("reference/grows").join(id)),
@@ -712,5 +722,9 @@ fn a_finished_sweep_grows_and_runs_only_what_is_new() {
     // Fewer epochs continue nothing: refused, as any other change is.
     let shrunk = run_spec(dir.path(), &spec, &["--set", "train.epochs=2"]);
     assert_eq!(shrunk.code, 2, "{}", shrunk.stderr);
-    assert!(shrunk.stderr.contains("train.epochs: 3 → 2"), "{}", shrunk.stderr);
+    assert!(
+        shrunk.stderr.contains("train.epochs: 3 → 2"),
+        "{}",
+        shrunk.stderr
+    );
 }

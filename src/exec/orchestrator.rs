@@ -361,7 +361,10 @@ fn continue_jobs(
             ));
             continue;
         }
-        let mut entry = ledger.jobs.remove(&c.from).unwrap_or_else(|| entry_for(job));
+        let mut entry = ledger
+            .jobs
+            .remove(&c.from)
+            .unwrap_or_else(|| entry_for(job));
         if entry.state == JobState::Done {
             entry.state = JobState::Pending;
         }

@@ -3,8 +3,8 @@
 //! operations per image, and the memory training needs at a batch size — so that a model that
 //! cannot fit is refused at validation, with the numbers, instead of aborting a worker.
 
-pub use crate::machine::{human_bytes, memory as machine_memory};
 use super::shapes::{infer, Shape};
+pub use crate::machine::{human_bytes, memory as machine_memory};
 use crate::spec::LayerSpec;
 
 /// The estimate for one model; all counts saturate instead of overflowing.

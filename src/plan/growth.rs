@@ -72,11 +72,7 @@ fn identity_without_epochs(job: &Job, data_root: &Path) -> String {
     let mut spec = job.spec.clone();
     spec.train.epochs = 0;
     let fold = job.fold.map_or("none".to_string(), |f| f.to_string());
-    format!(
-        "{}|{fold}|{}",
-        portable_json(&spec, data_root),
-        job.seed
-    )
+    format!("{}|{fold}|{}", portable_json(&spec, data_root), job.seed)
 }
 
 /// Compares `old` (what a folder was last run with, without its refit job) with `new`.
@@ -138,18 +134,26 @@ mod tests {
             "name = \"g\"\n[data]\nformat = \"image-folder\"\ntrain = \"src\"\nimage_size = [8, 8]\n[model]\narchitecture = \"mlp\"\nlayers = [{{ type = \"dense\", units = 4 }}]\n[optimizer]\nkind = \"sgd\"\nlr = 0.1\n[train]\nepochs = {epochs}\n{sweep}"
         );
         let origin = crate::spec::Origin::File("g.toml".into());
-        let e = crate::spec::parse(&text, origin, Path::new(env!("CARGO_MANIFEST_DIR")), &[]).unwrap();
+        let e =
+            crate::spec::parse(&text, origin, Path::new(env!("CARGO_MANIFEST_DIR")), &[]).unwrap();
         super::super::expand(&e)
     }
 
     #[test]
     fn more_trials_values_and_repeats_only_add_jobs() {
-        let random = |n| plan(&format!("[sweep]\nmethod = \"random\"\ntrials = {n}\n[sweep.parameters]\n\"optimizer.lr\" = {{ loguniform = [0.001, 0.1] }}\n"), 2);
+        let random = |n| {
+            plan(&format!("[sweep]\nmethod = \"random\"\ntrials = {n}\n[sweep.parameters]\n\"optimizer.lr\" = {{ loguniform = [0.001, 0.1] }}\n"), 2)
+        };
         let g = compare(&random(3), &random(5));
         assert!(g.only_grows());
         assert_eq!((g.kept.len(), g.new.len(), g.continued.len()), (3, 2, 0));
 
-        let grid = |v: &str| plan(&format!("[sweep]\nrepeats = 2\n[sweep.parameters]\n\"optimizer.lr\" = [{v}]\n"), 2);
+        let grid = |v: &str| {
+            plan(
+                &format!("[sweep]\nrepeats = 2\n[sweep.parameters]\n\"optimizer.lr\" = [{v}]\n"),
+                2,
+            )
+        };
         let g = compare(&grid("0.1, 0.01"), &grid("0.1, 0.03, 0.01"));
         assert!(g.only_grows());
         assert_eq!((g.kept.len(), g.new.len()), (4, 2));
@@ -165,8 +169,15 @@ mod tests {
         let g = compare(&plan(sweep, 2), &plan(sweep, 4));
         assert!(g.only_grows());
         assert_eq!((g.kept.len(), g.new.len(), g.continued.len()), (0, 0, 2));
-        assert!(g.continued.iter().all(|c| c.epochs_before == 2 && c.epochs_after == 4));
-        assert!(g.summary().contains("2 continued for more epochs (2 → 4)"), "{}", g.summary());
+        assert!(g
+            .continued
+            .iter()
+            .all(|c| c.epochs_before == 2 && c.epochs_after == 4));
+        assert!(
+            g.summary().contains("2 continued for more epochs (2 → 4)"),
+            "{}",
+            g.summary()
+        );
 
         // fewer epochs cannot continue anything; neither can a removed value
         let g = compare(&plan(sweep, 4), &plan(sweep, 2));

@@ -457,7 +457,11 @@ pub(super) fn with_setup_hints(mut list: Vec<Diagnostic>, spec_text: &str) -> Ve
         .filter_map(|l| {
             let comment = l.trim_start().strip_prefix('#')?;
             let (command, note) = comment.split_once('#')?;
-            let folder = note.trim().strip_prefix("writes ")?.split_whitespace().next()?;
+            let folder = note
+                .trim()
+                .strip_prefix("writes ")?
+                .split_whitespace()
+                .next()?;
             Some((command.trim(), folder.trim_end_matches('/')))
         })
         .filter(|(command, folder)| !command.is_empty() && !folder.is_empty())

@@ -122,3 +122,22 @@ pub fn ledger(experiment_dir: &Path) -> serde_json::Value {
     )
     .expect("ledger is JSON")
 }
+
+/// A job's final metrics, best epoch and history, without the timings: what an interrupted
+/// and resumed job must share with one never interrupted.
+pub fn outcome(job_dir: &Path) -> serde_json::Value {
+    let mut m = metrics(job_dir);
+    for epoch in m["history"].as_array_mut().unwrap() {
+        epoch.as_object_mut().unwrap().remove("seconds");
+    }
+    serde_json::json!({ "final": m["final"], "history": m["history"], "best_epoch": m["best_epoch"] })
+}
+
+/// How many times a job's worker started training (from its log).
+pub fn starts(job_dir: &Path) -> usize {
+    let log = std::fs::read_to_string(job_dir.join("log.txt")).unwrap_or_default();
+    let id = job_dir.file_name().unwrap().to_str().unwrap();
+    log.lines()
+        .filter(|l| l.starts_with(&format!("job {id}: ")))
+        .count()
+}
