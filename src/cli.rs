@@ -159,4 +159,59 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Predict the classes of image files with a trained model
+    Predict {
+        /// A job folder, or an experiment folder (its refit job, else the best trial's best job)
+        model: PathBuf,
+        /// Image files, folders (searched at any depth) or quoted glob patterns
+        #[arg(required = true, value_name = "IMAGES")]
+        images: Vec<PathBuf>,
+        /// Classes shown per image (multiclass)
+        #[arg(long, default_value_t = 3, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+        top_k: u32,
+        /// Print JSON: one object per image
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV: the columns of the job's predictions.csv without split and true
+        #[arg(long)]
+        csv: bool,
+        /// Images per forward pass (default: the job's train.eval_batch_size)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+        batch_size: Option<u32>,
+        /// CPU threads for decoding and tensor math (default: all cores)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
+    },
+    /// Every metric of a trained model's task on another data set
+    Evaluate {
+        /// A job folder, or an experiment folder (its refit job, else the best trial's best job)
+        model: PathBuf,
+        /// The data: an image folder, a CSV manifest, or an IDX images file (with --labels)
+        #[arg(long, value_name = "PATH")]
+        data: PathBuf,
+        /// The IDX labels file
+        #[arg(long, value_name = "FILE")]
+        labels: Option<PathBuf>,
+        /// The data's format (default: the one the model was trained on)
+        #[arg(long, value_enum)]
+        format: Option<FormatArg>,
+        /// Print the metrics as JSON (the shape of `final.test` in metrics.json) instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Also write the JSON to FILE
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// CPU threads for decoding and tensor math (default: all cores)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        threads: Option<u16>,
+    },
+}
+
+/// The data formats `assay evaluate` reads, as `[data] format` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    #[value(name = "image-folder")]
+    ImageFolder,
+    Idx,
+    Csv,
 }

@@ -7,6 +7,7 @@
 pub mod augment;
 pub mod data;
 pub mod exec;
+pub mod infer;
 pub mod machine;
 pub mod model;
 pub mod plan;

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             eprintln!("error: {}", error_text(&e));
             if e.downcast_ref::<PrepareError>().is_some()
                 || e.downcast_ref::<RunRefused>().is_some()
+                || is_bad_model_input(&e)
                 || e.downcast_ref::<ReportError>()
                     .is_some_and(ReportError::is_invalid_input)
             {
@@ -63,6 +64,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Whether `e` is the user's input to `predict` or `evaluate` (a folder that holds no model,
+/// missing or undecodable images, data that does not fit the model) rather than our failure.
+fn is_bad_model_input(e: &anyhow::Error) -> bool {
+    use assay::infer::{evaluate::EvaluateError, predict::PredictError};
+    e.downcast_ref::<assay::infer::trained::TrainedError>()
+        .is_some()
+        || e.downcast_ref::<assay::infer::images::ImagesError>()
+            .is_some()
+        || matches!(
+            e.downcast_ref::<PredictError>(),
+            Some(PredictError::Data(_))
+        )
+        || matches!(
+            e.downcast_ref::<EvaluateError>(),
+            Some(EvaluateError::Data(_) | EvaluateError::Usage(_))
+        )
 }
 
 /// Sets the thread count for candle and rayon; must run before any tensor work.
@@ -363,6 +382,89 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 p.width,
                 p.height
             );
+            Ok(0)
+        }
+        Command::Predict {
+            model,
+            images,
+            top_k,
+            json,
+            csv,
+            batch_size,
+            threads,
+        } => {
+            use assay::infer::{images as image_files, predict, trained};
+            set_threads(threads);
+            let files = image_files::collect(&images)?;
+            let (m, choice) = trained::open(&model, &candle_core::Device::Cpu)?;
+            eprintln!("{}", trained::describe_choice(&m, &choice));
+            let started = std::time::Instant::now();
+            let p = predict::predict(&m, &files, batch_size.map(|b| b as usize))?;
+            let format = if json {
+                predict::Format::Json
+            } else if csv {
+                predict::Format::Csv
+            } else {
+                predict::Format::Text
+            };
+            print!("{}", predict::render(&m, &p, format, top_k as usize));
+            let seconds = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{} image(s) in {seconds:.2} s: {:.0} images/s (decoding {:.2} s, model {:.2} s)",
+                files.len(),
+                files.len() as f64 / seconds.max(1e-9),
+                p.decode_seconds,
+                p.model_seconds
+            );
+            Ok(0)
+        }
+        Command::Evaluate {
+            model,
+            data,
+            labels,
+            format,
+            json,
+            out,
+            threads,
+        } => {
+            use assay::infer::{evaluate, trained};
+            set_threads(threads);
+            let (m, choice) = trained::open(&model, &candle_core::Device::Cpu)?;
+            eprintln!("{}", trained::describe_choice(&m, &choice));
+            let format = format.map(|f| match f {
+                cli::FormatArg::ImageFolder => spec::DataFormat::ImageFolder,
+                cli::FormatArg::Idx => spec::DataFormat::Idx,
+                cli::FormatArg::Csv => spec::DataFormat::Csv,
+            });
+            let e = evaluate::evaluate(
+                &m,
+                &evaluate::EvalData {
+                    path: data,
+                    labels,
+                    format,
+                },
+            )?;
+            let metrics = e.split_metrics();
+            let text = serde_json::to_string_pretty(&metrics)? + "\n";
+            if let Some(out) = &out {
+                assay::store::atomic::write_atomic(out, text.as_bytes())
+                    .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", out.display()))?;
+            }
+            if json {
+                print!("{text}");
+            } else {
+                print!("{}", evaluate::render_table(&metrics));
+            }
+            eprintln!(
+                "{} image(s): loaded in {:.2} s, evaluated in {:.2} s ({:.0} images/s)",
+                e.images,
+                e.load_seconds,
+                e.model_seconds,
+                e.images as f64 / e.model_seconds.max(1e-9)
+            );
+            if let Some(out) = &out {
+                eprintln!("written: {}", out.display());
+            }
             Ok(0)
         }
         Command::Bench {

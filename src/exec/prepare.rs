@@ -142,6 +142,29 @@ fn check_task(spec: &Spec, classes: &[String], labels: &[u32]) -> Result<(), Pre
     Ok(())
 }
 
+/// Another data set for a model trained on `spec`: `source` in `format`, decoded as the
+/// training data was, its labels positions in the model's `classes` (a class outside them is an
+/// error naming it).
+pub fn load_evaluation_set(
+    spec: &Spec,
+    source: &SourceSpec,
+    format: DataFormat,
+    classes: &[String],
+) -> Result<(ImageSet, LoadReport), PrepareError> {
+    let d = &spec.data;
+    let opts = LoadOptions {
+        channels: d.channels,
+        height: d.image_size[0],
+        width: d.image_size[1],
+        resize: spec.preprocess.resize,
+        skip_corrupt: d.on_corrupt == OnCorrupt::Skip,
+        classes: Some(classes.to_vec()),
+    };
+    let mut spec = spec.clone();
+    spec.data.format = format;
+    load_source(&spec, source, &opts)
+}
+
 fn to_source(s: &SourceSpec, format: DataFormat) -> Source {
     match (s, format) {
         (SourceSpec::Idx { images, labels }, _) => Source::Idx {

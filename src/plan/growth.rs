@@ -95,7 +95,7 @@ pub fn compare(old: &Plan, new: &Plan) -> Growth {
         .iter()
         .filter(|j| !new_ids.contains(j.id.as_str()))
         .collect();
-    gone.sort_by(|a, b| b.spec.train.epochs.cmp(&a.spec.train.epochs));
+    gone.sort_by_key(|j| std::cmp::Reverse(j.spec.train.epochs));
     for job in old.jobs.iter().filter(|j| new_ids.contains(j.id.as_str())) {
         growth.kept.push(job.id.clone());
     }

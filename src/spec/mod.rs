@@ -63,6 +63,19 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<Experiment, SpecError> 
     parse(&text, Origin::File(path.to_path_buf()), base, overrides)
 }
 
+/// The spec a job folder keeps (`spec.toml`), read to use the job's model: as [`load`], except
+/// that its data paths need not exist, since a model is often used where its training data is
+/// not. The job's spec is its trial's, so the one trial is returned.
+pub fn load_job_spec(path: &Path) -> Result<Spec, SpecError> {
+    let text = read_spec_file(path)?;
+    let base = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let e = parse_with(&text, Origin::File(path.to_path_buf()), base, &[], true)?;
+    Ok(e.trials.into_iter().next().map_or(e.base, |t| t.spec))
+}
+
 /// The text of the spec file at `path`: a regular file of at most [`MAX_SPEC_BYTES`], in UTF-8
 /// (an invalid byte is named by line and column).
 fn read_spec_file(path: &Path) -> Result<String, SpecError> {
@@ -108,10 +121,24 @@ pub fn parse(
     base: &Path,
     overrides: &[String],
 ) -> Result<Experiment, SpecError> {
+    parse_with(text, origin, base, overrides, false)
+}
+
+/// [`parse`]; `paths_may_be_missing`: data paths need not exist.
+fn parse_with(
+    text: &str,
+    origin: Origin,
+    base: &Path,
+    overrides: &[String],
+    paths_may_be_missing: bool,
+) -> Result<Experiment, SpecError> {
     let mut sources = Sources::default();
     let file = sources.add(origin, text.to_string());
     let mut root = tree::parse(text, file).map_err(|d| SpecError::new(vec![d], &sources))?;
-    let mut diags = reader::Diags::default();
+    let mut diags = reader::Diags {
+        paths_may_be_missing,
+        ..Default::default()
+    };
     for o in overrides {
         if let Err(d) = apply_override(&mut root, &mut sources, o) {
             diags.list.push(d);
@@ -165,7 +192,10 @@ pub fn parse(
     }
     let mut trials = Vec::with_capacity(points.len());
     for point in &points {
-        let mut point_diags = reader::Diags::default();
+        let mut point_diags = reader::Diags {
+            paths_may_be_missing,
+            ..Default::default()
+        };
         let resolved = match point.apply(&root) {
             Ok(tree) => validate::spec(&tree, base, &mut point_diags),
             Err(d) => {

@@ -9,6 +9,9 @@ use super::tree::{path_string, Entry, Node, Segment, Table, Value};
 #[derive(Default)]
 pub struct Diags {
     pub list: Vec<Diagnostic>,
+    /// Data paths are taken as written even where nothing exists (reading a job's spec to use
+    /// its model, perhaps where its training data is not).
+    pub paths_may_be_missing: bool,
 }
 
 impl Diags {

@@ -492,7 +492,7 @@ pub(super) fn with_setup_hints(mut list: Vec<Diagnostic>, spec_text: &str) -> Ve
 fn existing_path(a: At, base: &Path, d: &mut Diags) -> Option<PathBuf> {
     let s = r::string(a, d)?;
     let p = base.join(&s);
-    if !p.exists() {
+    if !p.exists() && !d.paths_may_be_missing {
         d.error(
             a.node.span,
             a.path,

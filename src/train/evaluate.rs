@@ -47,6 +47,34 @@ pub fn evaluate_with_predictions(
     Ok((m, p))
 }
 
+/// What `net` says about every image of `set` (its labels unused), in batches of `batch_size`:
+/// the same probabilities, from the same batches, as [`evaluate_with_predictions`] gives.
+pub fn predict(
+    net: &dyn Model,
+    set: &ImageSet,
+    inputs: &Inputs,
+    batch_size: usize,
+    objective: &Objective,
+) -> Result<Predictions> {
+    let mut p = Predictions::new(objective.task, objective.num_classes, objective.positive);
+    let indices: Vec<usize> = (0..set.len()).collect();
+    let mut unused_rng = crate::train::rng::stream(0, "eval", 0);
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let x = inputs.eval_batch(set, chunk, net.device())?;
+        let logits = net.forward(&x, Mode::Eval, &mut unused_rng)?;
+        match objective.task {
+            crate::spec::Task::Multiclass => {
+                let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+                p.add_multiclass(&predicted, &logits.flatten_all()?.to_vec1::<f32>()?);
+            }
+            _ => {
+                probabilities(&logits, Some(&mut p))?;
+            }
+        }
+    }
+    Ok(p)
+}
+
 fn run(
     net: &dyn Model,
     set: &ImageSet,

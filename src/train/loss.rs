@@ -214,6 +214,22 @@ impl Objective {
         Ok(o)
     }
 
+    /// The objective a trained model is evaluated with: [`Objective::unweighted`] needs neither
+    /// the training data's class counts nor the smoothing.
+    pub fn for_evaluation(
+        spec: &Spec,
+        classes: &[String],
+    ) -> std::result::Result<Objective, PositiveClassError> {
+        Ok(Objective {
+            task: spec.task,
+            num_classes: classes.len(),
+            positive: positive_index(spec, classes)?,
+            smoothing: 0.0,
+            class_weights: None,
+            bce_weights: None,
+        })
+    }
+
     /// The same objective without class weights or smoothing: the loss reported on evaluation.
     pub fn unweighted(&self) -> Objective {
         Objective {
