@@ -895,11 +895,41 @@ fn schedule_keys_of_another_type_and_out_of_range_values_are_refused() {
         r.stderr
     );
     for (schedule, needle, value, message, key) in [
-        ("type = \"exponential\"\ngamma = 1.5", "gamma", "1.5", "1.5 is out of range: must be above 0 and at most 1", "schedule.gamma"),
-        ("type = \"one_cycle\"\npct_start = 1.0", "pct_start", "1.0", "1 is out of range: must be above 0 and below 1", "schedule.pct_start"),
-        ("type = \"one_cycle\"\nanneal = \"cosine\"", "anneal", "\"cosine\"", "unknown value \"cosine\"", "schedule.anneal"),
-        ("type = \"cosine_restarts\"\nt0 = 2\nt_mult = 0", "t_mult", "0", "0 is out of range: must be at least 1", "schedule.t_mult"),
-        ("type = \"reduce_on_plateau\"\nfactor = 1.0", "factor", "1.0", "1 is out of range: must be above 0 and below 1", "schedule.factor"),
+        (
+            "type = \"exponential\"\ngamma = 1.5",
+            "gamma",
+            "1.5",
+            "1.5 is out of range: must be above 0 and at most 1",
+            "schedule.gamma",
+        ),
+        (
+            "type = \"one_cycle\"\npct_start = 1.0",
+            "pct_start",
+            "1.0",
+            "1 is out of range: must be above 0 and below 1",
+            "schedule.pct_start",
+        ),
+        (
+            "type = \"one_cycle\"\nanneal = \"cosine\"",
+            "anneal",
+            "\"cosine\"",
+            "unknown value \"cosine\"",
+            "schedule.anneal",
+        ),
+        (
+            "type = \"cosine_restarts\"\nt0 = 2\nt_mult = 0",
+            "t_mult",
+            "0",
+            "0 is out of range: must be at least 1",
+            "schedule.t_mult",
+        ),
+        (
+            "type = \"reduce_on_plateau\"\nfactor = 1.0",
+            "factor",
+            "1.0",
+            "1 is out of range: must be above 0 and below 1",
+            "schedule.factor",
+        ),
     ] {
         let text = with_schedule(schedule);
         let (r, spec) = rejected(&text, &[]);
@@ -917,8 +947,10 @@ fn schedule_keys_of_another_type_and_out_of_range_values_are_refused() {
 
 #[test]
 fn reduce_on_plateau_needs_a_validation_split() {
-    let text = with_schedule("type = \"reduce_on_plateau\"")
-        .replace("[schedule]", "[split]\nvalidation_fraction = 0\n\n[schedule]");
+    let text = with_schedule("type = \"reduce_on_plateau\"").replace(
+        "[schedule]",
+        "[split]\nvalidation_fraction = 0\n\n[schedule]",
+    );
     let (r, spec) = rejected(&text, &[]);
     first_error(
         &r,
@@ -954,15 +986,33 @@ fn reduce_on_plateau_needs_a_validation_split() {
 #[test]
 fn clip_grad_norm_and_ema_decay_ranges() {
     for (extra, value, message, key) in [
-        ("clip_grad_norm = 0", "0", "0 is out of range: must be above 0", "train.clip_grad_norm"),
-        ("ema_decay = 1.0", "1.0", "1 is out of range: must be above 0 and below 1", "train.ema_decay"),
-        ("ema_decay = \"high\"", "\"high\"", "expected a number, found the string \"high\"", "train.ema_decay"),
+        (
+            "clip_grad_norm = 0",
+            "0",
+            "0 is out of range: must be above 0",
+            "train.clip_grad_norm",
+        ),
+        (
+            "ema_decay = 1.0",
+            "1.0",
+            "1 is out of range: must be above 0 and below 1",
+            "train.ema_decay",
+        ),
+        (
+            "ema_decay = \"high\"",
+            "\"high\"",
+            "expected a number, found the string \"high\"",
+            "train.ema_decay",
+        ),
     ] {
         let text = base().replace("epochs = 1\n", &format!("epochs = 1\n{extra}\n"));
         let (r, spec) = rejected(&text, &[]);
         first_error(&r, &spec, &text, extra, value, message, key, None);
     }
-    let text = base().replace("epochs = 1\n", "epochs = 1\nclip_grad_norm = 1.5\nema_decay = 0.99\n");
+    let text = base().replace(
+        "epochs = 1\n",
+        "epochs = 1\nclip_grad_norm = 1.5\nema_decay = 0.99\n",
+    );
     let v = validate(&text);
     assert_eq!(v.code, 0, "{}", v.stderr);
 }

@@ -255,7 +255,10 @@ fn class_weights(
 
 /// Every type-specific key of `[schedule]` and the types it belongs to.
 const SCHEDULE_KEYS: &[(&str, &[&str])] = &[
-    ("min_lr", &["cosine", "cosine_restarts", "reduce_on_plateau"]),
+    (
+        "min_lr",
+        &["cosine", "cosine_restarts", "reduce_on_plateau"],
+    ),
     ("every_epochs", &["step"]),
     ("gamma", &["step", "multistep", "exponential"]),
     ("max_lr", &["one_cycle"]),
@@ -332,7 +335,13 @@ pub(super) fn schedule(
             }
         }
         "one_cycle" => {
-            let max_lr = opt(&mut t, "max_lr", d, optimizer.map_or(1e-3, |o| o.lr()), above_0);
+            let max_lr = opt(
+                &mut t,
+                "max_lr",
+                d,
+                optimizer.map_or(1e-3, |o| o.lr()),
+                above_0,
+            );
             let pct_start = opt(&mut t, "pct_start", d, 0.3, |a, d| {
                 r::number(a, "above 0 and below 1", |v| v > 0.0 && v < 1.0, d)
             });

@@ -119,14 +119,24 @@ mod tests {
 
     fn tiny() -> Tiny {
         Tiny {
-            params: vec![Param::new("w", Var::from_tensor(&tensor(&[1.0, -2.0])).unwrap(), true)],
+            params: vec![Param::new(
+                "w",
+                Var::from_tensor(&tensor(&[1.0, -2.0])).unwrap(),
+                true,
+            )],
             buffers: vec![("bn.mean".into(), Var::from_tensor(&tensor(&[0.5])).unwrap())],
             device: Device::Cpu,
         }
     }
 
     fn get(state: &[(String, Tensor)], name: &str) -> Vec<f32> {
-        state.iter().find(|(n, _)| n == name).unwrap().1.to_vec1().unwrap()
+        state
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .to_vec1()
+            .unwrap()
     }
 
     fn close(a: &[f32], b: &[f64]) -> bool {

@@ -9,12 +9,12 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::batches::{self, Inputs};
+use super::ema::Ema;
 use super::evaluate::{evaluate, record};
 use super::loader::{self, LoaderConfig};
 use super::loss::Objective;
 use super::metrics::{higher_is_better, Accumulator};
 use super::optim::{Adam, Optimizer, Sgd};
-use super::ema::Ema;
 use super::plateau::{Plateau, PlateauRules, PlateauStateError};
 use super::{clip, rng, sampler, schedule};
 use crate::data::image_set::ImageSet;
