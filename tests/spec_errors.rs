@@ -810,3 +810,209 @@ fn missing_data_points_at_the_command_the_spec_says_makes_it() {
         r.stderr
     );
 }
+
+/// `base()` with `[schedule]` holding `schedule` and `train.epochs = 10`.
+fn with_schedule(schedule: &str) -> String {
+    base()
+        .replace("epochs = 1\n", "epochs = 10\n")
+        .replace("[train]", &format!("[schedule]\n{schedule}\n\n[train]"))
+}
+
+#[test]
+fn milestones_must_rise_and_end_before_training_does() {
+    let text = with_schedule("type = \"multistep\"\nmilestones = [3, 3]");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "milestones = [3, 3]",
+        "3]",
+        "milestone 3 does not come after 3",
+        "schedule.milestones[1]",
+        Some("list the milestones in strictly increasing order"),
+    );
+    let text = with_schedule("type = \"multistep\"\nmilestones = [2, 10]");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "milestones = [2, 10]",
+        "10]",
+        "milestone 10 is not before the end of training (train.epochs = 10)",
+        "schedule.milestones[1]",
+        None,
+    );
+    let text = with_schedule("type = \"multistep\"\nmilestones = [0, 4]");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "milestones = [0, 4]",
+        "0,",
+        "0 is out of range: must be at least 1",
+        "schedule.milestones[0]",
+        None,
+    );
+    let text = with_schedule("type = \"multistep\"\ngamma = 0.5");
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr
+            .starts_with("error: missing key `milestones` in [schedule]\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn schedule_keys_of_another_type_and_out_of_range_values_are_refused() {
+    let text = with_schedule("type = \"exponential\"\ngamma = 0.9\nt0 = 5");
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "t0 = 5",
+        "t0",
+        "`t0` applies only to type = \"cosine_restarts\", not to type = \"exponential\"",
+        "schedule.t0",
+        None,
+    );
+    let text = with_schedule("type = \"step\"\nevery_epochs = 2\nmin_lr = 0.001");
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr.starts_with("error: `min_lr` applies only to type = \"cosine\" or type = \"cosine_restarts\" or type = \"reduce_on_plateau\", not to type = \"step\"\n"),
+        "{}",
+        r.stderr
+    );
+    let text = with_schedule("type = \"one_cycle\"\nfactor = 0.5");
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr.starts_with("error: `factor` applies only to type = \"reduce_on_plateau\", not to type = \"one_cycle\"\n"),
+        "{}",
+        r.stderr
+    );
+    for (schedule, needle, value, message, key) in [
+        (
+            "type = \"exponential\"\ngamma = 1.5",
+            "gamma",
+            "1.5",
+            "1.5 is out of range: must be above 0 and at most 1",
+            "schedule.gamma",
+        ),
+        (
+            "type = \"one_cycle\"\npct_start = 1.0",
+            "pct_start",
+            "1.0",
+            "1 is out of range: must be above 0 and below 1",
+            "schedule.pct_start",
+        ),
+        (
+            "type = \"one_cycle\"\nanneal = \"cosine\"",
+            "anneal",
+            "\"cosine\"",
+            "unknown value \"cosine\"",
+            "schedule.anneal",
+        ),
+        (
+            "type = \"cosine_restarts\"\nt0 = 2\nt_mult = 0",
+            "t_mult",
+            "0",
+            "0 is out of range: must be at least 1",
+            "schedule.t_mult",
+        ),
+        (
+            "type = \"reduce_on_plateau\"\nfactor = 1.0",
+            "factor",
+            "1.0",
+            "1 is out of range: must be above 0 and below 1",
+            "schedule.factor",
+        ),
+    ] {
+        let text = with_schedule(schedule);
+        let (r, spec) = rejected(&text, &[]);
+        first_error(&r, &spec, &text, needle, value, message, key, None);
+    }
+    let text = with_schedule("type = \"exponential\"");
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr
+            .starts_with("error: missing key `gamma` in [schedule]\n"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn reduce_on_plateau_needs_a_validation_split() {
+    let text = with_schedule("type = \"reduce_on_plateau\"").replace(
+        "[schedule]",
+        "[split]\nvalidation_fraction = 0\n\n[schedule]",
+    );
+    let (r, spec) = rejected(&text, &[]);
+    first_error(
+        &r,
+        &spec,
+        &text,
+        "type = \"reduce_on_plateau\"",
+        "\"reduce_on_plateau\"",
+        "reduce_on_plateau decides on the validation metric, but the spec has no validation split",
+        "schedule.type",
+        Some("set split.validation_fraction above 0 (or split.folds), without split.refit, or choose another schedule"),
+    );
+    let text = with_schedule("type = \"reduce_on_plateau\"").replace(
+        "[schedule]",
+        "[split]\nfolds = 3\nvalidation_fraction = 0\nrefit = true\n\n[schedule]",
+    );
+    let (r, _) = rejected(&text, &[]);
+    assert!(
+        r.stderr.starts_with("error: reduce_on_plateau decides on the validation metric, but its refit job retrains on all training data, without validation\n"),
+        "{}",
+        r.stderr
+    );
+    // With folds (each fold validates) or a validation fraction it is valid.
+    let text = with_schedule("type = \"reduce_on_plateau\"\npatience = 2").replace(
+        "[schedule]",
+        "[split]\nfolds = 3\nvalidation_fraction = 0\n\n[schedule]",
+    );
+    let v = validate(&text);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+    let v = validate(&with_schedule("type = \"reduce_on_plateau\""));
+    assert_eq!(v.code, 0, "{}", v.stderr);
+}
+
+#[test]
+fn clip_grad_norm_and_ema_decay_ranges() {
+    for (extra, value, message, key) in [
+        (
+            "clip_grad_norm = 0",
+            "0",
+            "0 is out of range: must be above 0",
+            "train.clip_grad_norm",
+        ),
+        (
+            "ema_decay = 1.0",
+            "1.0",
+            "1 is out of range: must be above 0 and below 1",
+            "train.ema_decay",
+        ),
+        (
+            "ema_decay = \"high\"",
+            "\"high\"",
+            "expected a number, found the string \"high\"",
+            "train.ema_decay",
+        ),
+    ] {
+        let text = base().replace("epochs = 1\n", &format!("epochs = 1\n{extra}\n"));
+        let (r, spec) = rejected(&text, &[]);
+        first_error(&r, &spec, &text, extra, value, message, key, None);
+    }
+    let text = base().replace(
+        "epochs = 1\n",
+        "epochs = 1\nclip_grad_norm = 1.5\nema_decay = 0.99\n",
+    );
+    let v = validate(&text);
+    assert_eq!(v.code, 0, "{}", v.stderr);
+}

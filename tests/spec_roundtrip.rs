@@ -133,6 +133,13 @@ fn every_section_shape_round_trips() {
         &["optimizer.kind=adamw", "optimizer.betas=[0.8, 0.95]", "optimizer.eps=1e-6"],
         &["schedule.type=step", "schedule.every_epochs=2", "schedule.gamma=0.5"],
         &["schedule.type=cosine", "schedule.min_lr=1e-5", "schedule.warmup_epochs=1.5"],
+        &["schedule.type=one_cycle", "schedule.max_lr=0.01", "schedule.pct_start=0.25", "schedule.anneal=linear", "schedule.warmup_epochs=1"],
+        &["schedule.type=one_cycle", "schedule.div_factor=10", "schedule.final_div_factor=100"],
+        &["schedule.type=multistep", "schedule.milestones=[3, 6, 8]", "schedule.gamma=0.5"],
+        &["schedule.type=exponential", "schedule.gamma=0.9"],
+        &["schedule.type=cosine_restarts", "schedule.t0=2", "schedule.t_mult=2", "schedule.min_lr=1e-5"],
+        &["schedule.type=reduce_on_plateau", "schedule.patience=2", "schedule.factor=0.5", "schedule.threshold=0.01", "schedule.cooldown=1", "schedule.min_lr=1e-6"],
+        &["train.clip_grad_norm=1.0", "train.ema_decay=0.999"],
         &["preprocess.normalize={ mean = [0.1307], std = [0.3081] }", "preprocess.resize=nearest"],
         &["preprocess.normalize=none"],
         &["split.folds=4", "split.fold_method=kfold", "split.refit=true"],
@@ -158,6 +165,8 @@ fn sweeps_of_every_kind_round_trip() {
         "[sweep]\nrepeats = 3\n",
         "[sweep]\nrepeats = 2\n[sweep.parameters]\n\"optimizer.lr\" = [0.001, 0.01]\n\"model.layers[6].rate\" = [0.0, 0.5]\n\"optimizer.kind\" = [\"adam\", \"sgd\"]\n",
         "[sweep]\nmethod = \"random\"\ntrials = 5\nrepeats = 2\npruning = \"asha\"\nmin_epochs = 1\nreduction_factor = 2\n[sweep.parameters]\n\"optimizer.lr\" = { loguniform = [1e-4, 1e-2] }\n\"model.layers[6].rate\" = { uniform = [0.0, 0.5] }\n\"model.layers[0].filters\" = { int = [2, 8, 2] }\n\"train.batch_size\" = [16, 32]\n\"model.layers[2].type\" = { choice = [\"relu\", \"gelu\"] }\n",
+        "[sweep]\n[sweep.parameters]\n\"schedule.type\" = [\"constant\", \"one_cycle\", \"reduce_on_plateau\"]\n\"schedule.warmup_epochs\" = [0, 1]\n\"train.ema_decay\" = [0.9, 0.99]\n",
+        "[schedule]\ntype = \"exponential\"\ngamma = 0.9\n[sweep]\n[sweep.parameters]\n\"schedule.gamma\" = [0.5, 0.8]\n\"train.clip_grad_norm\" = [0.5, 5.0]\n",
     ];
     for sweep in sweeps {
         let text = format!("{BASE}\n[train]\nepochs = 4\n[split]\nfolds = 2\n{sweep}");
@@ -166,6 +175,49 @@ fn sweeps_of_every_kind_round_trip() {
         let e = load_in(dir.path(), &text, &[]);
         assert_round_trips(&e, sweep);
     }
+}
+
+#[test]
+fn a_sweep_over_the_schedule_type_and_its_keys_gives_each_trial_its_schedule() {
+    use assay::spec::ScheduleKind;
+    let load = |schedule: &str, parameters: &str| {
+        let text = format!(
+            "{BASE}\n[train]\nepochs = 4\n{schedule}[sweep]\n[sweep.parameters]\n{parameters}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        touch_data_files(&text, dir.path());
+        let e = load_in(dir.path(), &text, &[]);
+        assert_round_trips(&e, parameters);
+        e
+    };
+    let e = load(
+        "",
+        "\"schedule.type\" = [\"constant\", \"one_cycle\", \"reduce_on_plateau\"]\n",
+    );
+    let kinds: Vec<&str> = e
+        .trials
+        .iter()
+        .map(|t| match t.spec.schedule.kind {
+            ScheduleKind::Constant => "constant",
+            // max_lr defaults to the optimizer's lr
+            ScheduleKind::OneCycle { max_lr, .. } if max_lr == t.spec.optimizer.lr() => "one_cycle",
+            ScheduleKind::ReduceOnPlateau { patience: 10, .. } => "reduce_on_plateau",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["constant", "one_cycle", "reduce_on_plateau"]);
+    let e = load(
+        "[schedule]\ntype = \"exponential\"\ngamma = 0.9\n",
+        "\"schedule.gamma\" = [0.5, 0.25]\n",
+    );
+    let kinds: Vec<&ScheduleKind> = e.trials.iter().map(|t| &t.spec.schedule.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            &ScheduleKind::Exponential { gamma: 0.5 },
+            &ScheduleKind::Exponential { gamma: 0.25 }
+        ]
+    );
 }
 
 #[test]

@@ -168,8 +168,16 @@ pub(super) fn train(
         }
         Some(v)
     });
+    let clip_grad_norm = optional(&mut t, "clip_grad_norm", d, |a, d| {
+        r::number(a, "above 0", |v| v > 0.0, d)
+    });
+    let ema_decay = optional(&mut t, "ema_decay", d, |a, d| {
+        r::number(a, "above 0 and below 1", |v| v > 0.0 && v < 1.0, d)
+    });
     t.finish(d);
     Some(TrainSpec {
+        clip_grad_norm: clip_grad_norm?,
+        ema_decay: ema_decay?,
         patience: patience?,
         epochs: epochs?,
         batch_size: batch_size?,
@@ -179,6 +187,20 @@ pub(super) fn train(
         sampler: sampler?,
         label_smoothing: label_smoothing?,
     })
+}
+
+/// A key without a default: `Some(None)` when absent, `None` when present but invalid.
+fn optional<T>(
+    t: &mut TableReader,
+    key: &'static str,
+    d: &mut Diags,
+    read: impl for<'b> FnOnce(At<'b>, &mut Diags) -> Option<T>,
+) -> Option<Option<T>> {
+    let path = t.path_of(key);
+    match t.entry(key) {
+        Some(e) => read(at(&e.node, &path), d).map(Some),
+        None => Some(None),
+    }
 }
 
 fn task_name(task: Task) -> &'static str {
@@ -231,63 +253,201 @@ fn class_weights(
     Some(ClassWeights::Fixed(w))
 }
 
+/// Every type-specific key of `[schedule]` and the types it belongs to.
+const SCHEDULE_KEYS: &[(&str, &[&str])] = &[
+    (
+        "min_lr",
+        &["cosine", "cosine_restarts", "reduce_on_plateau"],
+    ),
+    ("every_epochs", &["step"]),
+    ("gamma", &["step", "multistep", "exponential"]),
+    ("max_lr", &["one_cycle"]),
+    ("pct_start", &["one_cycle"]),
+    ("div_factor", &["one_cycle"]),
+    ("final_div_factor", &["one_cycle"]),
+    ("anneal", &["one_cycle"]),
+    ("milestones", &["multistep"]),
+    ("t0", &["cosine_restarts"]),
+    ("t_mult", &["cosine_restarts"]),
+    ("patience", &["reduce_on_plateau"]),
+    ("factor", &["reduce_on_plateau"]),
+    ("threshold", &["reduce_on_plateau"]),
+    ("cooldown", &["reduce_on_plateau"]),
+];
+
 pub(super) fn schedule(
     mut t: TableReader,
+    optimizer: Option<&OptimizerSpec>,
     train: Option<&TrainSpec>,
+    split: Option<&SplitSpec>,
     d: &mut Diags,
 ) -> Option<ScheduleSpec> {
+    let type_span = t.entry("type").map(|e| e.node.span);
     let kind = opt(&mut t, "type", d, "constant".to_string(), |a, d| {
-        r::choice(a, &["constant", "cosine", "step"], d)
+        r::choice(
+            a,
+            &[
+                "constant",
+                "cosine",
+                "step",
+                "one_cycle",
+                "multistep",
+                "exponential",
+                "cosine_restarts",
+                "reduce_on_plateau",
+            ],
+            d,
+        )
     })?;
     let warmup_path = t.path_of("warmup_epochs");
     let warmup_span = t.entry("warmup_epochs").map(|e| e.node.span);
     let warmup_epochs = opt(&mut t, "warmup_epochs", d, 0.0, |a, d| {
         r::number(a, "at least 0", |v| v >= 0.0, d)
     });
-    let only = |t: &mut TableReader, key: &'static str, owner: &str, d: &mut Diags| {
-        if let Some(e) = t.entry(key) {
-            d.error(
-                e.key_span,
-                &t.path_of(key),
-                format!("`{key}` applies only to type = \"{owner}\", not to type = \"{kind}\""),
-                None,
-            );
+    let at_least_0 = |a: At, d: &mut Diags| r::number(a, "at least 0", |v| v >= 0.0, d);
+    let above_0 = |a: At, d: &mut Diags| r::number(a, "above 0", |v| v > 0.0, d);
+    let gamma = |t: &mut TableReader, default: Option<f64>, d: &mut Diags| {
+        let read = |a: At, d: &mut Diags| {
+            r::number(a, "above 0 and at most 1", |v| v > 0.0 && v <= 1.0, d)
+        };
+        match default {
+            Some(g) => opt(t, "gamma", d, g, read),
+            None => {
+                let path = t.path_of("gamma");
+                t.required("gamma", d, "0.9")
+                    .and_then(|n| read(at(n, &path), d))
+            }
         }
     };
     let kind = match kind.as_str() {
-        "cosine" => {
-            let min_lr = opt(&mut t, "min_lr", d, 0.0, |a, d| {
-                r::number(a, "at least 0", |v| v >= 0.0, d)
-            });
-            only(&mut t, "every_epochs", "step", d);
-            only(&mut t, "gamma", "step", d);
-            ScheduleKind::Cosine { min_lr: min_lr? }
-        }
+        "cosine" => ScheduleKind::Cosine {
+            min_lr: opt(&mut t, "min_lr", d, 0.0, at_least_0)?,
+        },
         "step" => {
             let ep = t.path_of("every_epochs");
             let every = t
                 .required("every_epochs", d, "10")
                 .and_then(|n| r::usize_at_least(at(n, &ep), 1, d));
-            let gamma = opt(&mut t, "gamma", d, 0.1, |a, d| {
-                r::number(a, "above 0 and at most 1", |v| v > 0.0 && v <= 1.0, d)
-            });
-            only(&mut t, "min_lr", "cosine", d);
+            let gamma = gamma(&mut t, Some(0.1), d);
             ScheduleKind::Step {
                 every_epochs: every?,
                 gamma: gamma?,
             }
         }
-        _ => {
-            for (key, owner) in [
-                ("min_lr", "cosine"),
-                ("every_epochs", "step"),
-                ("gamma", "step"),
-            ] {
-                only(&mut t, key, owner, d);
+        "one_cycle" => {
+            let max_lr = opt(
+                &mut t,
+                "max_lr",
+                d,
+                optimizer.map_or(1e-3, |o| o.lr()),
+                above_0,
+            );
+            let pct_start = opt(&mut t, "pct_start", d, 0.3, |a, d| {
+                r::number(a, "above 0 and below 1", |v| v > 0.0 && v < 1.0, d)
+            });
+            let div_factor = opt(&mut t, "div_factor", d, 25.0, above_0);
+            let final_div_factor = opt(&mut t, "final_div_factor", d, 1e4, above_0);
+            let anneal = opt(&mut t, "anneal", d, Anneal::Cos, |a, d| {
+                Some(match r::choice(a, &["cos", "linear"], d)?.as_str() {
+                    "linear" => Anneal::Linear,
+                    _ => Anneal::Cos,
+                })
+            });
+            ScheduleKind::OneCycle {
+                max_lr: max_lr?,
+                pct_start: pct_start?,
+                div_factor: div_factor?,
+                final_div_factor: final_div_factor?,
+                anneal: anneal?,
             }
-            ScheduleKind::Constant
         }
+        "multistep" => {
+            let mp = t.path_of("milestones");
+            let milestones = t
+                .required("milestones", d, "[30, 60]")
+                .and_then(|n| milestones(at(n, &mp), train.map(|t| t.epochs), d));
+            let gamma = gamma(&mut t, Some(0.1), d);
+            ScheduleKind::Multistep {
+                milestones: milestones?,
+                gamma: gamma?,
+            }
+        }
+        "exponential" => ScheduleKind::Exponential {
+            gamma: gamma(&mut t, None, d)?,
+        },
+        "cosine_restarts" => {
+            let tp = t.path_of("t0");
+            let t0 = t
+                .required("t0", d, "10")
+                .and_then(|n| r::usize_at_least(at(n, &tp), 1, d));
+            let t_mult = opt(&mut t, "t_mult", d, 1, |a, d| r::usize_at_least(a, 1, d));
+            let min_lr = opt(&mut t, "min_lr", d, 0.0, at_least_0);
+            ScheduleKind::CosineRestarts {
+                t0: t0?,
+                t_mult: t_mult?,
+                min_lr: min_lr?,
+            }
+        }
+        "reduce_on_plateau" => {
+            let patience = opt(&mut t, "patience", d, 10, |a, d| r::usize_at_least(a, 0, d));
+            let factor = opt(&mut t, "factor", d, 0.1, |a, d| {
+                r::number(a, "above 0 and below 1", |v| v > 0.0 && v < 1.0, d)
+            });
+            let threshold = opt(&mut t, "threshold", d, 1e-4, at_least_0);
+            let cooldown = opt(&mut t, "cooldown", d, 0, |a, d| r::usize_at_least(a, 0, d));
+            let min_lr = opt(&mut t, "min_lr", d, 0.0, at_least_0);
+            if let Some(split) = split {
+                let why = if split.refit {
+                    Some("its refit job retrains on all training data, without validation")
+                } else if split.validation_fraction == 0.0 && split.folds == 0 {
+                    Some("the spec has no validation split")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    d.error(
+                        type_span.unwrap_or(t.span()),
+                        &t.path_of("type"),
+                        format!("reduce_on_plateau decides on the validation metric, but {why}"),
+                        Some(
+                            "set split.validation_fraction above 0 (or split.folds), without split.refit, or choose another schedule"
+                                .into(),
+                        ),
+                    );
+                    return None;
+                }
+            }
+            ScheduleKind::ReduceOnPlateau {
+                patience: patience?,
+                factor: factor?,
+                threshold: threshold?,
+                cooldown: cooldown?,
+                min_lr: min_lr?,
+            }
+        }
+        _ => ScheduleKind::Constant,
     };
+    for (key, owners) in SCHEDULE_KEYS {
+        if owners.contains(&kind_name(&kind)) {
+            continue;
+        }
+        if let Some(e) = t.entry(key) {
+            let owners = owners
+                .iter()
+                .map(|o| format!("type = \"{o}\""))
+                .collect::<Vec<_>>()
+                .join(" or ");
+            d.error(
+                e.key_span,
+                &t.path_of(key),
+                format!(
+                    "`{key}` applies only to {owners}, not to type = \"{}\"",
+                    kind_name(&kind)
+                ),
+                None,
+            );
+        }
+    }
     t.finish(d);
     let warmup_epochs = warmup_epochs?;
     if let (Some(train), Some(span)) = (train, warmup_span) {
@@ -300,4 +460,62 @@ pub(super) fn schedule(
         kind,
         warmup_epochs,
     })
+}
+
+/// The `type` name of a schedule.
+pub fn kind_name(kind: &ScheduleKind) -> &'static str {
+    match kind {
+        ScheduleKind::Constant => "constant",
+        ScheduleKind::Cosine { .. } => "cosine",
+        ScheduleKind::Step { .. } => "step",
+        ScheduleKind::OneCycle { .. } => "one_cycle",
+        ScheduleKind::Multistep { .. } => "multistep",
+        ScheduleKind::Exponential { .. } => "exponential",
+        ScheduleKind::CosineRestarts { .. } => "cosine_restarts",
+        ScheduleKind::ReduceOnPlateau { .. } => "reduce_on_plateau",
+    }
+}
+
+/// `milestones`: epochs, strictly increasing, each at least 1 and below `train.epochs`.
+fn milestones(a: At, epochs: Option<usize>, d: &mut Diags) -> Option<Vec<usize>> {
+    let items = r::array(a, d)?;
+    if items.is_empty() {
+        d.error(
+            a.node.span,
+            a.path,
+            "no milestones",
+            Some("list the epochs after which the rate drops, e.g. [30, 60]".into()),
+        );
+        return None;
+    }
+    let mut out: Vec<usize> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let p = r::index(a.path, i);
+        let v = r::usize_at_least(at(item, &p), 1, d)?;
+        if epochs.is_some_and(|e| v >= e) {
+            d.error(
+                item.span,
+                &p,
+                format!(
+                    "milestone {v} is not before the end of training (train.epochs = {})",
+                    epochs.unwrap_or(0)
+                ),
+                None,
+            );
+            return None;
+        }
+        if let Some(&prev) = out.last() {
+            if v <= prev {
+                d.error(
+                    item.span,
+                    &p,
+                    format!("milestone {v} does not come after {prev}"),
+                    Some("list the milestones in strictly increasing order".into()),
+                );
+                return None;
+            }
+        }
+        out.push(v);
+    }
+    Some(out)
 }

@@ -296,16 +296,62 @@ impl OptimizerSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ScheduleSpec {
     pub kind: ScheduleKind,
-    /// Epochs of linear warm-up from 0 to the base learning rate.
+    /// Epochs of linear warm-up from 0 to the schedule's rate at the end of the warm-up.
     pub warmup_epochs: f64,
 }
 
+/// `[schedule] type`: how the learning rate moves. Rates are those of torch.optim.lr_scheduler
+/// where it has the schedule (see `crate::train::schedule`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ScheduleKind {
     Constant,
-    Cosine { min_lr: f64 },
-    Step { every_epochs: usize, gamma: f64 },
+    Cosine {
+        min_lr: f64,
+    },
+    Step {
+        every_epochs: usize,
+        gamma: f64,
+    },
+    /// torch's OneCycleLR (`three_phase = false`), per step.
+    OneCycle {
+        max_lr: f64,
+        pct_start: f64,
+        div_factor: f64,
+        final_div_factor: f64,
+        anneal: Anneal,
+    },
+    /// The rate times `gamma` at each milestone epoch.
+    Multistep {
+        milestones: Vec<usize>,
+        gamma: f64,
+    },
+    /// The rate times `gamma` every epoch.
+    Exponential {
+        gamma: f64,
+    },
+    /// torch's CosineAnnealingWarmRestarts, per step with fractional epochs.
+    CosineRestarts {
+        t0: usize,
+        t_mult: usize,
+        min_lr: f64,
+    },
+    /// torch's ReduceLROnPlateau on the validation best metric, decided after each epoch.
+    ReduceOnPlateau {
+        patience: usize,
+        factor: f64,
+        threshold: f64,
+        cooldown: usize,
+        min_lr: f64,
+    },
+}
+
+/// One-cycle annealing: a half cosine, or a straight line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Anneal {
+    Cos,
+    Linear,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -326,6 +372,13 @@ pub struct TrainSpec {
     /// Multiclass label smoothing ε in [0, 1).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub label_smoothing: f64,
+    /// Clip the global L2 norm of the gradients to this before each optimizer step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip_grad_norm: Option<f64>,
+    /// Decay of the exponential moving average of the weights (validation, best epoch, test
+    /// and `model.safetensors` use the average).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
 }
 
 fn is_zero(v: &f64) -> bool {

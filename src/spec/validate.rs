@@ -42,8 +42,8 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
     let optimizer = section(&mut top, "optimizer", d, false).and_then(|t| optimizer(t, d));
     let train = section(&mut top, "train", d, false)
         .and_then(|t| train(t, task.unwrap_or(Task::Multiclass), data.as_ref(), d));
-    let schedule =
-        section(&mut top, "schedule", d, false).and_then(|t| schedule(t, train.as_ref(), d));
+    let schedule = section(&mut top, "schedule", d, false)
+        .and_then(|t| schedule(t, optimizer.as_ref(), train.as_ref(), split.as_ref(), d));
     let model_span = top.entry("model").map(|e| e.node.span);
     top.finish(d);
     if let (Some(model), Some(train), Some(input), Some(task), Some(span)) =

@@ -1,5 +1,6 @@
 //! `checkpoint.safetensors`: a job's full training state after an epoch — the model, the
-//! optimizer state and the best epoch's weights, each tensor under its group's prefix, and the
+//! optimizer state, the best epoch's weights, the weight average and the schedule's state (when
+//! the spec has them), each tensor under its group's prefix, and the
 //! progress record as the JSON bytes of a `meta.json` tensor — with the previous checkpoint kept
 //! beside it until the next one is durable, so that a resumed job always has one to start from.
 
@@ -20,10 +21,13 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// The name of the tensor holding the progress record.
 const META: &str = "meta.json";
 
-/// The prefixes of the tensor groups: model weights, optimizer state, best epoch's weights.
+/// The prefixes of the tensor groups: model weights, optimizer state, best epoch's weights,
+/// weight average, schedule state.
 const MODEL: &str = "model.";
 const OPTIMIZER: &str = "optim.";
 const BEST: &str = "best.";
+const EMA: &str = "ema.";
+const SCHEDULE: &str = "schedule.";
 
 /// The progress record: where training stands after `epoch`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,6 +128,8 @@ pub fn save(dir: &JobDir, checkpoint: &Checkpoint) -> Result<(), CheckpointError
         (MODEL, &checkpoint.model),
         (OPTIMIZER, &checkpoint.optimizer),
         (BEST, &checkpoint.best_model),
+        (EMA, &checkpoint.ema),
+        (SCHEDULE, &checkpoint.schedule),
     ];
     for (prefix, list) in groups {
         for (name, t) in list.iter() {
@@ -183,6 +189,8 @@ pub fn read(path: &Path, device: &Device) -> Result<Checkpoint, CheckpointError>
         model: take(MODEL),
         optimizer: take(OPTIMIZER),
         best_model: take(BEST),
+        ema: take(EMA),
+        schedule: take(SCHEDULE),
     })
 }
 
@@ -249,6 +257,8 @@ mod tests {
         let dir = JobDir {
             root: tmp.path().to_path_buf(),
         };
+        let mut plateau = crate::train::plateau::Plateau::new(0.1, false);
+        plateau.bad_epochs = 2;
         let checkpoint = |epoch: usize| Checkpoint {
             epoch,
             history: Vec::new(),
@@ -257,6 +267,8 @@ mod tests {
             model: vec![("w".into(), tensor(&[1.0, 2.0]))],
             optimizer: vec![("m.w".into(), tensor(&[0.1, 0.2]))],
             best_model: vec![("w".into(), tensor(&[3.0, 4.0]))],
+            ema: vec![("w".into(), tensor(&[5.0, 6.0]))],
+            schedule: plateau.state(),
         };
         save(&dir, &checkpoint(1)).unwrap();
         save(&dir, &checkpoint(2)).unwrap();
@@ -264,6 +276,11 @@ mod tests {
         assert_eq!((last.epoch, last.best_score), (2, Some(0.5)));
         assert_eq!(last.model[0].1.to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
         assert_eq!(last.optimizer[0].0, "m.w");
+        assert_eq!(last.ema[0].1.to_vec1::<f32>().unwrap(), vec![5.0, 6.0]);
+        assert_eq!(
+            crate::train::plateau::Plateau::from_state(&last.schedule).unwrap(),
+            plateau
+        );
         assert_eq!(
             last.best_model[0].1.to_vec1::<f32>().unwrap(),
             vec![3.0, 4.0]

@@ -1,5 +1,6 @@
-//! The training loop: seeded shuffling, forward/backward/optimizer steps, per-epoch
-//! validation, best-epoch tracking and divergence detection.
+//! The training loop: seeded shuffling, forward/backward/optimizer steps (with gradient
+//! clipping and a weight average when the spec asks), per-epoch validation, the plateau
+//! schedule's decision, best-epoch tracking and divergence detection.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -8,16 +9,18 @@ use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
 use super::batches::{self, Inputs};
+use super::ema::Ema;
 use super::evaluate::{evaluate, record};
 use super::loader::{self, LoaderConfig};
 use super::loss::Objective;
 use super::metrics::{higher_is_better, Accumulator};
 use super::optim::{Adam, Optimizer, Sgd};
-use super::{rng, sampler, schedule};
+use super::plateau::{Plateau, PlateauRules, PlateauStateError};
+use super::{clip, rng, sampler, schedule};
 use crate::data::image_set::ImageSet;
 use crate::model::{Mode, Model};
 use crate::report::events::{EpochRecord, Event, EventSink};
-use crate::spec::{OptimizerSpec, Spec};
+use crate::spec::{OptimizerSpec, ScheduleKind, Spec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -33,6 +36,10 @@ pub enum TrainError {
     Sink(#[from] anyhow::Error),
     #[error(transparent)]
     PositiveClass(#[from] crate::spec::positive::PositiveClassError),
+    #[error("schedule type \"reduce_on_plateau\" decides on the validation metric, but this job has no validation images")]
+    NoValidation,
+    #[error(transparent)]
+    PlateauState(#[from] PlateauStateError),
 }
 
 impl From<candle_core::Error> for TrainError {
@@ -121,6 +128,10 @@ pub struct Checkpoint {
     pub model: Vec<(String, Tensor)>,
     pub optimizer: Vec<(String, Tensor)>,
     pub best_model: Vec<(String, Tensor)>,
+    /// The weight average (`train.ema_decay`); empty without one.
+    pub ema: Vec<(String, Tensor)>,
+    /// The schedule's state (reduce_on_plateau's); empty for the stateless schedules.
+    pub schedule: Vec<(String, Tensor)>,
 }
 
 /// What the trainer asks of whoever runs it: persistence, interruption and pruning.
@@ -151,7 +162,29 @@ impl TrainHooks for NoHooks {
 /// The best epoch so far: its number, its best-metric score and its weights.
 type Best = Option<(usize, Option<f64>, Vec<(String, Tensor)>)>;
 
+/// reduce_on_plateau's rules, if that is the schedule.
+fn plateau_rules(spec: &Spec) -> Option<PlateauRules> {
+    match spec.schedule.kind {
+        ScheduleKind::ReduceOnPlateau {
+            patience,
+            factor,
+            threshold,
+            cooldown,
+            min_lr,
+        } => Some(PlateauRules {
+            patience,
+            factor,
+            threshold,
+            cooldown,
+            min_lr,
+        }),
+        _ => None,
+    }
+}
+
 /// Trains `net` on `train` from `resume` (or from scratch), validating on `val` after every epoch.
+/// With `train.ema_decay`, validation, the best epoch's weights and so everything after training
+/// use the weight average.
 #[allow(clippy::too_many_arguments)]
 pub fn train(
     job: &str,
@@ -173,6 +206,13 @@ pub fn train(
     let mut history = Vec::with_capacity(t.epochs);
     let mut best: Best = None;
     let mut first_epoch = 1;
+    let rules = plateau_rules(spec);
+    let higher = higher_is_better(&t.best_metric);
+    if rules.is_some() && val.is_none_or(|v| v.is_empty()) {
+        return Err(TrainError::NoValidation);
+    }
+    let mut plateau = rules.map(|_| Plateau::new(spec.optimizer.lr(), higher));
+    let mut ema = None;
     if let Some(c) = resume {
         let model: HashMap<String, Tensor> = c.model.into_iter().collect();
         net.load_state(&model)?;
@@ -182,6 +222,15 @@ pub fn train(
         if c.best_epoch > 0 {
             best = Some((c.best_epoch, c.best_score, c.best_model));
         }
+        if plateau.is_some() {
+            plateau = Some(Plateau::from_state(&c.schedule)?);
+        }
+        if let Some(decay) = t.ema_decay {
+            ema = Some(Ema::from_state(net, decay, c.ema)?);
+        }
+    }
+    if let (Some(decay), None) = (t.ema_decay, &ema) {
+        ema = Some(Ema::new(net, decay)?);
     }
     if let Some(stop) = early_stop(&history, best.as_ref().map(|b| b.0), t.patience) {
         // Resumed after the stopping epoch was checkpointed: nothing more to train.
@@ -196,7 +245,8 @@ pub fn train(
         let mut dropout_rng = rng::stream(seed, "dropout", epoch as u64);
         let mut acc = Accumulator::new(spec.task, train.classes.len());
         let mut loss_sum = 0.0;
-        let mut lr = spec.optimizer.lr();
+        let base_lr = plateau.map_or(spec.optimizer.lr(), |p| p.lr);
+        let mut lr = base_lr;
         let shape = inputs.shape();
         let completed = loader::with_batches(
             chunks.len(),
@@ -213,7 +263,7 @@ pub fn train(
                     let global_step = (epoch - 1) * steps + step;
                     lr = schedule::learning_rate(
                         &spec.schedule,
-                        spec.optimizer.lr(),
+                        base_lr,
                         global_step,
                         steps,
                         t.epochs,
@@ -229,8 +279,14 @@ pub fn train(
                             loss: loss_value,
                         });
                     }
-                    let grads = loss.backward()?;
+                    let mut grads = loss.backward()?;
+                    if let Some(max_norm) = t.clip_grad_norm {
+                        clip::clip_grad_norm(net.params(), &mut grads, max_norm)?;
+                    }
                     optimizer.step(net.params(), &grads, lr)?;
+                    if let Some(ema) = ema.as_mut() {
+                        ema.update(net)?;
+                    }
                     let chunk = chunks[step];
                     loss_sum += loss_value * chunk.len() as f64;
                     record(&mut acc, &logits.detach(), train, chunk, objective.positive)?;
@@ -254,15 +310,10 @@ pub fn train(
             objective.positive,
             None,
         );
-        let val_metrics = match val {
-            Some(v) if !v.is_empty() => Some(evaluate(
-                net,
-                v,
-                inputs,
-                t.eval_batch_size,
-                &objective,
-                None,
-            )?),
+        let validate = |v: &ImageSet| evaluate(net, v, inputs, t.eval_batch_size, &objective, None);
+        let val_metrics = match (val, &ema) {
+            (Some(v), Some(ema)) if !v.is_empty() => Some(ema.with_weights(net, || validate(v))?),
+            (Some(v), None) if !v.is_empty() => Some(validate(v)?),
             _ => None,
         };
         // Without a validation split the last epoch is the best one.
@@ -272,7 +323,14 @@ pub fn train(
             None => true,
         };
         if is_best {
-            best = Some((epoch, score, net.state()?));
+            let weights = match &ema {
+                Some(ema) => ema.state(),
+                None => net.state()?,
+            };
+            best = Some((epoch, score, weights));
+        }
+        if let (Some(p), Some(rules)) = (plateau.as_mut(), &rules) {
+            p.epoch_done(rules, score, higher);
         }
         let record = EpochRecord {
             epoch,
@@ -296,6 +354,8 @@ pub fn train(
             model: net.state()?,
             optimizer: optimizer.state(),
             best_model,
+            ema: ema.as_ref().map(Ema::state).unwrap_or_default(),
+            schedule: plateau.map(|p| p.state()).unwrap_or_default(),
         })?;
         if hooks.verdict(epoch, score)? == Verdict::Prune {
             return finish(history, best, Ending::Pruned { epoch });
