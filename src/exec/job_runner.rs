@@ -175,6 +175,7 @@ pub fn run_prepared(
     let net = prepare::build_network(spec, data, job.seed, device)?;
     let (resume, checkpoint_warnings) = checkpoint_file::load_latest(&dir, device);
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
+    let pretrained = prepare::load_pretrained(spec, net.as_ref(), resumed_from == 0)?;
     let positive_class = match spec.task {
         crate::spec::Task::Binary => {
             let i = crate::train::loss::positive_index(spec, &data.classes)?;
@@ -200,6 +201,10 @@ pub fn run_prepared(
         normalize_mean: &data.mean,
         normalize_std: &data.std,
         parameters: net.parameter_count(),
+        pretrained_hash: spec.transfer.pretrained.as_ref().map(|p| p.sha256.as_str()),
+        pretrained_head: pretrained
+            .head
+            .map(|file| if file { "file" } else { "replaced" }),
         threads: run.threads,
         assay_version: env!("CARGO_PKG_VERSION"),
         assay_git_revision: env!("ASSAY_GIT_REVISION"),
@@ -220,11 +225,15 @@ pub fn run_prepared(
     // The trainer calls the progress reporter and the hooks in turn, never both at once.
     let sink = RefCell::new(sink);
 
-    let log = std::fs::OpenOptions::new()
+    let mut log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.log())
         .with_context(|| format!("cannot open {}", dir.log().display()))?;
+    for line in &pretrained.report {
+        use std::io::Write;
+        writeln!(log, "{line}").with_context(|| format!("cannot write {}", dir.log().display()))?;
+    }
     let mut console = ConsoleSink::to_file(log);
     let mut progress = ProgressReporter {
         sink: &sink,
@@ -463,6 +472,12 @@ struct JobRecord<'a> {
     normalize_mean: &'a [f64],
     normalize_std: &'a [f64],
     parameters: usize,
+    /// SHA-256 of the weights file the model started from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pretrained_hash: Option<&'a str>,
+    /// `file`: the classification head is the weights file's own; `replaced`: a fresh one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pretrained_head: Option<&'static str>,
     threads: usize,
     assay_version: &'a str,
     assay_git_revision: &'a str,

@@ -504,6 +504,43 @@ fn cut(
 }
 
 /// The spec's model for this data (input shape, one output per class), initialised from `seed`.
+/// What starting from a weights file did (see [`load_pretrained`]).
+#[derive(Debug, Default)]
+pub struct PretrainedStart {
+    /// Lines for the job's log (what was loaded, missing, unexpected, the head).
+    pub report: Vec<String>,
+    /// Whether the head is the file's own; `None` without a weights file (or when a resumed
+    /// job's file can no longer be read).
+    pub head: Option<bool>,
+}
+
+/// Loads `spec`'s weights file into `net` when `fresh` (a job not resumed from a checkpoint);
+/// a resumed job only learns whether its head was the file's.
+pub fn load_pretrained(
+    spec: &Spec,
+    net: &dyn crate::model::Model,
+    fresh: bool,
+) -> anyhow::Result<PretrainedStart> {
+    use crate::model::pretrained;
+    let Some(p) = &spec.transfer.pretrained else {
+        return Ok(PretrainedStart::default());
+    };
+    if fresh {
+        let loaded = pretrained::load(net, p)?;
+        return Ok(PretrainedStart {
+            head: Some(loaded.head_from_file()),
+            report: loaded.report,
+        });
+    }
+    let head = pretrained::inspect(&p.path).ok().map(|s| {
+        !pretrained::Comparison::new(&pretrained::expected(net), &s.tensors, p.layout).head_replaced
+    });
+    Ok(PretrainedStart {
+        report: Vec::new(),
+        head,
+    })
+}
+
 pub fn build_network(
     spec: &Spec,
     data: &PreparedData,

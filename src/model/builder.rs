@@ -2,11 +2,14 @@
 //! validation: parameter counts and shape checks without drawing weights), and tallies the
 //! activations one image produces.
 
+use std::sync::Arc;
+
 use candle_core::{Device, Result, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::init;
+use super::param::Training;
 use super::{Param, Summary};
 
 /// How new parameters get their values.
@@ -39,6 +42,8 @@ pub struct Builder<'a> {
     lowering: usize,
     /// Values created so far (parameters and buffers).
     values: usize,
+    /// The part new parameters belong to (see [`Builder::part`]).
+    part: String,
 }
 
 /// The most parameter and buffer values a build creates (4 GiB of f32): a size key beyond it
@@ -56,6 +61,7 @@ impl<'a> Builder<'a> {
             flops: 0,
             lowering: 0,
             values: 0,
+            part: String::new(),
         }
     }
 
@@ -97,10 +103,29 @@ impl<'a> Builder<'a> {
         Var::from_tensor(&Tensor::from_vec(values, shape, &self.device)?)
     }
 
+    /// The parameters created from now on belong to part `name` (`stem`, `stages.0`, `head`,
+    /// …): the names `[model] freeze` takes.
+    pub fn part(&mut self, name: impl Into<String>) {
+        self.part = name.into();
+    }
+
     /// A trainable tensor named `name`; `decay` puts it in the weight-decay group.
     pub fn param(&mut self, name: &str, shape: &[usize], fill: Fill, decay: bool) -> Result<Var> {
+        self.param_sharing(name, shape, fill, decay, &Arc::default())
+    }
+
+    /// [`Builder::param`] whose training flags are `training` (shared with other parameters).
+    pub fn param_sharing(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        fill: Fill,
+        decay: bool,
+        training: &Arc<Training>,
+    ) -> Result<Var> {
         let var = self.tensor(shape, fill)?;
-        self.params.push(Param::new(name, var.clone(), decay));
+        self.params
+            .push(Param::new(name, var.clone(), decay).in_part(&self.part, training.clone()));
         Ok(var)
     }
 

@@ -10,6 +10,8 @@ pub mod layers;
 pub mod network;
 pub mod ops;
 pub mod param;
+pub mod parts;
+pub mod pretrained;
 pub mod shapes;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! The network built from `[model]`: layers with our own parameters, a forward pass for
 //! training and evaluation, and named state for checkpoints.
 
+use std::sync::Arc;
+
 use candle_core::{Device, Result, Tensor, Var, D};
 use rand_chacha::ChaCha8Rng;
 
@@ -9,6 +11,7 @@ use super::layers::conv::convolve;
 use super::layers::regularize::dropout;
 use super::layers::{Activation, BatchNorm, LayerNorm};
 use super::ops::{self, ConvOptions, Window};
+use super::param::Training;
 use super::shapes::{self, Shape};
 use super::{Mode, Model, Param};
 use crate::spec::{Architecture, LayerSpec};
@@ -122,11 +125,24 @@ impl Network {
     }
 
     fn param(&mut self, name: String, var: Var, decay: bool) -> Var {
-        self.params.push(Param {
-            name,
-            var: var.clone(),
-            decay,
-        });
+        self.param_sharing(name, var, decay, &Arc::default())
+    }
+
+    /// A parameter whose training flags are `training`; its part is its top-level layer
+    /// (`layers.3`, a residual's inner layers included) or `head`.
+    fn param_sharing(
+        &mut self,
+        name: String,
+        var: Var,
+        decay: bool,
+        training: &Arc<Training>,
+    ) -> Var {
+        let part = match name.split('.').take(2).collect::<Vec<_>>()[..] {
+            ["layers", i] => format!("layers.{i}"),
+            _ => "head".to_string(),
+        };
+        self.params
+            .push(Param::new(name, var.clone(), decay).in_part(&part, training.clone()));
         var
     }
 
@@ -201,17 +217,24 @@ impl Network {
                     Shape::Spatial { c, .. } => c,
                     Shape::Flat(n) => n,
                 };
+                let training = Arc::new(Training::default());
                 let gamma = init::constant(1.0, &[n], &self.device)?;
-                let gamma = self.param(format!("{name}.weight"), gamma, false);
+                let gamma = self.param_sharing(format!("{name}.weight"), gamma, false, &training);
                 let beta = init::constant(0.0, &[n], &self.device)?;
-                let beta = self.param(format!("{name}.bias"), beta, false);
+                let beta = self.param_sharing(format!("{name}.bias"), beta, false, &training);
                 let mean = init::constant(0.0, &[n], &self.device)?;
                 let var = init::constant(1.0, &[n], &self.device)?;
                 self.buffers
                     .push((format!("{name}.running_mean"), mean.clone()));
                 self.buffers
                     .push((format!("{name}.running_var"), var.clone()));
-                Layer::BatchNorm(BatchNorm::from_parts(gamma, beta, mean, var, momentum, eps))
+                Layer::BatchNorm(BatchNorm::from_parts(
+                    (gamma, beta, training),
+                    mean,
+                    var,
+                    momentum,
+                    eps,
+                ))
             }
             LayerSpec::LayerNorm { eps } => {
                 let n = match input {

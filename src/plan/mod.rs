@@ -59,7 +59,8 @@ pub fn hex_hash(parts: &[&[u8]]) -> String {
 }
 
 /// The spec as JSON with data paths relative to `spec_dir`, so ids and change detection do not
-/// depend on where the repository or data folder sits.
+/// depend on where the repository or data folder sits; a weights file counts by its SHA-256
+/// (and layout), not by where it lies.
 pub fn portable_json(spec: &Spec, spec_dir: &Path) -> serde_json::Value {
     let mut v = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
     let base = std::path::absolute(spec_dir).unwrap_or_else(|_| spec_dir.to_path_buf());
@@ -71,6 +72,13 @@ pub fn portable_json(spec: &Spec, spec_dir: &Path) -> serde_json::Value {
             }
         }
     };
+    if let Some(p) = v
+        .get_mut("transfer")
+        .and_then(|t| t.get_mut("pretrained"))
+        .and_then(|p| p.as_object_mut())
+    {
+        p.remove("path");
+    }
     for split in ["train", "test"] {
         if let Some(source) = v.get_mut("data").and_then(|d| d.get_mut(split)) {
             if source.is_string() {

@@ -11,6 +11,7 @@ mod resolved;
 mod source;
 mod sweep;
 mod training;
+mod transfer;
 mod tree;
 mod types;
 mod validate;
@@ -149,8 +150,9 @@ fn parse_with(
     }
     let sweep_node = take_sweep(&mut root);
     let data_root = validate::data_root(&root, base);
+    let spec_dir = base.to_path_buf();
     let base = data_root.as_path();
-    let spec = validate::spec(&root, base, &mut diags);
+    let spec = validate::spec(&root, base, &spec_dir, &mut diags);
     let spec = match spec {
         Some(spec) if diags.list.is_empty() => spec,
         _ => {
@@ -197,7 +199,7 @@ fn parse_with(
             ..Default::default()
         };
         let resolved = match point.apply(&root) {
-            Ok(tree) => validate::spec(&tree, base, &mut point_diags),
+            Ok(tree) => validate::spec(&tree, base, &spec_dir, &mut point_diags),
             Err(d) => {
                 point_diags.list.push(d);
                 None

@@ -122,6 +122,10 @@ fn resolved_doc(spec: &Spec, data_root: &Path) -> DocumentMut {
     };
     let root = std::path::absolute(data_root).unwrap_or_else(|_| data_root.to_path_buf());
     let top = doc.as_table_mut();
+    top.remove("transfer");
+    if let Some(t) = top.get_mut("model").and_then(Item::as_table_mut) {
+        transfer(t, &spec.transfer);
+    }
     if let Some(t) = top.get_mut("data").and_then(Item::as_table_mut) {
         data(t, &root);
     }
@@ -202,6 +206,28 @@ fn untag(t: &mut Table, key: &str, tag: &str) {
             Ok(v) => Item::Value(v),
             Err(i) => i,
         };
+    }
+}
+
+/// `[model]`'s transfer keys, as the reader takes them (the weights file's path absolute; its
+/// hash is read again from the file).
+fn transfer(t: &mut Table, s: &super::types::TransferSpec) {
+    if let Some(p) = &s.pretrained {
+        t.insert(
+            "pretrained",
+            Item::Value(p.path.display().to_string().into()),
+        );
+        t.insert("pretrained_layout", Item::Value(p.layout.name().into()));
+    }
+    if !s.freeze.is_empty() {
+        let parts: Array = s.freeze.iter().map(String::as_str).collect();
+        t.insert("freeze", Item::Value(Value::Array(parts)));
+    }
+    if let Some(n) = s.unfreeze_at_epoch {
+        t.insert("unfreeze_at_epoch", Item::Value((n as i64).into()));
+    }
+    if s.backbone_lr_scale != 1.0 {
+        t.insert("backbone_lr_scale", Item::Value(s.backbone_lr_scale.into()));
     }
 }
 

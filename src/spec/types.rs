@@ -17,6 +17,10 @@ pub struct Spec {
     pub split: SplitSpec,
     pub preprocess: PreprocessSpec,
     pub model: ModelSpec,
+    /// `[model]`'s starting weights and freezing keys; left out of the resolved spec's JSON
+    /// (and so of job ids) when unused.
+    #[serde(default, skip_serializing_if = "TransferSpec::is_default")]
+    pub transfer: TransferSpec,
     pub optimizer: OptimizerSpec,
     pub schedule: ScheduleSpec,
     pub train: TrainSpec,
@@ -136,6 +140,78 @@ impl ModelSpec {
             ModelSpec::Mlp { layers } => Some((Architecture::Mlp, layers)),
             ModelSpec::Cnn { layers } => Some((Architecture::Cnn, layers)),
             _ => None,
+        }
+    }
+}
+
+/// `[model] pretrained`, `freeze`, `unfreeze_at_epoch`, `backbone_lr_scale`: where training
+/// starts from and which parts of the model train, at what rate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransferSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<PretrainedSpec>,
+    /// Part names (see [`crate::model::parts`]), `backbone` expanded, in the model's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
+    /// The frozen parts train from this epoch on (1-based); `None`: they stay frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfreeze_at_epoch: Option<usize>,
+    /// Multiplies the learning rate of every parameter but the head's.
+    #[serde(default = "unit_width", skip_serializing_if = "is_unit")]
+    pub backbone_lr_scale: f64,
+}
+
+impl Default for TransferSpec {
+    fn default() -> Self {
+        Self {
+            pretrained: None,
+            freeze: Vec::new(),
+            unfreeze_at_epoch: None,
+            backbone_lr_scale: 1.0,
+        }
+    }
+}
+
+impl TransferSpec {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn is_unit(v: &f64) -> bool {
+    *v == 1.0
+}
+
+/// A weights file the model starts from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PretrainedSpec {
+    /// Absolute after validation.
+    pub path: PathBuf,
+    pub layout: PretrainedLayout,
+    /// SHA-256 of the file (hex), read at validation: new weights make new jobs.
+    pub sha256: String,
+}
+
+/// How the tensors in a weights file are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PretrainedLayout {
+    /// assay's own names (a job's `model.safetensors`).
+    Assay,
+    /// torchvision's state dicts (ResNet, MobileNetV2, ViT).
+    Torchvision,
+    /// The lukemelas EfficientNet-PyTorch names of the published EfficientNet-Lite weights.
+    EfficientnetLite,
+}
+
+impl PretrainedLayout {
+    pub const NAMES: &'static [&'static str] = &["assay", "torchvision", "efficientnet-lite"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PretrainedLayout::Assay => "assay",
+            PretrainedLayout::Torchvision => "torchvision",
+            PretrainedLayout::EfficientnetLite => "efficientnet-lite",
         }
     }
 }

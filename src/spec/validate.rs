@@ -12,8 +12,9 @@ use super::training::{optimizer, schedule, train};
 use super::tree::{Node, Segment, Value};
 use super::types::*;
 
-/// Reads the whole spec; `base` is the folder relative data paths start from.
-pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
+/// Reads the whole spec; `base` is the folder relative data paths start from, `spec_dir` the
+/// spec file's folder (where a relative `model.pretrained` starts from).
+pub fn spec(root: &Node, base: &Path, spec_dir: &Path, d: &mut Diags) -> Option<Spec> {
     let mut top = TableReader::new(root, &[], d)?;
     let name = top
         .required("name", d, "\"my-experiment\"")
@@ -38,7 +39,12 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         .as_ref()
         .zip(data.as_ref())
         .map(|(a, data)| super::augment::input_shape(a, data));
-    let model = section(&mut top, "model", d, true).and_then(|t| model(t, input, d));
+    let (transfer_keys, model) = match section(&mut top, "model", d, true) {
+        Some(mut t) => (Some(super::transfer::take(&mut t)), model(t, input, d)),
+        None => (None, None),
+    };
+    let transfer =
+        transfer_keys.and_then(|k| super::transfer::read(k, model.as_ref(), input, spec_dir, d));
     let optimizer = section(&mut top, "optimizer", d, false).and_then(|t| optimizer(t, d));
     let train = section(&mut top, "train", d, false)
         .and_then(|t| train(t, task.unwrap_or(Task::Multiclass), data.as_ref(), d));
@@ -62,6 +68,7 @@ pub fn spec(root: &Node, base: &Path, d: &mut Diags) -> Option<Spec> {
         split: split?,
         preprocess: preprocess?,
         model: model?,
+        transfer: transfer?,
         optimizer: optimizer?,
         schedule: schedule?,
         train: train?,

@@ -238,6 +238,7 @@ pub fn train(
     }
     for epoch in first_epoch..=t.epochs {
         let started = Instant::now();
+        crate::model::parts::apply(net.params(), &spec.transfer, epoch);
         let order = sampler::epoch_order(train, t.sampler, seed, epoch);
         let chunks: Vec<&[usize]> = order.chunks(t.batch_size).collect();
         let keys = batches::draw_keys(&order, train.len());

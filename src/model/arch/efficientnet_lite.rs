@@ -77,6 +77,7 @@ impl EfficientNetLite {
             return Err(too_small("_conv_stem", input, 2, &arch, MIN_SIDE));
         }
         let stem_cfg = ConvConfig::new(STEM, 3).stride(2);
+        b.part("stem");
         let (stem, mut shape) =
             STYLE.conv_bn(b, &ConvBnNames::new("_conv_stem", "_bn0"), stem_cfg, input)?;
         let last_stage = STAGES.len() - 1;
@@ -93,7 +94,10 @@ impl EfficientNetLite {
             .collect();
         let total: usize = repeats.iter().sum();
         let mut blocks = Vec::with_capacity(total);
-        for (&(_, kernel, stride, expansion, c), &n) in STAGES.iter().zip(&repeats) {
+        for (stage, (&(_, kernel, stride, expansion, c), &n)) in
+            STAGES.iter().zip(&repeats).enumerate()
+        {
+            b.part(format!("stages.{stage}"));
             let out = round_filters(c, width);
             for i in 0..n {
                 let index = blocks.len();
@@ -121,6 +125,7 @@ impl EfficientNetLite {
                 shape = next;
             }
         }
+        b.part("top");
         let (head, shape) = STYLE.conv_bn(
             b,
             &ConvBnNames::new("_conv_head", "_bn1"),
@@ -129,6 +134,7 @@ impl EfficientNetLite {
         )?;
         // TensorFlow's dense initialiser: uniform ±1/√outputs, bias zero.
         let bound = 1.0 / (classes.max(1) as f64).sqrt();
+        b.part("head");
         let fc = Linear::new(b, "_fc", shape.0, classes, true, Some(Fill::Uniform(bound)))?;
         b.flops(2 * shape.0 * classes);
         Ok(Self {

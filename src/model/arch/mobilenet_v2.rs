@@ -71,6 +71,7 @@ impl MobileNetV2 {
             return Err(too_small("features.0", input, 2, "mobilenet_v2", MIN_SIDE));
         }
         let stem_cfg = ConvConfig::new(make_divisible(32.0 * spec.width), 3).stride(2);
+        b.part("stem");
         let (stem, mut shape) = STYLE.conv_bn(
             b,
             &ConvBnNames::new("features.0.0", "features.0.1"),
@@ -78,7 +79,8 @@ impl MobileNetV2 {
             input,
         )?;
         let mut blocks = Vec::new();
-        for &(t, c, n, s) in &STAGES {
+        for (stage, &(t, c, n, s)) in STAGES.iter().enumerate() {
+            b.part(format!("stages.{stage}"));
             let out = make_divisible(c as f64 * spec.width);
             for i in 0..n {
                 let index = blocks.len() + 1;
@@ -120,12 +122,14 @@ impl MobileNetV2 {
         }
         let last_channels = make_divisible(1280.0 * spec.width.max(1.0));
         let index = blocks.len() + 1;
+        b.part("top");
         let (last, shape) = STYLE.conv_bn(
             b,
             &ConvBnNames::new(format!("features.{index}.0"), format!("features.{index}.1")),
             ConvConfig::new(last_channels, 1),
             shape,
         )?;
+        b.part("head");
         let classifier = Linear::new(
             b,
             "classifier.1",

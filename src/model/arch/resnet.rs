@@ -145,6 +145,7 @@ impl ResNet {
             ResnetStem::Imagenet => ConvConfig::new(scaled(base[0]), 7).stride(2),
             ResnetStem::Small => ConvConfig::new(scaled(base[0]), 3),
         };
+        b.part("stem");
         let (conv1, bn1, mut shape) = conv_bn(b, "conv1", "bn1", stem_cfg, input)?;
         let pool = spec.stem == ResnetStem::Imagenet;
         if pool {
@@ -163,6 +164,7 @@ impl ResNet {
         let mut blocks = Vec::with_capacity(total);
         for (stage, &count) in blocks_per_stage.iter().enumerate() {
             let planes = scaled(base[stage]);
+            b.part(format!("stages.{stage}"));
             for i in 0..count {
                 let stride = if stage > 0 && i == 0 { 2 } else { 1 };
                 let rate = drop_path_rate(spec.drop_path, blocks.len(), total);
@@ -186,6 +188,7 @@ impl ResNet {
                 }
             }
         }
+        b.part("head");
         let fc = Linear::new(b, "fc", shape.0, classes, true, None)?;
         b.flops(2 * shape.0 * classes);
         Ok(Self {

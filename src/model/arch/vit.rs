@@ -98,6 +98,7 @@ impl Vit {
             .stride(p)
             .padding(Padding::Symmetric(0))
             .bias(true);
+        b.part("stem");
         let (patch_embed, (_, gh, gw)) = Conv2d::new(b, "patch_embed.proj", cfg, input)?;
         let tokens = gh * gw + 1;
         let cls_token = b.param("cls_token", &[1, 1, spec.width], INIT, false)?;
@@ -106,11 +107,14 @@ impl Vit {
         let blocks = (0..spec.depth)
             .map(|i| {
                 let rate = drop_path_rate(spec.drop_path, i, spec.depth);
+                b.part(format!("blocks.{i}"));
                 Block::new(b, &format!("blocks.{i}"), spec, tokens, rate)
             })
             .collect::<Result<Vec<_>>>()?;
+        b.part("top");
         let norm = LayerNorm::new(b, "norm", spec.width, LN_EPS)?;
         b.activation(tokens * spec.width);
+        b.part("head");
         let head = Linear::new(b, "head", spec.width, classes, true, Some(INIT))?;
         b.flops(2 * spec.width * classes);
         Ok(Self {

@@ -1,9 +1,12 @@
 //! Batch norm (batch statistics in training, running statistics in evaluation) and layer norm,
 //! both written with candle ops whose gradients flow (candle's fused layer norm drops them).
 
+use std::sync::Arc;
+
 use candle_core::{DType, Result, Tensor, Var, D};
 
 use super::super::builder::{Builder, Fill};
+use super::super::param::Training;
 use super::super::Mode;
 
 pub struct BatchNorm {
@@ -13,6 +16,9 @@ pub struct BatchNorm {
     var: Var,
     momentum: f64,
     eps: f64,
+    /// The training flags of the scale and shift: while they are frozen the layer uses and
+    /// keeps its running statistics, in training too.
+    training: Arc<Training>,
 }
 
 impl BatchNorm {
@@ -24,28 +30,35 @@ impl BatchNorm {
         momentum: f64,
         eps: f64,
     ) -> Result<Self> {
+        let training = Arc::new(Training::default());
+        let one = Fill::Constant(1.0);
+        let zero = Fill::Constant(0.0);
         Ok(Self {
-            gamma: b.param(
+            gamma: b.param_sharing(
                 &format!("{name}.weight"),
                 &[channels],
-                Fill::Constant(1.0),
+                one,
                 false,
+                &training,
             )?,
-            beta: b.param(
-                &format!("{name}.bias"),
-                &[channels],
-                Fill::Constant(0.0),
-                false,
-            )?,
+            beta: b.param_sharing(&format!("{name}.bias"), &[channels], zero, false, &training)?,
             mean: b.buffer(&format!("{name}.running_mean"), &[channels], 0.0)?,
             var: b.buffer(&format!("{name}.running_var"), &[channels], 1.0)?,
             momentum,
             eps,
+            training,
         })
     }
 
-    /// From existing scale and shift parameters and running-statistics buffers.
-    pub fn from_parts(gamma: Var, beta: Var, mean: Var, var: Var, momentum: f64, eps: f64) -> Self {
+    /// From existing scale and shift parameters (whose training flags are `training`) and
+    /// running-statistics buffers.
+    pub fn from_parts(
+        (gamma, beta, training): (Var, Var, Arc<Training>),
+        mean: Var,
+        var: Var,
+        momentum: f64,
+        eps: f64,
+    ) -> Self {
         Self {
             gamma,
             beta,
@@ -53,6 +66,7 @@ impl BatchNorm {
             var,
             momentum,
             eps,
+            training,
         }
     }
 
@@ -63,6 +77,11 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        let mode = if self.training.frozen() {
+            Mode::Eval
+        } else {
+            mode
+        };
         batch_norm(
             x,
             &self.gamma,

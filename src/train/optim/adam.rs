@@ -251,6 +251,7 @@ impl Optimizer for Adam {
             let Some((p, g)) = value_and_grad(param, grads)? else {
                 continue;
             };
+            let lr = lr * param.lr_scale();
             let decay = param.decay && self.weight_decay != 0.0;
             let prev = match self.state.get(&param.name) {
                 None => None,

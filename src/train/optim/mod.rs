@@ -4,7 +4,9 @@
 //! resume from a checkpoint needs our own. Every optimizer here:
 //! - updates parameters in place with [`Var::set`], using only candle tensor ops on detached
 //!   tensors (works on any device, builds no autograd graph);
-//! - skips parameters that have no gradient in the [`GradStore`] (their state is untouched);
+//! - skips parameters that have no gradient in the [`GradStore`] and frozen ones
+//!   ([`Param::frozen`]): their value and state are untouched, no weight decay either;
+//! - scales the learning rate of each parameter by its [`Param::lr_scale`];
 //! - applies weight decay only to parameters with [`Param::decay`] set;
 //! - exposes all of its state as named tensors ([`Optimizer::state`]) that can be written to a
 //!   safetensors file and restored bit-exactly with [`Optimizer::load_state`].
@@ -110,12 +112,15 @@ pub(crate) fn check_unique_names(params: &[Param]) -> candle_core::Result<()> {
 }
 
 /// The current value and gradient of `param`, both detached, or `None` if it has no gradient
-/// (or no elements).
+/// (or no elements) or is frozen.
 pub(crate) fn value_and_grad(
     param: &Param,
     grads: &GradStore,
 ) -> candle_core::Result<Option<(Tensor, Tensor)>> {
     let p = param.var.as_tensor();
+    if param.frozen() {
+        return Ok(None);
+    }
     let Some(g) = grads.get(p) else {
         return Ok(None);
     };

@@ -69,6 +69,7 @@ impl Optimizer for Sgd {
             let Some((p, mut g)) = value_and_grad(param, grads)? else {
                 continue;
             };
+            let lr = lr * param.lr_scale();
             if param.decay && self.weight_decay != 0.0 {
                 g = p.affine(self.weight_decay, 0.0)?.add(&g)?;
             }
