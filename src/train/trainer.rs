@@ -222,11 +222,22 @@ pub fn train(
         if c.best_epoch > 0 {
             best = Some((c.best_epoch, c.best_score, c.best_model));
         }
-        if plateau.is_some() {
+        // A checkpoint of a spec without them (continued with --force) starts them afresh.
+        if plateau.is_some() && !c.schedule.is_empty() {
             plateau = Some(Plateau::from_state(&c.schedule)?);
+        } else if plateau.is_some() {
+            sink.event(&Event::Warning {
+                message: format!("job {job}: the checkpoint has no reduce_on_plateau state; the plateau starts afresh at the optimizer's rate"),
+            })?;
         }
         if let Some(decay) = t.ema_decay {
-            ema = Some(Ema::from_state(net, decay, c.ema)?);
+            if c.ema.is_empty() {
+                sink.event(&Event::Warning {
+                    message: format!("job {job}: the checkpoint has no weight average; it starts from the resumed weights"),
+                })?;
+            } else {
+                ema = Some(Ema::from_state(net, decay, c.ema)?);
+            }
         }
     }
     if let (Some(decay), None) = (t.ema_decay, &ema) {
