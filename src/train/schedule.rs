@@ -40,7 +40,9 @@ pub fn learning_rate(
     let first = (warmup * spe).ceil() as usize;
     if step < first {
         let target = scheduled(schedule, base_lr, 0, 0.0, steps_per_epoch, epochs);
-        return target * (step as f64 + 1.0) / first as f64;
+        // Divided by W·steps_per_epoch, not by the step count: with a fractional W·spe the last
+        // warm-up step ends a little above the target (kept, so that earlier results stand).
+        return target * (step as f64 + 1.0) / (warmup * spe).max(1.0);
     }
     scheduled(
         schedule,
@@ -280,12 +282,13 @@ mod tests {
         assert_eq!(learning_rate(&s, 0.2, 4, 5, 6), 0.2);
         assert_eq!(learning_rate(&s, 0.2, 5, 5, 6), 0.1);
         assert_eq!(learning_rate(&s, 0.2, 17, 5, 6), 0.025);
-        // Half an epoch of warm-up: t < 0.5 for ⌈2.5⌉ = 3 steps; step 1 is 2/3 of 0.2, step 2
-        // all of it; from step 3 (t = 0.6, τ = 0.1) the schedule's epoch 0; step 18 (t = 3.6,
-        // τ = 3.1) → 0.2 · 0.5³ = 0.025.
+        // Half an epoch of warm-up: t < 0.5 for ⌈2.5⌉ = 3 steps, step k at 0.2 · (k + 1) / 2.5:
+        // step 1 is 0.16, step 2 is 0.24 (the ramp divides by W·spe = 2.5, so its last step ends
+        // above the target); from step 3 (t = 0.6, τ = 0.1) the schedule's epoch 0; step 18
+        // (t = 3.6, τ = 3.1) → 0.2 · 0.5³ = 0.025.
         let w = spec(ScheduleKind::Exponential { gamma: 0.5 }, 0.5);
-        assert!(close(learning_rate(&w, 0.2, 1, 5, 6), 0.2 * 2.0 / 3.0));
-        assert!(close(learning_rate(&w, 0.2, 2, 5, 6), 0.2));
+        assert!(close(learning_rate(&w, 0.2, 1, 5, 6), 0.16));
+        assert!(close(learning_rate(&w, 0.2, 2, 5, 6), 0.24));
         assert_eq!(learning_rate(&w, 0.2, 3, 5, 6), 0.2);
         assert_eq!(learning_rate(&w, 0.2, 18, 5, 6), 0.025);
     }
