@@ -400,3 +400,36 @@ fn what_cannot_be_used_is_refused_with_its_name() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
+
+#[test]
+fn a_model_started_from_another_jobs_weights_is_usable_without_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    image_folder(&d.join("train"), &digits("train", 300), |l| l.to_string());
+    image_folder(&d.join("test"), &digits("test", 60), |l| l.to_string());
+    let s = write_spec(
+        d,
+        &spec("multiclass", "image-folder", &d.join("train"), &d.join("test")),
+    );
+    let r = run_spec(d, &s, &["--set", "train.epochs=1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let first = only_job(&d.join("runs/use"));
+    let weights = d.join("start.safetensors");
+    std::fs::copy(first.join("model.safetensors"), &weights).unwrap();
+    let text = spec("multiclass", "image-folder", &d.join("train"), &d.join("test"))
+        .replace("name = \"use\"", "name = \"again\"")
+        .replace(
+            "architecture = \"cnn\"",
+            &format!("architecture = \"cnn\"\npretrained = \"{}\"", weights.display()),
+        );
+    let s = write_spec(d, &text);
+    let r = run_spec(d, &s, &["--set", "train.epochs=1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let job = only_job(&d.join("runs/again"));
+    let log = std::fs::read_to_string(job.join("log.txt")).unwrap();
+    assert!(log.contains("pretrained weights"), "{log}");
+    std::fs::remove_file(&weights).unwrap();
+    let r = assay(d, &["predict", job.to_str().unwrap(), d.join("test").to_str().unwrap(), "--csv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout.lines().count(), 61);
+}
