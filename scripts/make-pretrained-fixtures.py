@@ -63,3 +63,42 @@ save_file({
     "logits.imagenet": logits_imagenet.float(),
 }, out)
 print(out, os.path.getsize(out))
+
+# A torchvision ResNet-18 at 1/8 of its channels (assay's width = 0.125; torchvision has no
+# width key, so its own module is built with the stages' planes divided by 8 and the stem and
+# head rebuilt to match) with random weights and non-trivial batch-norm statistics, saved as its
+# own state dict (torchvision names, num_batches_tracked included), with one input batch and
+# its evaluation logits.
+import torchvision  # noqa: E402
+from torchvision.models.resnet import BasicBlock, ResNet  # noqa: E402
+
+
+class EighthResNet(ResNet):
+    def _make_layer(self, block, planes, blocks, stride=1, dilate=False):
+        if planes == 64:
+            self.inplanes = 8
+        return super()._make_layer(block, planes // 8, blocks, stride, dilate)
+
+
+torch.manual_seed(11)
+resnet = EighthResNet(BasicBlock, [2, 2, 2, 2], num_classes=7)
+resnet.conv1 = torch.nn.Conv2d(3, 8, 7, 2, 3, bias=False)
+resnet.bn1 = torch.nn.BatchNorm2d(8)
+resnet.fc = torch.nn.Linear(64, 7)
+resnet.eval()
+gen = torch.Generator().manual_seed(12)
+for m in resnet.modules():
+    if isinstance(m, torch.nn.BatchNorm2d):
+        with torch.no_grad():
+            m.weight.copy_(1 + 0.2 * torch.randn(m.weight.shape, generator=gen))
+            m.bias.copy_(0.2 * torch.randn(m.bias.shape, generator=gen))
+            m.running_mean.copy_(0.1 * torch.randn(m.running_mean.shape, generator=gen))
+            m.running_var.copy_(1 + 0.2 * torch.rand(m.running_var.shape, generator=gen))
+fixtures = os.path.join(here, "..", "tests", "fixtures", "pretrained")
+save_file({k: v.contiguous() for k, v in resnet.state_dict().items()},
+          os.path.join(fixtures, "resnet18_w0125_torchvision.safetensors"))
+x = torch.randn(2, 3, 32, 32, generator=gen)
+with torch.no_grad():
+    logits = resnet.double()(x.double()).float()
+save_file({"input": x, "logits": logits}, os.path.join(fixtures, "resnet18_w0125_torchvision_io.safetensors"))
+print("resnet18 fixture written")

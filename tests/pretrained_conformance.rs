@@ -440,3 +440,42 @@ fn pretrained_jobs_record_the_hash_and_replace_a_head_that_does_not_fit() {
         "{resolved}"
     );
 }
+
+/// A torchvision ResNet-18 at 1/8 of its channels, random weights, its own state dict (written
+/// by scripts/make-pretrained-fixtures.py): it loads in the torchvision layout and gives
+/// PyTorch's evaluation logits.
+#[test]
+fn a_torchvision_resnet_loads_and_gives_pytorchs_logits() {
+    let dev = Device::Cpu;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pretrained");
+    let path = dir.join("resnet18_w0125_torchvision.safetensors");
+    let io =
+        candle_core::safetensors::load(dir.join("resnet18_w0125_torchvision_io.safetensors"), &dev)
+            .unwrap();
+    let spec = ModelSpec::Resnet(ResnetSpec {
+        depth: 18,
+        width: 0.125,
+        stem: ResnetStem::Imagenet,
+        zero_init_residual: false,
+        dropout: 0.0,
+        drop_path: 0.0,
+    });
+    let mut rng = assay::train::rng::stream(0, "init", 0);
+    let net = model::build(&spec, (3, 32, 32), 7, &mut rng, &dev).unwrap();
+    let p = PretrainedSpec {
+        sha256: pretrained::inspect(&path).unwrap().sha256,
+        path,
+        layout: PretrainedLayout::Torchvision,
+    };
+    let loaded = pretrained::load(net.as_ref(), &p).unwrap();
+    assert!(loaded.head_from_file());
+    assert_eq!(
+        loaded.comparison.ignored, 20,
+        "num_batches_tracked counters"
+    );
+    let mut r = assay::train::rng::stream(0, "dropout", 0);
+    let logits = net.forward(&io["input"], Mode::Eval, &mut r).unwrap();
+    let d = largest(&(&logits - &io["logits"]).unwrap()) / largest(&io["logits"]);
+    eprintln!("torchvision resnet18/8: relative logit difference {d:.2e}");
+    assert!(d < 1e-4, "logits differ by {d}");
+}
