@@ -479,3 +479,41 @@ fn a_torchvision_resnet_loads_and_gives_pytorchs_logits() {
     eprintln!("torchvision resnet18/8: relative logit difference {d:.2e}");
     assert!(d < 1e-4, "logits differ by {d}");
 }
+
+/// A job grown from 1 to 3 epochs across `unfreeze_at_epoch = 2` (resumed from its epoch-1
+/// checkpoint) ends with the same weights and losses as one trained 3 epochs straight.
+#[test]
+fn resuming_across_unfreeze_at_epoch_is_exact() {
+    let run = |epochs_first: Option<usize>| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = small_mnist(dir.path(), 64, 32);
+        let extra = "freeze = \"backbone\"\nunfreeze_at_epoch = 2";
+        let text = spec_text(&data, extra);
+        if let Some(e) = epochs_first {
+            let first = text.replace("epochs = 1", &format!("epochs = {e}"));
+            let spec = write_spec(dir.path(), &first);
+            let r = run_spec(dir.path(), &spec, &[]);
+            assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        }
+        let spec = write_spec(dir.path(), &text.replace("epochs = 1", "epochs = 3"));
+        let r = run_spec(dir.path(), &spec, &[]);
+        assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        let job = only_job(&dir.path().join("runs/pre"));
+        let weights = std::fs::read(job.join("model.safetensors")).unwrap();
+        let m = common::cli::metrics(&job);
+        let losses: Vec<f64> = m["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["train"]["loss"].as_f64().unwrap())
+            .collect();
+        let log = std::fs::read_to_string(job.join("log.txt")).unwrap();
+        (weights, losses, log)
+    };
+    let (straight, straight_losses, _) = run(None);
+    let (grown, grown_losses, out) = run(Some(1));
+    assert!(out.contains("after epoch 1"), "the job did not resume: {out}");
+    assert_eq!(straight_losses.len(), 3);
+    assert_eq!(straight_losses, grown_losses, "{out}");
+    assert!(straight == grown, "the weights differ after resuming");
+}
