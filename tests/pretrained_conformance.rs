@@ -512,7 +512,10 @@ fn resuming_across_unfreeze_at_epoch_is_exact() {
     };
     let (straight, straight_losses, _) = run(None);
     let (grown, grown_losses, out) = run(Some(1));
-    assert!(out.contains("after epoch 1"), "the job did not resume: {out}");
+    assert!(
+        out.contains("after epoch 1"),
+        "the job did not resume: {out}"
+    );
     assert_eq!(straight_losses.len(), 3);
     assert_eq!(straight_losses, grown_losses, "{out}");
     assert!(straight == grown, "the weights differ after resuming");
