@@ -5,9 +5,12 @@ of foolbox 3.3.4 (PyPI, its data folder; the label is in the file name), decoded
 EfficientNet-Lite0 weights of scripts/fetch-pretrained.sh under both input normalisations:
 (x − 127) / 128 (TF-Lite's) and ImageNet mean/std. The network is the reference module of
 scripts/arch_fixtures/mobilenet.py (our own PyTorch EfficientNet-Lite).
+Also tests/fixtures/pretrained/resnet18_w0125_torchvision{,_io}.safetensors: a torchvision
+ResNet-18 at 1/8 of its channels with random weights, its state dict as torchvision writes it,
+an input batch and its evaluation logits (the torchvision-layout loading test).
 
 Needs PyTorch, Pillow and safetensors (e.g. python3 -m venv /tmp/torchvenv && pip install torch
-pillow safetensors numpy); CI does not run it, the fixture is committed.
+torchvision pillow safetensors numpy); CI does not run it, the fixture is committed.
 Usage: scripts/make-pretrained-fixtures.py FOOLBOX_DATA_DIR [CACHE]
 """
 import glob
