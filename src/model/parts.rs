@@ -54,7 +54,7 @@ fn has_params(layer: &LayerSpec) -> bool {
 pub fn apply(params: &[Param], transfer: &TransferSpec, epoch: usize) {
     let frozen_now = transfer.unfreeze_at_epoch.is_none_or(|n| epoch < n);
     for p in params {
-        let frozen = frozen_now && transfer.freeze.iter().any(|f| *f == p.part);
+        let frozen = frozen_now && transfer.freeze.contains(&p.part);
         p.training.set_frozen(frozen);
         let scale = if p.part == HEAD {
             1.0

@@ -52,10 +52,7 @@ pub(super) fn read(
         None => Some(PretrainedLayout::Assay),
     };
     let pretrained = match (&keys.pretrained, layout) {
-        (Some(k), Some(layout)) => match pretrained(at(k), layout, model, input, spec_dir, d) {
-            Some(p) => Some(Some(p)),
-            None => None,
-        },
+        (Some(k), Some(layout)) => pretrained(at(k), layout, model, input, spec_dir, d).map(Some),
         (Some(_), None) => None,
         (None, _) => Some(None),
     };
