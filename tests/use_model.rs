@@ -409,27 +409,78 @@ fn a_model_started_from_another_jobs_weights_is_usable_without_that_file() {
     image_folder(&d.join("test"), &digits("test", 60), |l| l.to_string());
     let s = write_spec(
         d,
-        &spec("multiclass", "image-folder", &d.join("train"), &d.join("test")),
+        &spec(
+            "multiclass",
+            "image-folder",
+            &d.join("train"),
+            &d.join("test"),
+        ),
     );
     let r = run_spec(d, &s, &["--set", "train.epochs=1"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let first = only_job(&d.join("runs/use"));
     let weights = d.join("start.safetensors");
     std::fs::copy(first.join("model.safetensors"), &weights).unwrap();
-    let text = spec("multiclass", "image-folder", &d.join("train"), &d.join("test"))
-        .replace("name = \"use\"", "name = \"again\"")
-        .replace(
-            "architecture = \"cnn\"",
-            &format!("architecture = \"cnn\"\npretrained = \"{}\"", weights.display()),
-        );
+    let text = spec(
+        "multiclass",
+        "image-folder",
+        &d.join("train"),
+        &d.join("test"),
+    )
+    .replace("name = \"use\"", "name = \"again\"")
+    .replace(
+        "architecture = \"cnn\"",
+        &format!(
+            "architecture = \"cnn\"\npretrained = \"{}\"",
+            weights.display()
+        ),
+    );
     let s = write_spec(d, &text);
     let r = run_spec(d, &s, &["--set", "train.epochs=1"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let job = only_job(&d.join("runs/again"));
     let log = std::fs::read_to_string(job.join("log.txt")).unwrap();
     assert!(log.contains("pretrained weights"), "{log}");
+    let job_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(job.join("job.json")).unwrap()).unwrap();
+    assert_eq!(job_json["pretrained_head"], "file");
     std::fs::remove_file(&weights).unwrap();
-    let r = assay(d, &["predict", job.to_str().unwrap(), d.join("test").to_str().unwrap(), "--csv"]);
+    let r = assay(
+        d,
+        &[
+            "predict",
+            job.to_str().unwrap(),
+            d.join("test").to_str().unwrap(),
+            "--csv",
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout.lines().count(), 61);
+    assert!(
+        r.stdout.starts_with("path,predicted,confidence,p_0,p_1,"),
+        "{}",
+        r.stdout
+    );
+    // A head kept from the weights file is named by the class list beside it (the ImageNet
+    // names that scripts/fetch-pretrained.sh puts beside the ImageNet weights).
+    let names = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+    ];
+    std::fs::write(d.join("imagenet-classes.txt"), names.join("\n") + "\n").unwrap();
+    let r = assay(
+        d,
+        &[
+            "predict",
+            job.to_str().unwrap(),
+            d.join("test").to_str().unwrap(),
+            "--csv",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("path,predicted,confidence,p_zero,p_one,"),
+        "{}",
+        r.stdout
+    );
 }

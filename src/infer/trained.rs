@@ -55,6 +55,21 @@ struct JobFile {
     classes: Vec<String>,
     normalize_mean: Vec<f64>,
     normalize_std: Vec<f64>,
+    /// `"file"` when the head is the weights file's own, not a fresh one.
+    #[serde(default)]
+    pretrained_head: Option<String>,
+}
+
+/// The file of class names `scripts/fetch-pretrained.sh` puts beside the ImageNet weights.
+const CLASS_NAMES: &str = "imagenet-classes.txt";
+
+/// The class names of a head kept from a weights file: `imagenet-classes.txt` beside the file
+/// (one name per line, in class order), when it names as many classes as the head has.
+fn head_class_names(spec: &crate::spec::Spec, classes: usize) -> Option<Vec<String>> {
+    let weights = &spec.transfer.pretrained.as_ref()?.path;
+    let text = std::fs::read_to_string(weights.parent()?.join(CLASS_NAMES)).ok()?;
+    let names: Vec<String> = text.lines().map(str::to_string).collect();
+    (names.len() == classes).then_some(names)
 }
 
 /// A finished job's model, ready to predict with.
@@ -210,6 +225,12 @@ pub fn open_job(dir: &Path, device: &Device) -> Result<TrainedModel, TrainedErro
         });
     }
     let spec = crate::spec::load_job_spec(&job_dir.spec())?;
+    let mut job = job;
+    if job.pretrained_head.as_deref() == Some("file") {
+        if let Some(names) = head_class_names(&spec, job.classes.len()) {
+            job.classes = names;
+        }
+    }
     let objective = Objective::for_evaluation(&spec, &job.classes)?;
     let threshold = match spec.task {
         Task::Binary => {
