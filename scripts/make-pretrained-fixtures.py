@@ -105,3 +105,25 @@ with torch.no_grad():
     logits = resnet.double()(x.double()).float()
 save_file({"input": x, "logits": logits}, os.path.join(fixtures, "resnet18_w0125_torchvision_io.safetensors"))
 print("resnet18 fixture written")
+
+# A small torchvision VisionTransformer (32×32 input, 8×8 patches, 2 layers, 2 heads, width 32,
+# MLP 128) with random weights, its own state dict (torchvision names), one input batch and its
+# evaluation logits: the torchvision ViT names load into assay's ViT.
+from torchvision.models.vision_transformer import VisionTransformer  # noqa: E402
+
+torch.manual_seed(13)
+vit = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                        mlp_dim=128, num_classes=5)
+gen = torch.Generator().manual_seed(14)
+with torch.no_grad():
+    # torchvision zero-initialises the head and the class token; random values test them too.
+    for p in (vit.heads.head.weight, vit.heads.head.bias, vit.class_token):
+        p.copy_(0.2 * torch.randn(p.shape, generator=gen))
+vit.eval()
+save_file({k: v.contiguous() for k, v in vit.state_dict().items()},
+          os.path.join(fixtures, "vit_tiny_torchvision.safetensors"))
+x = torch.randn(2, 3, 32, 32, generator=gen)
+with torch.no_grad():
+    logits = vit.double()(x.double()).float()
+save_file({"input": x, "logits": logits}, os.path.join(fixtures, "vit_tiny_torchvision_io.safetensors"))
+print("vit fixture written")

@@ -520,3 +520,38 @@ fn resuming_across_unfreeze_at_epoch_is_exact() {
     assert_eq!(straight_losses, grown_losses, "{out}");
     assert!(straight == grown, "the weights differ after resuming");
 }
+
+/// A small torchvision VisionTransformer, random weights, its own state dict (written by
+/// scripts/make-pretrained-fixtures.py): its names map onto assay's ViT in the torchvision
+/// layout, every tensor loads, and the evaluation logits are PyTorch's.
+#[test]
+fn a_torchvision_vit_loads_and_gives_pytorchs_logits() {
+    let dev = Device::Cpu;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pretrained");
+    let path = dir.join("vit_tiny_torchvision.safetensors");
+    let io = candle_core::safetensors::load(dir.join("vit_tiny_torchvision_io.safetensors"), &dev)
+        .unwrap();
+    let spec = ModelSpec::Vit(VitSpec {
+        patch: 8,
+        depth: 2,
+        width: 32,
+        heads: 2,
+        mlp_ratio: 4.0,
+        dropout: 0.0,
+        drop_path: 0.0,
+    });
+    let mut rng = assay::train::rng::stream(0, "init", 0);
+    let net = model::build(&spec, (3, 32, 32), 5, &mut rng, &dev).unwrap();
+    let p = PretrainedSpec {
+        sha256: pretrained::inspect(&path).unwrap().sha256,
+        path,
+        layout: PretrainedLayout::Torchvision,
+    };
+    let loaded = pretrained::load(net.as_ref(), &p).unwrap();
+    assert!(loaded.head_from_file());
+    let mut r = assay::train::rng::stream(0, "dropout", 0);
+    let logits = net.forward(&io["input"], Mode::Eval, &mut r).unwrap();
+    let d = largest(&(&logits - &io["logits"]).unwrap()) / largest(&io["logits"]);
+    eprintln!("torchvision vit: relative logit difference {d:.2e}");
+    assert!(d < 1e-4, "logits differ by {d}");
+}

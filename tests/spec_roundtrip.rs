@@ -34,6 +34,40 @@ fn touch_data_files(text: &str, dir: &Path) {
     }
 }
 
+/// Writes the weights file `text`'s `model.pretrained` names (relative to `dir`), when it
+/// names one: the spec's own model, freshly initialised, under assay's names (which the
+/// `efficientnet-lite` layout shares), so that the spec validates without the fetched weights.
+fn write_pretrained_weights(text: &str, dir: &Path) {
+    let doc: toml::Table = text.parse().expect("example specs are TOML");
+    let Some(file) = doc
+        .get("model")
+        .and_then(|m| m.get("pretrained"))
+        .and_then(|p| p.as_str())
+    else {
+        return;
+    };
+    let without: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("pretrained"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let e = load_in(dir, &without, &[]);
+    let mut rng = assay::train::rng::stream(0, "init", 0);
+    let net = assay::model::build(
+        &e.base.model,
+        e.base.input_shape(),
+        2,
+        &mut rng,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let state: std::collections::HashMap<String, candle_core::Tensor> =
+        net.state().unwrap().into_iter().collect();
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    candle_core::safetensors::save(&state, &path).unwrap();
+}
+
 /// Loads `text` as `dir/spec.toml` with `overrides`.
 fn load_in(dir: &Path, text: &str, overrides: &[&str]) -> Experiment {
     let path = write_spec(dir, text);
@@ -94,6 +128,7 @@ fn every_example_spec_and_sweep_point_round_trips() {
         let text = std::fs::read_to_string(&path).unwrap();
         let dir = tempfile::tempdir().unwrap();
         touch_data_files(&text, dir.path());
+        write_pretrained_weights(&text, dir.path());
         let e = load_in(dir.path(), &text, &[]);
         assert_round_trips(&e, &path.display().to_string());
         seen += 1;
