@@ -446,12 +446,6 @@ fn pretrained_jobs_record_the_hash_and_replace_a_head_that_does_not_fit() {
 /// PyTorch's evaluation logits.
 #[test]
 fn a_torchvision_resnet_loads_and_gives_pytorchs_logits() {
-    let dev = Device::Cpu;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pretrained");
-    let path = dir.join("resnet18_w0125_torchvision.safetensors");
-    let io =
-        candle_core::safetensors::load(dir.join("resnet18_w0125_torchvision_io.safetensors"), &dev)
-            .unwrap();
     let spec = ModelSpec::Resnet(ResnetSpec {
         depth: 18,
         width: 0.125,
@@ -460,8 +454,28 @@ fn a_torchvision_resnet_loads_and_gives_pytorchs_logits() {
         dropout: 0.0,
         drop_path: 0.0,
     });
+    let loaded = torchvision_fixture_matches_pytorch("resnet18_w0125_torchvision", &spec, 7);
+    assert_eq!(
+        loaded.comparison.ignored, 20,
+        "num_batches_tracked counters"
+    );
+}
+
+/// Loads the committed torchvision state dict `<name>.safetensors` into `spec` (32×32 RGB input,
+/// `classes` outputs) in the torchvision layout, head included, and checks the evaluation logits
+/// against PyTorch's in `<name>_io.safetensors`.
+fn torchvision_fixture_matches_pytorch(
+    name: &str,
+    spec: &ModelSpec,
+    classes: usize,
+) -> pretrained::Loaded {
+    let dev = Device::Cpu;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pretrained");
+    let path = dir.join(format!("{name}.safetensors"));
+    let io =
+        candle_core::safetensors::load(dir.join(format!("{name}_io.safetensors")), &dev).unwrap();
     let mut rng = assay::train::rng::stream(0, "init", 0);
-    let net = model::build(&spec, (3, 32, 32), 7, &mut rng, &dev).unwrap();
+    let net = model::build(spec, (3, 32, 32), classes, &mut rng, &dev).unwrap();
     let p = PretrainedSpec {
         sha256: pretrained::inspect(&path).unwrap().sha256,
         path,
@@ -469,15 +483,12 @@ fn a_torchvision_resnet_loads_and_gives_pytorchs_logits() {
     };
     let loaded = pretrained::load(net.as_ref(), &p).unwrap();
     assert!(loaded.head_from_file());
-    assert_eq!(
-        loaded.comparison.ignored, 20,
-        "num_batches_tracked counters"
-    );
     let mut r = assay::train::rng::stream(0, "dropout", 0);
     let logits = net.forward(&io["input"], Mode::Eval, &mut r).unwrap();
     let d = largest(&(&logits - &io["logits"]).unwrap()) / largest(&io["logits"]);
-    eprintln!("torchvision resnet18/8: relative logit difference {d:.2e}");
+    eprintln!("{name}: relative logit difference {d:.2e}");
     assert!(d < 1e-4, "logits differ by {d}");
+    loaded
 }
 
 /// A job grown from 1 to 3 epochs across `unfreeze_at_epoch = 2` (resumed from its epoch-1
@@ -526,11 +537,6 @@ fn resuming_across_unfreeze_at_epoch_is_exact() {
 /// layout, every tensor loads, and the evaluation logits are PyTorch's.
 #[test]
 fn a_torchvision_vit_loads_and_gives_pytorchs_logits() {
-    let dev = Device::Cpu;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pretrained");
-    let path = dir.join("vit_tiny_torchvision.safetensors");
-    let io = candle_core::safetensors::load(dir.join("vit_tiny_torchvision_io.safetensors"), &dev)
-        .unwrap();
     let spec = ModelSpec::Vit(VitSpec {
         patch: 8,
         depth: 2,
@@ -540,18 +546,5 @@ fn a_torchvision_vit_loads_and_gives_pytorchs_logits() {
         dropout: 0.0,
         drop_path: 0.0,
     });
-    let mut rng = assay::train::rng::stream(0, "init", 0);
-    let net = model::build(&spec, (3, 32, 32), 5, &mut rng, &dev).unwrap();
-    let p = PretrainedSpec {
-        sha256: pretrained::inspect(&path).unwrap().sha256,
-        path,
-        layout: PretrainedLayout::Torchvision,
-    };
-    let loaded = pretrained::load(net.as_ref(), &p).unwrap();
-    assert!(loaded.head_from_file());
-    let mut r = assay::train::rng::stream(0, "dropout", 0);
-    let logits = net.forward(&io["input"], Mode::Eval, &mut r).unwrap();
-    let d = largest(&(&logits - &io["logits"]).unwrap()) / largest(&io["logits"]);
-    eprintln!("torchvision vit: relative logit difference {d:.2e}");
-    assert!(d < 1e-4, "logits differ by {d}");
+    torchvision_fixture_matches_pytorch("vit_tiny_torchvision", &spec, 5);
 }
