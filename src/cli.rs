@@ -161,7 +161,8 @@ pub enum Command {
     },
     /// Predict the classes of image files with a trained model
     Predict {
-        /// A job folder, or an experiment folder (its refit job, else the best trial's best job)
+        /// A job folder, an experiment folder (its refit job, else the best trial's best job), or a
+        /// spec whose [model] pretrained weights keep their own head (used untrained)
         model: PathBuf,
         /// Image files, folders (searched at any depth) or quoted glob patterns
         #[arg(required = true, value_name = "IMAGES")]

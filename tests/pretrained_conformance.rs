@@ -548,3 +548,90 @@ fn a_torchvision_vit_loads_and_gives_pytorchs_logits() {
     });
     torchvision_fixture_matches_pytorch("vit_tiny_torchvision", &spec, 5);
 }
+
+/// `assay predict SPEC IMAGES`: a spec whose model is the fetched ImageNet EfficientNet-Lite0
+/// with its own head predicts, untrained, PyTorch's top-1 for each of foolbox's 20 ImageNet
+/// images (written as PNG files), named by the ImageNet class list beside the weights.
+#[test]
+fn predict_with_the_imagenet_weights_names_pytorchs_top1() {
+    let weights = cache().join("efficientnet-lite0.safetensors");
+    if !weights.is_file() {
+        assert!(
+            std::env::var("ASSAY_REQUIRE_PRETRAINED").as_deref() != Ok("1"),
+            "ASSAY_REQUIRE_PRETRAINED=1 but {} is missing: run scripts/fetch-pretrained.sh",
+            weights.display()
+        );
+        eprintln!("skipped: {} not fetched", weights.display());
+        return;
+    }
+    let names: Vec<String> = std::fs::read_to_string(cache().join("imagenet-classes.txt"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let dev = Device::Cpu;
+    let fixture = candle_core::safetensors::load(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pretrained/lite0_imagenet.safetensors"),
+        &dev,
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pixels = fixture["images"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<u8>()
+        .unwrap();
+    let plane = 224 * 224;
+    let mut files = Vec::new();
+    for (i, chw) in pixels.chunks(3 * plane).enumerate() {
+        let img = image::RgbImage::from_fn(224, 224, |x, y| {
+            let at = (y * 224 + x) as usize;
+            image::Rgb([chw[at], chw[plane + at], chw[2 * plane + at]])
+        });
+        let file = dir.path().join(format!("{i:02}.png"));
+        img.save(&file).unwrap();
+        files.push(file);
+    }
+    let spec = format!(
+        r#"name = "imagenet"
+[data]
+format = "image-folder"
+train = "no-training-data"
+image_size = [224, 224]
+[preprocess]
+normalize = {{ mean = [{m}, {m}, {m}], std = [{s}, {s}, {s}] }}
+[model]
+architecture = "efficientnet_lite"
+pretrained = "{}"
+pretrained_layout = "efficientnet-lite"
+"#,
+        weights.display(),
+        m = 127.0 / 255.0,
+        s = 128.0 / 255.0,
+    );
+    let spec_path = write_spec(dir.path(), &spec);
+    let mut args = vec![
+        "predict".to_string(),
+        spec_path.display().to_string(),
+        "--json".into(),
+        "--top-k".into(),
+        "1".into(),
+    ];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = common::cli::assay(dir.path(), &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("with its own head, untrained (1000 classes"),
+        "{}",
+        r.stderr
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let torch = top1(&fixture["logits.tflite"]);
+    for (item, &t) in v.as_array().unwrap().iter().zip(&torch) {
+        assert_eq!(item["predicted"], names[t as usize].as_str(), "{item}");
+    }
+    assert_eq!(v.as_array().unwrap().len(), 20);
+}

@@ -45,6 +45,8 @@ pub enum TrainedError {
     PositiveClass(#[from] crate::spec::positive::PositiveClassError),
     #[error("cannot build the model of {}: {message}", path.display())]
     Model { path: PathBuf, message: String },
+    #[error("{}: {reason}", path.display())]
+    UnusableSpec { path: PathBuf, reason: String },
 }
 
 /// The parts of `job.json` a trained model needs.
@@ -107,6 +109,11 @@ pub fn describe_choice(model: &TrainedModel, choice: &Choice) -> String {
             model.job_id
         ),
         Choice::OnlyJob => format!("model: job {}, the experiment's only finished job", model.job_id),
+        Choice::Spec { weights } => format!(
+            "model: {} with its own head, untrained ({} classes from {CLASS_NAMES})",
+            weights.display(),
+            model.classes.len()
+        ),
     }
 }
 
@@ -125,11 +132,17 @@ pub enum Choice {
     },
     /// Without a validation split there is no best trial; the only finished job.
     OnlyJob,
+    /// A spec whose `[model]` starts from a weights file with its own head (the ImageNet
+    /// model, say), used without training.
+    Spec { weights: PathBuf },
 }
 
 /// Opens the model at `path` (a job folder, or an experiment folder: see [`choose_job`]) on
 /// `device`.
 pub fn open(path: &Path, device: &Device) -> Result<(TrainedModel, Choice), TrainedError> {
+    if path.is_file() && path.extension().is_some_and(|e| e == "toml") {
+        return open_spec(path, device);
+    }
     let (dir, choice) = if path.join("job.json").is_file() {
         (path.to_path_buf(), Choice::Job)
     } else if path.join("plan.json").is_file() {
@@ -198,6 +211,89 @@ pub fn choose_job(experiment: &Path) -> Result<(String, Choice), TrainedError> {
             }
         }
     }
+}
+
+/// The model of the spec at `path` as its weights file gives it, untrained: `[model]
+/// pretrained` with the file's own head, its classes named by `imagenet-classes.txt` beside the
+/// file, the normalisation `[preprocess]` states (`"auto"` needs training data, so it is refused).
+/// The spec's data paths need not exist.
+pub fn open_spec(path: &Path, device: &Device) -> Result<(TrainedModel, Choice), TrainedError> {
+    let unusable = |reason: String| TrainedError::UnusableSpec {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let spec = crate::spec::load_job_spec(path)?;
+    let Some(weights) = spec.transfer.pretrained.clone() else {
+        return Err(unusable(
+            "a spec predicts without training only from [model] pretrained weights; give a job or experiment folder for a trained model".into(),
+        ));
+    };
+    if spec.task != Task::Multiclass {
+        return Err(unusable(format!(
+            "a spec predicts without training only for task = \"multiclass\", not {:?}",
+            spec.task
+        )));
+    }
+    let channels = spec.data.channels;
+    let (mean, std) = match &spec.preprocess.normalize {
+        crate::spec::Normalize::Fixed { mean, std } => (mean.clone(), std.clone()),
+        crate::spec::Normalize::None => (vec![0.0; channels], vec![1.0; channels]),
+        crate::spec::Normalize::Auto => {
+            return Err(unusable(
+                "[preprocess] normalize = \"auto\" is computed on training data; give the weights' own mean and std".into(),
+            ))
+        }
+    };
+    let names_file = weights
+        .path
+        .parent()
+        .map(|p| p.join(CLASS_NAMES))
+        .unwrap_or_else(|| PathBuf::from(CLASS_NAMES));
+    let text = std::fs::read_to_string(&names_file).map_err(|source| TrainedError::Read {
+        path: names_file.clone(),
+        source,
+    })?;
+    let classes: Vec<String> = text.lines().map(str::to_string).collect();
+    let model_error = |message: String| TrainedError::Model {
+        path: path.to_path_buf(),
+        message,
+    };
+    let net = crate::model::build(
+        &spec.model,
+        spec.input_shape(),
+        classes.len(),
+        &mut crate::train::rng::stream(0, "init", 0),
+        device,
+    )
+    .map_err(|e| model_error(crate::model::without_backtrace(e).to_string()))?;
+    let loaded = crate::model::pretrained::load(net.as_ref(), &weights)
+        .map_err(|e| model_error(e.to_string()))?;
+    if !loaded.head_from_file() {
+        return Err(unusable(format!(
+            "the head of {} does not fit the {} classes {} lists",
+            weights.path.display(),
+            classes.len(),
+            names_file.display()
+        )));
+    }
+    let objective = Objective::for_evaluation(&spec, &classes)?;
+    let model = TrainedModel {
+        job_id: String::new(),
+        dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        spec,
+        classes,
+        mean,
+        std,
+        objective,
+        threshold: None,
+        net,
+    };
+    Ok((
+        model,
+        Choice::Spec {
+            weights: weights.path,
+        },
+    ))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainedError> {
