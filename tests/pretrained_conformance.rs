@@ -24,6 +24,22 @@ fn cache() -> PathBuf {
     }
 }
 
+/// The fetched ImageNet EfficientNet-Lite0 weights; `None` (the test skips) when they are not
+/// in the cache, a failure instead under `ASSAY_REQUIRE_PRETRAINED=1`.
+fn fetched_weights() -> Option<PathBuf> {
+    let weights = cache().join("efficientnet-lite0.safetensors");
+    if weights.is_file() {
+        return Some(weights);
+    }
+    assert!(
+        std::env::var("ASSAY_REQUIRE_PRETRAINED").as_deref() != Ok("1"),
+        "ASSAY_REQUIRE_PRETRAINED=1 but {} is missing: run scripts/fetch-pretrained.sh",
+        weights.display()
+    );
+    eprintln!("skipped: {} not fetched", weights.display());
+    None
+}
+
 fn lite0() -> ModelSpec {
     ModelSpec::EfficientnetLite(EfficientNetLiteSpec {
         variant: 0,
@@ -48,16 +64,9 @@ fn top1(logits: &Tensor) -> Vec<u32> {
 
 #[test]
 fn imported_lite0_gives_pytorchs_imagenet_logits() {
-    let weights = cache().join("efficientnet-lite0.safetensors");
-    if !weights.is_file() {
-        assert!(
-            std::env::var("ASSAY_REQUIRE_PRETRAINED").as_deref() != Ok("1"),
-            "ASSAY_REQUIRE_PRETRAINED=1 but {} is missing: run scripts/fetch-pretrained.sh",
-            weights.display()
-        );
-        eprintln!("skipped: {} not fetched", weights.display());
+    let Some(weights) = fetched_weights() else {
         return;
-    }
+    };
     let dev = Device::Cpu;
     let fixture = candle_core::safetensors::load(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -554,16 +563,9 @@ fn a_torchvision_vit_loads_and_gives_pytorchs_logits() {
 /// images (written as PNG files), named by the ImageNet class list beside the weights.
 #[test]
 fn predict_with_the_imagenet_weights_names_pytorchs_top1() {
-    let weights = cache().join("efficientnet-lite0.safetensors");
-    if !weights.is_file() {
-        assert!(
-            std::env::var("ASSAY_REQUIRE_PRETRAINED").as_deref() != Ok("1"),
-            "ASSAY_REQUIRE_PRETRAINED=1 but {} is missing: run scripts/fetch-pretrained.sh",
-            weights.display()
-        );
-        eprintln!("skipped: {} not fetched", weights.display());
+    let Some(weights) = fetched_weights() else {
         return;
-    }
+    };
     let names: Vec<String> = std::fs::read_to_string(cache().join("imagenet-classes.txt"))
         .unwrap()
         .lines()

@@ -93,6 +93,23 @@ eval_batch_size = 64
     )
 }
 
+/// Trains the multiclass spec on `n_train` digits in `d/train/<digit>/` with `n_test` in
+/// `d/test/` (experiment `runs/use`), with `extra` arguments to `assay run`.
+fn digit_job(d: &Path, n_train: usize, n_test: usize, extra: &[&str]) {
+    image_folder(&d.join("train"), &digits("train", n_train), |l| {
+        l.to_string()
+    });
+    image_folder(&d.join("test"), &digits("test", n_test), |l| l.to_string());
+    let text = spec(
+        "multiclass",
+        "image-folder",
+        &d.join("train"),
+        &d.join("test"),
+    );
+    let r = run_spec(d, &write_spec(d, &text), extra);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
 /// `assay evaluate` on the test data equals `final.test`; `assay predict --csv` on the test
 /// images equals the test rows of predictions.csv (but for `split` and `true`), matched by the
 /// image's path below the test data's folder.
@@ -180,19 +197,7 @@ fn check_job(dir: &Path, eval_data: &Path, images: &Path, strip: &Path) {
 fn multiclass_evaluate_and_predict_reproduce_the_jobs_test_results() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    image_folder(&d.join("train"), &digits("train", 600), |l| l.to_string());
-    image_folder(&d.join("test"), &digits("test", 150), |l| l.to_string());
-    let s = write_spec(
-        d,
-        &spec(
-            "multiclass",
-            "image-folder",
-            &d.join("train"),
-            &d.join("test"),
-        ),
-    );
-    let r = run_spec(d, &s, &[]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    digit_job(d, 600, 150, &[]);
     check_job(d, &d.join("test"), &d.join("test"), &d.join("test"));
 
     // Text and JSON: the top-k classes, most probable first, as the CSV's probabilities say.
@@ -346,19 +351,7 @@ fn what_cannot_be_used_is_refused_with_its_name() {
     );
 
     // A trained job: a corrupt image and data of another class are named.
-    image_folder(&d.join("train"), &digits("train", 200), |l| l.to_string());
-    image_folder(&d.join("test"), &digits("test", 50), |l| l.to_string());
-    let s = write_spec(
-        d,
-        &spec(
-            "multiclass",
-            "image-folder",
-            &d.join("train"),
-            &d.join("test"),
-        ),
-    );
-    let r = run_spec(d, &s, &["--set", "train.epochs=1"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    digit_job(d, 200, 50, &["--set", "train.epochs=1"]);
     let job = only_job(&d.join("runs/use"));
     let r = assay(d, &["predict", job.to_str().unwrap(), "a.png"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
@@ -405,19 +398,7 @@ fn what_cannot_be_used_is_refused_with_its_name() {
 fn a_model_started_from_another_jobs_weights_is_usable_without_that_file() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    image_folder(&d.join("train"), &digits("train", 300), |l| l.to_string());
-    image_folder(&d.join("test"), &digits("test", 60), |l| l.to_string());
-    let s = write_spec(
-        d,
-        &spec(
-            "multiclass",
-            "image-folder",
-            &d.join("train"),
-            &d.join("test"),
-        ),
-    );
-    let r = run_spec(d, &s, &["--set", "train.epochs=1"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    digit_job(d, 300, 60, &["--set", "train.epochs=1"]);
     let first = only_job(&d.join("runs/use"));
     let weights = d.join("start.safetensors");
     std::fs::copy(first.join("model.safetensors"), &weights).unwrap();

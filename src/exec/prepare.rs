@@ -142,6 +142,20 @@ fn check_task(spec: &Spec, classes: &[String], labels: &[u32]) -> Result<(), Pre
     Ok(())
 }
 
+/// How `spec`'s images are decoded into the cache: its channels, size, resize method, corrupt
+/// files' fate and class list.
+pub fn load_options(spec: &Spec) -> LoadOptions {
+    let d = &spec.data;
+    LoadOptions {
+        channels: d.channels,
+        height: d.image_size[0],
+        width: d.image_size[1],
+        resize: spec.preprocess.resize,
+        skip_corrupt: d.on_corrupt == OnCorrupt::Skip,
+        classes: d.classes.clone(),
+    }
+}
+
 /// Another data set for a model trained on `spec`: `source` in `format`, decoded as the
 /// training data was, its labels positions in the model's `classes` (a class outside them is an
 /// error naming it).
@@ -151,14 +165,9 @@ pub fn load_evaluation_set(
     format: DataFormat,
     classes: &[String],
 ) -> Result<(ImageSet, LoadReport), PrepareError> {
-    let d = &spec.data;
     let opts = LoadOptions {
-        channels: d.channels,
-        height: d.image_size[0],
-        width: d.image_size[1],
-        resize: spec.preprocess.resize,
-        skip_corrupt: d.on_corrupt == OnCorrupt::Skip,
         classes: Some(classes.to_vec()),
+        ..load_options(spec)
     };
     let mut spec = spec.clone();
     spec.data.format = format;
@@ -181,14 +190,7 @@ fn to_source(s: &SourceSpec, format: DataFormat) -> Source {
 /// Loads every file of `spec`'s data and sets the test set apart.
 pub fn load(spec: &Spec) -> Result<LoadedData, PrepareError> {
     let d = &spec.data;
-    let mut opts = LoadOptions {
-        channels: d.channels,
-        height: d.image_size[0],
-        width: d.image_size[1],
-        resize: spec.preprocess.resize,
-        skip_corrupt: d.on_corrupt == OnCorrupt::Skip,
-        classes: d.classes.clone(),
-    };
+    let mut opts = load_options(spec);
     let (full, train_report) = load_source(spec, &d.train, &opts)?;
     let mut reports = vec![train_report];
     let classes = full.classes.clone();

@@ -41,13 +41,11 @@ pub fn predict(
     batch_size: Option<usize>,
 ) -> Result<Predicted, PredictError> {
     let spec = &model.spec;
+    // Every file given is predicted: a corrupt one is an error naming it, never skipped.
     let opts = LoadOptions {
-        channels: spec.data.channels,
-        height: spec.data.image_size[0],
-        width: spec.data.image_size[1],
-        resize: spec.preprocess.resize,
         skip_corrupt: false,
         classes: None,
+        ..crate::exec::prepare::load_options(spec)
     };
     let inputs = Inputs::new(spec, &model.mean, &model.std);
     let batch = batch_size.unwrap_or(spec.train.eval_batch_size).max(1);

@@ -69,9 +69,24 @@ const CLASS_NAMES: &str = "imagenet-classes.txt";
 /// (one name per line, in class order), when it names as many classes as the head has.
 fn head_class_names(spec: &crate::spec::Spec, classes: usize) -> Option<Vec<String>> {
     let weights = &spec.transfer.pretrained.as_ref()?.path;
-    let text = std::fs::read_to_string(weights.parent()?.join(CLASS_NAMES)).ok()?;
-    let names: Vec<String> = text.lines().map(str::to_string).collect();
+    let names = class_names_beside(weights).ok()?;
     (names.len() == classes).then_some(names)
+}
+
+/// The `imagenet-classes.txt` beside the weights file `weights`, one name per line.
+fn class_names_beside(weights: &Path) -> Result<Vec<String>, TrainedError> {
+    let file = names_file(weights);
+    let text = std::fs::read_to_string(&file).map_err(|source| TrainedError::Read {
+        path: file.clone(),
+        source,
+    })?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+fn names_file(weights: &Path) -> PathBuf {
+    weights
+        .parent()
+        .map_or_else(|| PathBuf::from(CLASS_NAMES), |p| p.join(CLASS_NAMES))
 }
 
 /// A finished job's model, ready to predict with.
@@ -244,36 +259,20 @@ pub fn open_spec(path: &Path, device: &Device) -> Result<(TrainedModel, Choice),
             ))
         }
     };
-    let names_file = weights
-        .path
-        .parent()
-        .map(|p| p.join(CLASS_NAMES))
-        .unwrap_or_else(|| PathBuf::from(CLASS_NAMES));
-    let text = std::fs::read_to_string(&names_file).map_err(|source| TrainedError::Read {
-        path: names_file.clone(),
-        source,
+    let classes = class_names_beside(&weights.path)?;
+    let net = build_net(&spec, classes.len(), path, device)?;
+    let loaded = crate::model::pretrained::load(net.as_ref(), &weights).map_err(|e| {
+        TrainedError::Model {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        }
     })?;
-    let classes: Vec<String> = text.lines().map(str::to_string).collect();
-    let model_error = |message: String| TrainedError::Model {
-        path: path.to_path_buf(),
-        message,
-    };
-    let net = crate::model::build(
-        &spec.model,
-        spec.input_shape(),
-        classes.len(),
-        &mut crate::train::rng::stream(0, "init", 0),
-        device,
-    )
-    .map_err(|e| model_error(crate::model::without_backtrace(e).to_string()))?;
-    let loaded = crate::model::pretrained::load(net.as_ref(), &weights)
-        .map_err(|e| model_error(e.to_string()))?;
     if !loaded.head_from_file() {
         return Err(unusable(format!(
             "the head of {} does not fit the {} classes {} lists",
             weights.path.display(),
             classes.len(),
-            names_file.display()
+            names_file(&weights.path).display()
         )));
     }
     let objective = Objective::for_evaluation(&spec, &classes)?;
@@ -294,6 +293,27 @@ pub fn open_spec(path: &Path, device: &Device) -> Result<(TrainedModel, Choice),
             weights: weights.path,
         },
     ))
+}
+
+/// `spec`'s network with `outputs` outputs, freshly initialised: the weights loaded next replace
+/// every parameter, so the initialisation's seed does not matter. Errors name `path`.
+fn build_net(
+    spec: &crate::spec::Spec,
+    outputs: usize,
+    path: &Path,
+    device: &Device,
+) -> Result<Box<dyn Model>, TrainedError> {
+    crate::model::build(
+        &spec.model,
+        spec.input_shape(),
+        outputs,
+        &mut crate::train::rng::stream(0, "init", 0),
+        device,
+    )
+    .map_err(|e| TrainedError::Model {
+        path: path.to_path_buf(),
+        message: crate::model::without_backtrace(e).to_string(),
+    })
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainedError> {
@@ -343,15 +363,7 @@ pub fn open_job(dir: &Path, device: &Device) -> Result<TrainedModel, TrainedErro
         path: dir.to_path_buf(),
         message,
     };
-    // The weights replace every parameter, so the initialisation's seed does not matter.
-    let net = crate::model::build(
-        &spec.model,
-        spec.input_shape(),
-        objective.outputs(),
-        &mut crate::train::rng::stream(0, "init", 0),
-        device,
-    )
-    .map_err(|e| model_error(crate::model::without_backtrace(e).to_string()))?;
+    let net = build_net(&spec, objective.outputs(), dir, device)?;
     let state: HashMap<String, Tensor> =
         candle_core::safetensors::load(&weights, device).map_err(|e| {
             model_error(format!(
