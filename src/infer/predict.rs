@@ -100,15 +100,17 @@ pub fn render(model: &TrainedModel, p: &Predicted, format: Format, top_k: usize)
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(Vec::new());
+            // predictions.csv's columns, but for those about the split and the truth.
+            let header = csv_header(task, classes, positive);
+            let kept: Vec<bool> = header.iter().map(|c| c != "split" && c != "true").collect();
             let keep = |v: Vec<String>| -> Vec<String> {
                 v.into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| *i != 0 && *i != 2)
-                    .map(|(_, s)| s)
+                    .zip(&kept)
+                    .filter_map(|(s, &k)| k.then_some(s))
                     .collect()
             };
             // Writing CSV into memory cannot fail.
-            let _ = w.write_record(keep(csv_header(task, classes, positive)));
+            let _ = w.write_record(keep(header.clone()));
             for (file, row) in p.files.iter().zip(&p.rows) {
                 let path = file.display().to_string();
                 let _ = w.write_record(keep(csv_record("", &path, row, classes, model.threshold)));
