@@ -80,6 +80,8 @@ pub enum Command {
         /// anyway; this adds divergence and other failures of the job itself)
         #[arg(long)]
         retry_failed: bool,
+        #[command(flatten)]
+        slurm: SlurmArgs,
     },
     /// Show an experiment's jobs and their states (pending, running, done, failed, pruned)
     Status {
@@ -103,6 +105,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Cancel an experiment's queued and running Slurm jobs; finished jobs are kept, the rest
+    /// continue from their checkpoints on the next `assay run`
+    Cancel {
+        /// The experiment folder, e.g. runs/quickstart-sweep
+        run_dir: PathBuf,
+    },
     /// Print the help of assay, or of one command (`assay help run`)
     Help {
         /// The command whose help to print
@@ -124,6 +132,12 @@ pub enum Command {
         rungs: Vec<usize>,
         #[arg(long)]
         spec_revision: Option<String>,
+        /// Run as a Slurm task: report to the job folder's files, decide at rungs alone
+        #[arg(long)]
+        detached: bool,
+        /// Successive halving's reduction factor, for a detached worker's rung decisions
+        #[arg(long, default_value_t = 3)]
+        reduction_factor: usize,
     },
     /// Render a PNG grid of training samples: the original (after the eval list), then augmented versions
     Preview {
@@ -208,6 +222,52 @@ pub enum Command {
     },
 }
 
+/// `assay run`'s Slurm options; each overrides the spec's `[run]` or `[slurm]` key of the same name.
+#[derive(Args, Debug, Default)]
+#[command(next_help_heading = "Slurm")]
+pub struct SlurmArgs {
+    /// Where the jobs run: `local` (worker processes here) or `slurm` (one job array per
+    /// submission) [default: the spec's run.backend, else local]
+    #[arg(long, value_parser = ["local", "slurm"])]
+    pub backend: Option<String>,
+    /// Print the batch scripts and the sbatch commands, submit nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stay after submitting and show the jobs' progress until the array ends
+    #[arg(long)]
+    pub wait: bool,
+    /// sbatch --partition
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+    /// sbatch --time (e.g. 04:00:00 or 2-00:00:00)
+    #[arg(long, value_name = "LIMIT")]
+    pub time: Option<String>,
+    /// sbatch --cpus-per-task: also each job's compute threads
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub cpus_per_task: Option<u16>,
+    /// sbatch --mem, per job (e.g. 8G)
+    #[arg(long, value_name = "AMOUNT")]
+    pub mem: Option<String>,
+    /// GPUs per job: sbatch --gres=gpu:N
+    #[arg(long, value_name = "N")]
+    pub gpus_per_job: Option<u16>,
+    /// sbatch --account
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// sbatch --qos
+    #[arg(long, value_name = "NAME")]
+    pub qos: Option<String>,
+    /// At most N of the array's jobs at once (--array=…%N)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running: Option<u32>,
+    /// One more sbatch argument, passed as written, e.g. --sbatch-arg=--constraint=a100 (repeatable)
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// The orchestrator's turn taken by a submission's follow-up job
+    #[arg(long, hide = true)]
+    pub slurm_follow_up: bool,
+}
+
 /// The data formats `assay evaluate` reads, as `[data] format` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum FormatArg {
@@ -215,4 +275,117 @@ pub enum FormatArg {
     ImageFolder,
     Idx,
     Csv,
+}
+
+/// The backend and the Slurm request: the spec's `[run]` and `[slurm]`, each flag given
+/// overriding its key; a flag's bad value is named.
+pub fn launch_options(
+    spec: &assay::spec::LaunchSpec,
+    a: &SlurmArgs,
+) -> Result<(assay::spec::Backend, assay::spec::SlurmSpec), String> {
+    use assay::spec::launch::{check_time, check_word, memory_bytes};
+    use assay::spec::Backend;
+    let backend = match a.backend.as_deref() {
+        Some("slurm") => Backend::Slurm,
+        Some(_) => Backend::Local,
+        None => spec.backend,
+    };
+    let mut s = spec.slurm.clone();
+    let word = |flag: &str, v: &Option<String>| -> Result<Option<String>, String> {
+        v.as_ref()
+            .map(|v| {
+                check_word(v)
+                    .map(|_| v.clone())
+                    .map_err(|e| format!("--{flag}: {e}"))
+            })
+            .transpose()
+    };
+    if let Some(v) = word("partition", &a.partition)? {
+        s.partition = Some(v);
+    }
+    if let Some(v) = word("account", &a.account)? {
+        s.account = Some(v);
+    }
+    if let Some(v) = word("qos", &a.qos)? {
+        s.qos = Some(v);
+    }
+    if let Some(t) = word("time", &a.time)? {
+        check_time(&t).map_err(|e| format!("--time: {e} (e.g. 30, 04:00:00 or 2-00:00:00)"))?;
+        s.time = Some(t);
+    }
+    if let Some(m) = word("mem", &a.mem)? {
+        memory_bytes(&m).ok_or_else(|| {
+            format!("--mem: \"{m}\" is not an amount of memory (e.g. 8G, 512M)")
+        })?;
+        s.mem = Some(m);
+    }
+    if let Some(c) = a.cpus_per_task {
+        s.cpus_per_task = c.into();
+    }
+    if let Some(g) = a.gpus_per_job {
+        s.gpus_per_job = g.into();
+    }
+    if let Some(k) = a.max_running {
+        s.max_running = Some(k as usize);
+    }
+    for arg in &a.sbatch_args {
+        check_word(arg).map_err(|e| format!("--sbatch-arg: {e}"))?;
+        if !arg.starts_with('-') {
+            return Err(format!(
+                "--sbatch-arg: \"{arg}\" is not an sbatch option; write it with its value as one word, e.g. --sbatch-arg=--constraint=a100"
+            ));
+        }
+        s.sbatch_args.push(arg.clone());
+    }
+    Ok((backend, s))
+}
+
+/// The arguments (after the executable) of a Slurm submission's follow-up job: this `assay
+/// run` again, on absolute paths, with its overrides and Slurm flags, as a follow-up.
+pub fn follow_up_command(
+    spec: &SpecArgs,
+    runs_dir: &std::path::Path,
+    retries: u32,
+    loader_threads: u16,
+    a: &SlurmArgs,
+) -> anyhow::Result<Vec<String>> {
+    let absolute = |p: &std::path::Path| -> anyhow::Result<String> {
+        Ok(std::path::absolute(p)
+            .map_err(|e| anyhow::anyhow!("cannot make {} absolute: {e}", p.display()))?
+            .display()
+            .to_string())
+    };
+    let mut args = vec![
+        "run".to_string(),
+        absolute(&spec.spec)?,
+        "--runs-dir".into(),
+        absolute(runs_dir)?,
+        "--backend".into(),
+        "slurm".into(),
+        "--retries".into(),
+        retries.to_string(),
+        "--loader-threads".into(),
+        loader_threads.to_string(),
+    ];
+    for o in &spec.overrides {
+        args.push(format!("--set={o}"));
+    }
+    let mut flag = |name: &str, v: Option<String>| {
+        if let Some(v) = v {
+            args.push(format!("--{name}={v}"));
+        }
+    };
+    flag("partition", a.partition.clone());
+    flag("time", a.time.clone());
+    flag("cpus-per-task", a.cpus_per_task.map(|v| v.to_string()));
+    flag("mem", a.mem.clone());
+    flag("gpus-per-job", a.gpus_per_job.map(|v| v.to_string()));
+    flag("account", a.account.clone());
+    flag("qos", a.qos.clone());
+    flag("max-running", a.max_running.map(|v| v.to_string()));
+    for s in &a.sbatch_args {
+        args.push(format!("--sbatch-arg={s}"));
+    }
+    args.push("--slurm-follow-up".into());
+    Ok(args)
 }

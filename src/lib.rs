@@ -12,6 +12,8 @@ pub mod machine;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod shell;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod train;

@@ -225,10 +225,21 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             force,
             fresh,
             retry_failed,
+            slurm,
         } => {
             let e = load(&spec)?;
+            let (backend, slurm_spec) = cli::launch_options(&e.base.launch, &slurm)
+                .map_err(RunRefused::Usage)?;
+            if (slurm.dry_run || slurm.wait) && backend != spec::Backend::Slurm {
+                return Err(RunRefused::Usage(
+                    "--dry-run and --wait are for Slurm: add --backend slurm, or set run.backend = \"slurm\" in the spec".into(),
+                )
+                .into());
+            }
             assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
+            let follow_up_command =
+                cli::follow_up_command(&spec, &runs_dir, retries, loader_threads, &slurm)?;
             let opts = orchestrator::RunOptions {
                 runs_dir,
                 jobs: jobs.map(usize::from),
@@ -238,6 +249,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 force,
                 fresh,
                 retry_failed,
+                backend,
+                slurm: slurm_spec,
+                dry_run: slurm.dry_run,
+                wait: slurm.wait,
+                follow_up: slurm.slurm_follow_up,
+                follow_up_command,
             };
             // A closed stdout must not end the run: its prints carry on without a reader.
             // SAFETY: changing the disposition of SIGPIPE; no handler runs our code.
@@ -246,13 +263,31 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             }
             let mut progress = Progress::new();
             let summary = orchestrator::run(&e, &spec.spec, &opts, &mut progress)?;
+            if let Some(text) = &summary.dry_run {
+                print!("{text}");
+                return Ok(0);
+            }
+            if summary.left_to_another {
+                return Ok(0);
+            }
             for (job, reason) in &summary.failed {
                 say(&format!("  failed: {job}: {reason}"));
             }
+            let dir = shell_word(&summary.experiment_dir);
+            if summary.in_slurm > 0 {
+                say(&format!(
+                    "{} job(s) in Slurm; follow them with `assay status {dir}` (or `squeue --me`), stop them with `assay cancel {dir}`; the report is written when they have ended",
+                    summary.in_slurm
+                ));
+                say(&format!(
+                    "results in {}; TensorBoard: tensorboard --logdir {dir}",
+                    summary.experiment_dir.display()
+                ));
+                return Ok(if summary.interrupted { 130 } else { 0 });
+            }
             say(&format!(
-                "results in {}; TensorBoard: tensorboard --logdir {}",
+                "results in {}; TensorBoard: tensorboard --logdir {dir}",
                 summary.experiment_dir.display(),
-                shell_word(&summary.experiment_dir)
             ));
             if !summary.interrupted {
                 match assay::report::write_report(&summary.experiment_dir) {
@@ -277,6 +312,11 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             } else {
                 EXIT_JOBS_FAILED
             })
+        }
+        Command::Cancel { run_dir } => {
+            let c = assay::exec::cancel::cancel(&run_dir)?;
+            print!("{}", assay::exec::cancel::render(&c));
+            Ok(0)
         }
         Command::Help { command } => {
             use clap::CommandFactory;
@@ -337,6 +377,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             loader_threads,
             rungs,
             spec_revision,
+            detached,
+            reduction_factor,
         } => {
             let threads = set_threads(Some(threads));
             let stop = Arc::new(AtomicBool::new(false));
@@ -354,6 +396,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 rungs,
                 spec_git_revision: spec_revision,
                 stop,
+                detached: detached.then_some(assay::exec::worker::Detached { reduction_factor }),
             };
             let end = run_worker(&opts)?;
             Ok(exit_code(&end) as u8)

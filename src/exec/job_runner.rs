@@ -209,6 +209,7 @@ pub fn run_prepared(
         assay_version: env!("CARGO_PKG_VERSION"),
         assay_git_revision: env!("ASSAY_GIT_REVISION"),
         spec_git_revision: run.spec_git_revision,
+        slurm: slurm_placement(),
         started_at: now(),
         finished_at: None,
     };
@@ -450,6 +451,26 @@ impl TrainHooks for JobHooks<'_, '_, '_> {
     }
 }
 
+/// The Slurm job this process runs in, from the variables Slurm sets (`None` outside Slurm).
+fn slurm_placement() -> Option<BTreeMap<&'static str, String>> {
+    std::env::var_os("SLURM_JOB_ID")?;
+    let names = [
+        ("job_id", "SLURM_JOB_ID"),
+        ("array_job_id", "SLURM_ARRAY_JOB_ID"),
+        ("array_task_id", "SLURM_ARRAY_TASK_ID"),
+        ("restart_count", "SLURM_RESTART_COUNT"),
+        ("node", "SLURMD_NODENAME"),
+        ("cpus_per_task", "SLURM_CPUS_PER_TASK"),
+        ("cuda_visible_devices", "CUDA_VISIBLE_DEVICES"),
+    ];
+    Some(
+        names
+            .into_iter()
+            .filter_map(|(key, var)| Some((key, std::env::var(var).ok()?)))
+            .collect(),
+    )
+}
+
 #[derive(Serialize)]
 struct JobRecord<'a> {
     version: u32,
@@ -482,6 +503,9 @@ struct JobRecord<'a> {
     assay_version: &'a str,
     assay_git_revision: &'a str,
     spec_git_revision: Option<&'a str>,
+    /// Where Slurm ran it: job and array ids, node, restarts, the GPUs it was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slurm: Option<BTreeMap<&'static str, String>>,
     started_at: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<f64>,

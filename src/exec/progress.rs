@@ -216,15 +216,7 @@ pub fn say(line: &str) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-/// `path` as a shell word: quoted when it holds anything but letters, digits and `_./-`.
+/// `path` as a shell word: quoted when it holds anything but letters, digits and `_./-=:,@%+`.
 pub fn shell_word(path: &std::path::Path) -> String {
-    let s = path.display().to_string();
-    if !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_./-".contains(c))
-    {
-        s
-    } else {
-        format!("'{}'", s.replace('\'', "'\\''"))
-    }
+    crate::shell::word(&path.display().to_string())
 }

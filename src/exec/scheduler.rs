@@ -32,7 +32,8 @@ pub fn jobs_that_fit(wanted: usize, per_job: u64, shared: u64, memory: u64) -> O
     (fit >= 1).then(|| wanted.min(fit.min(usize::MAX as u64) as usize))
 }
 
-/// The next pending jobs to start, in plan order (trial by trial, fold by fold), at most `free`.
+/// The next pending jobs to start, in plan order (trial by trial, fold by fold), at most `free`;
+/// jobs stopped on request wait for a user's `assay run`.
 pub fn next_jobs(plan: &Plan, ledger: &Ledger, free: usize) -> Vec<String> {
     plan.jobs
         .iter()
@@ -40,7 +41,7 @@ pub fn next_jobs(plan: &Plan, ledger: &Ledger, free: usize) -> Vec<String> {
             ledger
                 .jobs
                 .get(&j.id)
-                .is_some_and(|e| e.state == JobState::Pending)
+                .is_some_and(|e| e.state == JobState::Pending && !e.stopped)
         })
         .take(free)
         .map(|j| j.id.clone())

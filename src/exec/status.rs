@@ -20,6 +20,15 @@ pub struct JobStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub folder: String,
+    /// The Slurm array task it was last submitted as (`<array>_<task>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_task: Option<String>,
+    /// What `squeue` says of that task now (PENDING, RUNNING, COMPLETED, …; `gone` when Slurm
+    /// no longer lists it), for jobs the ledger has in Slurm.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slurm_node: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -30,6 +39,8 @@ pub struct Status {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_pid: Option<u32>,
     pub counts: std::collections::BTreeMap<&'static str, usize>,
+    /// Jobs the ledger has queued or running in Slurm.
+    pub in_slurm: usize,
     pub jobs: Vec<JobStatus>,
     /// What is wrong with the folder: a damaged ledger (shown rebuilt from the job folders),
     /// finished jobs whose files are missing or damaged (shown pending: they run again).
@@ -57,6 +68,26 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
     }
     health::demote(&mut ledger, &problems);
     let holder = lock::holder(experiment_dir).filter(|(_, alive)| *alive);
+    let mut arrays: Vec<u64> = ledger
+        .jobs
+        .values()
+        .filter(|e| crate::exec::orchestrator::in_slurm(e))
+        .filter_map(|e| e.slurm.map(|t| t.array))
+        .collect();
+    arrays.dedup();
+    let listed = if arrays.is_empty() {
+        Default::default()
+    } else {
+        crate::slurm::queue(&arrays).unwrap_or_else(|e| {
+            warnings.push(format!("cannot ask Slurm about the jobs ({e})"));
+            Default::default()
+        })
+    };
+    let in_slurm = ledger
+        .jobs
+        .values()
+        .filter(|e| crate::exec::orchestrator::in_slurm(e))
+        .count();
     let mut jobs: Vec<JobStatus> = ledger
         .jobs
         .iter()
@@ -71,6 +102,17 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
             epochs: e.epochs,
             reason: e.reason.clone(),
             folder: experiment_dir.join(id).display().to_string(),
+            slurm_task: e.slurm.map(|t| t.to_string()),
+            slurm_state: e
+                .slurm
+                .filter(|_| crate::exec::orchestrator::in_slurm(e))
+                .map(|t| listed.get(&t).map_or("gone".to_string(), |q| q.state.clone())),
+            slurm_node: e
+                .slurm
+                .filter(|_| crate::exec::orchestrator::in_slurm(e))
+                .and_then(|t| listed.get(&t))
+                .map(|q| q.node.clone())
+                .filter(|n| !n.is_empty()),
         })
         .collect();
     jobs.sort_by_key(|j| (j.trial, j.fold, j.repeat));
@@ -80,6 +122,7 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
         live: holder.is_some(),
         live_pid: holder.map(|h| h.0.pid),
         counts: ledger.counts(),
+        in_slurm,
         jobs,
         warnings,
     })
@@ -88,9 +131,11 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
 /// The human-readable form.
 pub fn render(s: &Status) -> String {
     let n = |k: &str| s.counts.get(k).copied().unwrap_or(0);
-    let live = match s.live_pid {
-        Some(pid) => format!("running now (pid {pid})"),
-        None => "not running".to_string(),
+    let live = match (s.live_pid, s.in_slurm) {
+        (Some(pid), 0) => format!("running now (pid {pid})"),
+        (Some(pid), n) => format!("{n} job(s) in Slurm, followed by pid {pid}"),
+        (None, 0) => "not running".to_string(),
+        (None, n) => format!("{n} job(s) in Slurm"),
     };
     let mut out = format!(
         "experiment {}: {live}\n{} jobs: {} done, {} running, {} pending, {} failed, {} pruned\n",
@@ -108,10 +153,20 @@ pub fn render(s: &Status) -> String {
     ));
     for j in &s.jobs {
         let fold = j.fold.map_or("-".to_string(), |f| f.to_string());
-        let state = if j.state == "running" && !s.live {
-            "stopped"
-        } else {
-            j.state
+        let state = match (j.state, j.slurm_state.as_deref()) {
+            ("running", Some("PENDING" | "REQUEUED" | "REQUEUE_HOLD")) => "queued",
+            ("running", Some("RUNNING" | "COMPLETING" | "CONFIGURING")) => "running",
+            // Ended in Slurm; recorded by the next `assay run` or the submission's follow-up.
+            ("running", Some(_)) => "ended",
+            ("running", None) if !s.live => "stopped",
+            (state, _) => state,
+        };
+        let reason = match (&j.slurm_task, &j.slurm_state) {
+            (Some(t), Some(q)) => {
+                let node = j.slurm_node.as_deref().map(|n| format!(" on {n}")).unwrap_or_default();
+                format!("Slurm {t}: {q}{node}")
+            }
+            _ => j.reason.clone().unwrap_or_default(),
         };
         out.push_str(&format!(
             "{:<14} {:>5} {:>4} {:>6} {:<8} {:>7}  {}\n",
@@ -121,7 +176,7 @@ pub fn render(s: &Status) -> String {
             j.repeat,
             state,
             format!("{}/{}", j.epochs_done, j.epochs),
-            j.reason.as_deref().unwrap_or("")
+            reason
         ));
     }
     out

@@ -4,6 +4,7 @@
 mod architectures;
 mod augment;
 mod diagnostic;
+pub mod launch;
 mod model_section;
 pub mod positive;
 mod reader;

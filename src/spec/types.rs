@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::augment::{AugmentSpec, EraseValue, MixSpec, Transform, TransformSpec};
 pub use crate::data::folds::FoldMethod;
 pub use crate::data::resize::ResizeMethod;
+pub use super::launch::{Backend, LaunchSpec, SlurmSpec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
@@ -27,6 +28,10 @@ pub struct Spec {
     /// `[augment]`; left out of the resolved spec (and so of job ids) when empty.
     #[serde(default, skip_serializing_if = "AugmentSpec::is_empty")]
     pub augment: AugmentSpec,
+    /// `[run]` and `[slurm]`: where the jobs run; not part of what a job computes, so left out
+    /// of the resolved spec, job ids and the plan's fingerprint.
+    #[serde(skip)]
+    pub launch: LaunchSpec,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,6 +50,7 @@ pub fn spec(root: &Node, base: &Path, spec_dir: &Path, d: &mut Diags) -> Option<
         .and_then(|t| train(t, task.unwrap_or(Task::Multiclass), data.as_ref(), d));
     let schedule = section(&mut top, "schedule", d, false)
         .and_then(|t| schedule(t, optimizer.as_ref(), train.as_ref(), split.as_ref(), d));
+    let launch = super::launch::read(&mut top, d);
     let model_span = top.entry("model").map(|e| e.node.span);
     top.finish(d);
     if let (Some(model), Some(train), Some(input), Some(task), Some(span)) =
@@ -73,6 +74,7 @@ pub fn spec(root: &Node, base: &Path, spec_dir: &Path, d: &mut Diags) -> Option<
         schedule: schedule?,
         train: train?,
         augment: augment?,
+        launch: launch?,
     })
 }
 

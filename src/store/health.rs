@@ -202,6 +202,8 @@ fn rebuild(dir: &ExperimentDir, fingerprint: &str, spec: &serde_json::Value) -> 
                 best_score: None,
                 best_epoch: metrics.as_ref().and_then(|m| m.best_epoch),
                 updated_at: now(),
+                slurm: None,
+                stopped: false,
             },
         );
     }
@@ -214,5 +216,6 @@ fn rebuild(dir: &ExperimentDir, fingerprint: &str, spec: &serde_json::Value) -> 
         updated_at: now(),
         jobs,
         rungs: BTreeMap::new(),
+        slurm: Vec::new(),
     })
 }

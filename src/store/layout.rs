@@ -30,6 +30,21 @@ impl ExperimentDir {
         self.root.join("data-inventory.json")
     }
 
+    /// Successive-halving decisions that Slurm tasks made themselves (see `rung_file`).
+    pub fn rungs(&self) -> PathBuf {
+        self.root.join("rungs.json")
+    }
+
+    /// The lock tasks take in turn to change `rungs.json`.
+    pub fn rungs_lock(&self) -> PathBuf {
+        self.root.join("rungs.lock")
+    }
+
+    /// Slurm's side of the experiment: each submission's batch scripts and the tasks' output.
+    pub fn slurm(&self) -> PathBuf {
+        self.root.join("slurm")
+    }
+
     pub fn job(&self, job_id: &str) -> JobDir {
         JobDir {
             root: self.root.join(job_id),
@@ -80,6 +95,14 @@ impl JobDir {
     /// back to when the last cannot be read.
     pub fn previous_checkpoint(&self) -> PathBuf {
         self.root.join("checkpoint.previous.safetensors")
+    }
+    /// A detached worker's (a Slurm task's) progress reports, one JSON line each.
+    pub fn events(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+    /// How a detached worker (a Slurm task) ended: its status, reason and exit code.
+    pub fn end(&self) -> PathBuf {
+        self.root.join("end.json")
     }
     /// The worker's console output.
     pub fn log(&self) -> PathBuf {

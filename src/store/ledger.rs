@@ -64,6 +64,37 @@ pub struct JobEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_epoch: Option<usize>,
     pub updated_at: f64,
+    /// The Slurm array task it was last submitted as (`--backend slurm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmTask>,
+    /// Stopped on request (Ctrl-C, `scancel`, `assay cancel`): pending, but only a new `assay run`
+    /// starts it again, not the follow-up job of a Slurm submission.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+}
+
+/// One task of a Slurm job array: `<array>_<task>` in Slurm's listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SlurmTask {
+    pub array: u64,
+    pub task: usize,
+}
+
+impl std::fmt::Display for SlurmTask {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.array, self.task)
+    }
+}
+
+/// One `sbatch` of pending jobs: the array (task i runs `jobs[i]`) and the dependent job that
+/// takes the orchestrator's next turn when the array has ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub array: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_up: Option<u64>,
+    pub jobs: Vec<String>,
+    pub submitted_at: f64,
 }
 
 /// Scores reported at one rung (an epoch where successive halving decides), by job.
@@ -91,6 +122,9 @@ pub struct Ledger {
     /// Successive-halving decisions by rung epoch; they survive crashes.
     #[serde(default)]
     pub rungs: BTreeMap<usize, Rung>,
+    /// Every Slurm submission of this experiment, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slurm: Vec<Submission>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +225,8 @@ mod tests {
             best_score: Some(0.9),
             best_epoch: Some(1),
             updated_at: 1.0,
+            slurm: Some(SlurmTask { array: 7, task: 2 }),
+            stopped: true,
         };
         let mut l = Ledger {
             version: LEDGER_VERSION,
@@ -201,6 +237,12 @@ mod tests {
             updated_at: 1.0,
             jobs: [("j".to_string(), entry)].into(),
             rungs: BTreeMap::new(),
+            slurm: vec![Submission {
+                array: 7,
+                follow_up: Some(8),
+                jobs: vec!["j".into()],
+                submitted_at: 1.0,
+            }],
         };
         l.save(dir.path()).unwrap();
         let back = Ledger::load(dir.path()).unwrap().unwrap();

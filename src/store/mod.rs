@@ -10,6 +10,8 @@ pub mod ledger;
 pub mod lock;
 pub mod metrics_file;
 pub mod mistakes;
+pub mod rung_file;
+pub mod worker_end;
 
 pub use atomic::{write_atomic, write_atomic_with};
 pub use layout::{ExperimentDir, JobDir};
