@@ -104,7 +104,7 @@ impl JobSink for Orchestrator<'_> {
 /// Runs one job of the plan in `opts.experiment`. An I/O error on the way (a full disk, a
 /// vanished file) ends it as [`JobEnd::EnvironmentFailed`], told to the orchestrator.
 pub fn run_worker(opts: &WorkerOptions) -> anyhow::Result<JobEnd> {
-    crate::store::fault::arm_from_env();
+    crate::store::fault::arm_from_env(opts.job_id);
     crate::store::fault::arm_death_from_env();
     let job = opts.experiment.job(opts.job_id);
     let mut sink: Box<dyn JobSink> = match opts.detached {

@@ -2,7 +2,9 @@
 //! are armed from environment variables by `assay worker` alone, never by other commands:
 //! `ASSAY_FAULT_ENOSPC_AFTER=N` makes crash-safe writes fail with "No space left on device" once
 //! the worker has written N bytes through them; `ASSAY_FAULT_PANIC_AFTER_EPOCH=N` makes the worker
-//! panic right after it checkpointed epoch N.
+//! panic right after it checkpointed epoch N; `ASSAY_FAULT_PAUSE_AFTER_EPOCH=<job id>:N:S` makes
+//! that job's worker sleep S seconds right after it checkpointed epoch N (a job slow enough to be
+//! caught running: cancelled, requeued).
 //!
 //! `ASSAY_FAULT_DIE_DURING_WRITE=<file name>:<n>` is armed by `assay run` and by its workers: the
 //! process that makes the n-th crash-safe write of a file of that name stops half-way through
@@ -16,6 +18,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 static BYTES_LEFT: AtomicU64 = AtomicU64::new(u64::MAX);
 /// The epoch after whose checkpoint the worker panics; `usize::MAX`: unarmed.
 static PANIC_EPOCH: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// The epoch after whose checkpoint the worker sleeps, and for how many seconds; armed once.
+static PAUSE: std::sync::OnceLock<(usize, u64)> = std::sync::OnceLock::new();
 
 /// The file name and write count at which the process group dies; armed once.
 static DIE_DURING: std::sync::OnceLock<(String, usize)> = std::sync::OnceLock::new();
@@ -57,8 +62,16 @@ pub fn while_writing(path: &Path, tmp: &Path) {
     unsafe { libc::kill(0, libc::SIGKILL) };
 }
 
-/// Arms the faults the environment asks for (called once by `assay worker`).
-pub fn arm_from_env() {
+/// Arms the faults the environment asks for (called once by `assay worker` for job `job_id`).
+pub fn arm_from_env(job_id: &str) {
+    if let Ok(v) = std::env::var("ASSAY_FAULT_PAUSE_AFTER_EPOCH") {
+        let parts: Vec<&str> = v.split(':').collect();
+        if let [job, epoch, seconds] = parts[..] {
+            if let (true, Ok(e), Ok(s)) = (job == job_id, epoch.parse(), seconds.parse()) {
+                let _ = PAUSE.set((e, s));
+            }
+        }
+    }
     let read = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = read("ASSAY_FAULT_ENOSPC_AFTER") {
         BYTES_LEFT.store(n, Ordering::SeqCst);
@@ -88,8 +101,13 @@ pub fn charge(tmp: &Path) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOSPC))
 }
 
-/// Called once epoch `epoch` is checkpointed: panics if that is the armed epoch.
+/// Called once epoch `epoch` is checkpointed: panics, or pauses, if that is the armed epoch.
 pub fn after_checkpoint(epoch: usize) {
+    if let Some(&(e, seconds)) = PAUSE.get() {
+        if e == epoch {
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+        }
+    }
     if PANIC_EPOCH.load(Ordering::SeqCst) == epoch {
         panic!("injected fault: a panic after the checkpoint of epoch {epoch}");
     }

@@ -149,8 +149,10 @@ impl SlurmLauncher {
     fn adopt(&mut self, ledger: &Ledger) {
         for (id, e) in &ledger.jobs {
             if let (JobState::Running, Some(task)) = (e.state, e.slurm) {
-                let offset = std::fs::metadata(self.dir.job(id).events()).map_or(0, |m| m.len());
-                self.followed.insert(id.clone(), Followed { task, offset });
+                // Its events file holds this attempt's reports alone (it is removed at each
+                // submission): all of them are read, for the ledger's epoch counts.
+                self.followed
+                    .insert(id.clone(), Followed { task, offset: 0 });
             }
         }
     }
