@@ -31,8 +31,12 @@ install_packages() {
         return
     fi
     command -v apt-get >/dev/null || die "Slurm is not installed and there is no apt-get"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        munge slurmctld slurmd slurm-client >/dev/null
+    local packages="munge slurmctld slurmd slurm-client"
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages >/dev/null \
+        || { apt-get update >/dev/null \
+            && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $packages >/dev/null; } \
+        || die "cannot install $packages"
 }
 
 # Waits up to $2 seconds (in tenths) for the command $1 to succeed.
@@ -129,8 +133,14 @@ start() {
     need_root
     install_packages
     if node_ready; then
-        echo "slurm-local: already running"
-        return
+        local have
+        have=$(sinfo -h -o '%G' | sed -n 's/.*gpu:\([0-9]*\).*/\1/p' | head -n1)
+        if [ "${have:-0}" = "$gpus" ]; then
+            echo "slurm-local: already running"
+            return
+        fi
+        echo "slurm-local: running with ${have:-0} GPU(s), restarting with $gpus"
+        stop
     fi
     write_config "$gpus"
     start_munge

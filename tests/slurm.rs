@@ -199,6 +199,10 @@ fn a_cancelled_task_alone_runs_again_and_the_sweep_ends_as_the_local_run() {
     wait_until("the first epoch", Duration::from_secs(180), || {
         epoch_reported(&exp.join(&victim), 1)
     });
+    // Meanwhile the folder cannot be run here: its jobs are Slurm's.
+    let local = assay(tmp.path(), &["run", spec.to_str().unwrap(), "--runs-dir", "runs"]);
+    assert_eq!(local.code, 2, "{}", local.stderr);
+    assert!(local.stderr.contains("still queued or running in Slurm"), "{}", local.stderr);
     let status = Command::new("scancel").arg(&task).status().unwrap();
     assert!(status.success());
     // The follow-up job records the others as done and the cancelled one as pending, and
@@ -229,6 +233,54 @@ fn a_cancelled_task_alone_runs_again_and_the_sweep_ends_as_the_local_run() {
     assert_eq!(submissions[1]["jobs"], serde_json::json!([victim]));
     assert!(resumed_after(&exp.join(&victim), 1), "it resumed after epoch 1");
     assert_eq!(&finals(&exp), local_finals());
+}
+
+#[test]
+fn assay_cancel_stops_the_array_and_its_follow_up_and_leaves_the_ledger_consistent() {
+    if !slurm_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = sweep_spec();
+    let ids = planned_ids();
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(tmp.path())
+        .args([
+            "run", spec.to_str().unwrap(), "--runs-dir", "runs", "--backend", "slurm",
+            "--max-running", "1",
+        ])
+        .env("ASSAY_FAULT_PAUSE_AFTER_EPOCH", format!("{}:1:8", ids[0]))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let exp = tmp.path().join("runs/quickstart-sweep");
+    wait_until("the first epoch", Duration::from_secs(180), || {
+        epoch_reported(&exp.join(&ids[0]), 1)
+    });
+    let r = assay(tmp.path(), &["cancel", exp.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("cancelled Slurm job(s)"), "{}", r.stdout);
+    let ledger = read_json(&exp.join("ledger.json"));
+    let submission = &ledger["slurm"][0];
+    let (array, follow_up) = (submission["array"].as_u64().unwrap(), submission["follow_up"].as_u64().unwrap());
+    // Nothing of it is left queued or running in Slurm, the follow-up included.
+    let out = Command::new("squeue")
+        .args(["-h", "-r", "-j", &format!("{array},{follow_up}"), "-t", "PENDING,RUNNING", "-o", "%i"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "", "still in Slurm");
+    // Every job is pending, none running: the one that ran keeps its checkpoint to go on from.
+    for id in &ids {
+        let e = &ledger["jobs"][id];
+        assert_eq!(e["state"], "pending", "{id}: {e}");
+        assert!(e["reason"].as_str().unwrap().contains("cancelled"), "{id}: {e}");
+    }
+    assert!(exp.join(&ids[0]).join("checkpoint.safetensors").exists());
+    let status = assay(tmp.path(), &["status", exp.to_str().unwrap()]);
+    assert!(status.stdout.contains("not running"), "{}", status.stdout);
+    assert!(status.stdout.contains("0 done, 0 running, 12 pending"), "{}", status.stdout);
+    let again = assay(tmp.path(), &["cancel", exp.to_str().unwrap()]);
+    assert!(again.stdout.contains("nothing to cancel"), "{}", again.stdout);
 }
 
 #[test]
@@ -275,6 +327,79 @@ fn a_requeued_task_goes_on_from_its_checkpoint() {
     assert_eq!(ledger["jobs"][&victim]["attempts"], 1, "Slurm ran it again, not assay");
     assert_eq!(ledger["slurm"].as_array().unwrap().len(), 1);
     assert_eq!(&finals(&exp), local_finals());
+}
+
+#[test]
+fn a_task_past_its_time_limit_is_retried_from_its_checkpoint() {
+    if !slurm_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = sweep_spec();
+    let ids = planned_ids();
+    let victim = ids[7].clone();
+    // One minute is Slurm's least limit: the victim sleeps past it after its first epoch.
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(tmp.path())
+        .args([
+            "run", spec.to_str().unwrap(), "--runs-dir", "runs", "--backend", "slurm", "--wait",
+            "--time", "1",
+        ])
+        .env("ASSAY_FAULT_PAUSE_AFTER_EPOCH", format!("{victim}:1:75"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(&format!("job {victim} failed (Slurm task")), "{stdout}");
+    assert!(stdout.contains("reached its time limit (1); another try goes on from its last checkpoint); retrying"), "{stdout}");
+    let exp = tmp.path().join("runs/quickstart-sweep");
+    let ledger = read_json(&exp.join("ledger.json"));
+    cancel_leftovers(&ledger);
+    assert_eq!(ledger["jobs"][&victim]["attempts"], 2);
+    let submissions = ledger["slurm"].as_array().unwrap();
+    assert_eq!(submissions.len(), 2);
+    assert_eq!(submissions[1]["jobs"], serde_json::json!([victim]));
+    assert!(resumed_after(&exp.join(&victim), 1), "the retry went on after epoch 1");
+    assert_eq!(&finals(&exp), local_finals());
+}
+
+#[test]
+fn asha_tasks_decide_at_their_rungs_as_the_local_run_does() {
+    if !slurm_here() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(sweep_spec())
+        .unwrap()
+        .replace("method = \"grid\"", "method = \"grid\"\npruning = \"asha\"\nmin_epochs = 1")
+        .replace("\"data/", &format!("\"{}/experiments/data/", repo().display()));
+    let spec = tmp.path().join("asha.toml");
+    std::fs::write(&spec, text).unwrap();
+    let spec = spec.to_str().unwrap();
+    // One job at a time in plan order on both backends: the rungs see the same scores in the
+    // same order, so the decisions must agree.
+    let local = assay(tmp.path(), &["run", spec, "--runs-dir", "local", "--jobs", "1"]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    let r = assay(
+        tmp.path(),
+        &["run", spec, "--runs-dir", "slurm", "--backend", "slurm", "--wait", "--max-running", "1"],
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let local = read_json(&tmp.path().join("local/quickstart-sweep/ledger.json"));
+    let slurm = read_json(&tmp.path().join("slurm/quickstart-sweep/ledger.json"));
+    cancel_leftovers(&slurm);
+    let states = |l: &Value| -> BTreeMap<String, Value> {
+        l["jobs"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, e)| (id.clone(), e["state"].clone()))
+            .collect()
+    };
+    assert_eq!(states(&slurm), states(&local));
+    assert!(states(&slurm).values().any(|s| s == "pruned"), "{slurm}");
+    assert_eq!(slurm["rungs"], local["rungs"], "the same decisions at the rungs");
+    assert!(tmp.path().join("slurm/quickstart-sweep/rungs.json").exists());
 }
 
 #[test]

@@ -98,7 +98,12 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
             repeat: e.repeat,
             state: e.state.name(),
             attempts: e.attempts,
-            epochs_done: e.epochs_done,
+            // A Slurm task's epochs reach the ledger at the next turn; its own reports say now.
+            epochs_done: if crate::exec::orchestrator::in_slurm(e) {
+                epochs_reported(&dir.job(id).events()).max(e.epochs_done)
+            } else {
+                e.epochs_done
+            },
             epochs: e.epochs,
             reason: e.reason.clone(),
             folder: experiment_dir.join(id).display().to_string(),
@@ -126,6 +131,20 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
         jobs,
         warnings,
     })
+}
+
+/// The last epoch a detached worker reported in its `events.jsonl` (0 without one).
+fn epochs_reported(events: &Path) -> usize {
+    std::fs::read_to_string(events)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<crate::exec::job_runner::Report>(l).ok())
+        .filter_map(|r| match r {
+            crate::exec::job_runner::Report::Epoch { epoch, .. } => Some(epoch),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// The human-readable form.
