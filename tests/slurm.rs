@@ -417,14 +417,22 @@ fn each_task_sees_its_own_gpu() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let spec = sweep_spec();
-    let r = assay(
-        tmp.path(),
-        &[
+    let first = {
+        let r = assay(&repo(), &["plan", spec.to_str().unwrap(), "--json", "--set", "train.epochs=1"]);
+        let plan: Value = serde_json::from_str(&r.stdout).unwrap();
+        plan["jobs"][0]["id"].as_str().unwrap().to_string()
+    };
+    // The first task holds its GPU a while, so that others run beside it.
+    let out = Command::new(env!("CARGO_BIN_EXE_assay"))
+        .current_dir(tmp.path())
+        .args([
             "run", spec.to_str().unwrap(), "--runs-dir", "runs", "--backend", "slurm", "--wait",
             "--gpus-per-job", "1", "--set", "train.epochs=1",
-        ],
-    );
-    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+        ])
+        .env("ASSAY_FAULT_PAUSE_AFTER_EPOCH", format!("{first}:1:10"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let exp = tmp.path().join("runs/quickstart-sweep");
     let ledger = read_json(&exp.join("ledger.json"));
     cancel_leftovers(&ledger);

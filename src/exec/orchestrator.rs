@@ -153,7 +153,6 @@ impl Recorder<'_> {
                 progress.step(&id, epoch, step, steps, ledger)
             }
             Happening::Report(_, Report::Finished { .. }) => {}
-            Happening::Warning(message) => progress.note(&format!("warning: {message}")),
             Happening::Ended(id, ending) => {
                 let entry = ledger
                     .jobs
@@ -604,6 +603,9 @@ pub fn run(
                 }
                 for id in &ids {
                     progress.job_started(id, &ledger);
+                }
+                for w in launcher.take_warnings() {
+                    progress.note(&format!("warning: {w}"));
                 }
             }
         }

@@ -112,7 +112,17 @@ fn slurm(mut t: TableReader<'_>, d: &mut Diags) -> Option<SlurmSpec> {
     });
     let sbatch_args = opt(&mut t, "sbatch_args", d, Vec::new(), sbatch_args);
     let executable = opt(&mut t, "executable", d, None, |a, d| {
-        word(a, d).map(|s| Some(PathBuf::from(s)))
+        let path = PathBuf::from(word(a, d)?);
+        if !path.is_absolute() {
+            d.error(
+                a.node.span,
+                a.path,
+                format!("\"{}\" is not an absolute path", path.display()),
+                Some("the tasks run it on the cluster's nodes, from wherever Slurm starts them".into()),
+            );
+            return None;
+        }
+        Some(Some(path))
     });
     t.finish(d);
     Some(SlurmSpec {

@@ -35,8 +35,6 @@ pub enum Happening {
     Report(String, Report),
     /// A job's worker has ended and every report it sent came before this.
     Ended(String, Ending),
-    /// Something the user should hear about the launcher itself.
-    Warning(String),
 }
 
 /// Starts jobs and reports what becomes of them.
@@ -58,6 +56,11 @@ pub trait Launcher {
 
     /// Jobs started and not yet ended.
     fn active(&self) -> usize;
+
+    /// What the user should hear about the launcher itself since last asked.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 
     /// Successive-halving decisions the jobs made themselves, for the ledger.
     fn shared_rungs(&self) -> Option<crate::store::rung_file::Rungs> {

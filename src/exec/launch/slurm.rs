@@ -391,7 +391,7 @@ impl Launcher for SlurmLauncher {
     }
 
     fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<Happening>> {
-        let mut out: Vec<Happening> = self.warnings.drain(..).map(Happening::Warning).collect();
+        let mut out = Vec::new();
         self.read_events(&mut out);
         let due = timeout.is_zero() || self.queue_checked.is_none_or(|t| t.elapsed() >= QUEUE_EVERY);
         if due && !self.followed.is_empty() {
@@ -414,6 +414,10 @@ impl Launcher for SlurmLauncher {
 
     fn active(&self) -> usize {
         self.followed.len()
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn shared_rungs(&self) -> Option<crate::store::rung_file::Rungs> {
