@@ -314,9 +314,8 @@ pub fn launch_options(
         s.time = Some(t);
     }
     if let Some(m) = word("mem", &a.mem)? {
-        memory_bytes(&m).ok_or_else(|| {
-            format!("--mem: \"{m}\" is not an amount of memory (e.g. 8G, 512M)")
-        })?;
+        memory_bytes(&m)
+            .ok_or_else(|| format!("--mem: \"{m}\" is not an amount of memory (e.g. 8G, 512M)"))?;
         s.mem = Some(m);
     }
     if let Some(c) = a.cpus_per_task {

@@ -228,8 +228,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             slurm,
         } => {
             let e = load(&spec)?;
-            let (backend, slurm_spec) = cli::launch_options(&e.base.launch, &slurm)
-                .map_err(RunRefused::Usage)?;
+            let (backend, slurm_spec) =
+                cli::launch_options(&e.base.launch, &slurm).map_err(RunRefused::Usage)?;
             if (slurm.dry_run || slurm.wait) && backend != spec::Backend::Slurm {
                 return Err(RunRefused::Usage(
                     "--dry-run and --wait are for Slurm: add --backend slurm, or set run.backend = \"slurm\" in the spec".into(),

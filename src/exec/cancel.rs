@@ -129,7 +129,9 @@ pub fn render(c: &Cancelled) -> String {
     }
     for (id, state) in &c.recorded {
         let what = match state {
-            JobState::Pending => "pending: it continues from its last checkpoint on the next `assay run`",
+            JobState::Pending => {
+                "pending: it continues from its last checkpoint on the next `assay run`"
+            }
             other => other.name(),
         };
         out.push_str(&format!("  {id}: {what}\n"));

@@ -18,7 +18,10 @@ pub struct MemoryFit {
 /// decoded data beside what its model needs to train (the largest of the plan's), and the
 /// orchestrator holds one more copy of the data. Refused before anything is written when not
 /// even one job fits; `None` when the machine's memory is unknown.
-pub fn fit_in_memory(plan: &Plan, data: &prepare::LoadedData) -> Result<Option<MemoryFit>, RunRefused> {
+pub fn fit_in_memory(
+    plan: &Plan,
+    data: &prepare::LoadedData,
+) -> Result<Option<MemoryFit>, RunRefused> {
     let Some(memory) = machine_memory() else {
         return Ok(None);
     };

@@ -19,8 +19,8 @@ use super::memory_fit;
 use super::prepare;
 use super::progress::Progress;
 pub use super::refused::RunRefused;
-use super::resume::{entry_for, open_ledger};
 pub use super::resume::{earlier_plan, growth_of};
+use super::resume::{entry_for, open_ledger};
 use super::scheduler::{self, Slots};
 use super::worker;
 use crate::data::inventory::Inventory;
@@ -333,7 +333,11 @@ pub fn in_slurm(e: &crate::store::ledger::JobEntry) -> bool {
 }
 
 /// Takes the successive-halving decisions the jobs made themselves into the ledger.
-fn sync_rungs(launcher: &dyn Launcher, ledger: &mut Ledger, dir: &ExperimentDir) -> anyhow::Result<()> {
+fn sync_rungs(
+    launcher: &dyn Launcher,
+    ledger: &mut Ledger,
+    dir: &ExperimentDir,
+) -> anyhow::Result<()> {
     if let Some(rungs) = launcher.shared_rungs() {
         if !rungs.is_empty() && rungs != ledger.rungs {
             ledger.rungs = rungs;
@@ -401,7 +405,9 @@ pub fn run(
         match RunLock::acquire(&dir.root) {
             Ok(lock) => Some(lock),
             Err(LockError::Held { .. } | LockError::OtherHost { .. }) if opts.follow_up => {
-                progress.note("another `assay run` holds this experiment: it records how the array ended");
+                progress.note(
+                    "another `assay run` holds this experiment: it records how the array ended",
+                );
                 return Ok(RunSummary {
                     left_to_another: true,
                     experiment_dir: dir.root.clone(),
@@ -519,7 +525,11 @@ pub fn run(
                         count: tasks.len(),
                         tasks: format!(
                             "array {}",
-                            arrays.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                            arrays
+                                .iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                         dir: dir.root.clone(),
                     }
@@ -645,7 +655,9 @@ pub fn run(
             break;
         }
         for h in launcher.wait(Duration::from_millis(100))? {
-            if let Some((id, promoted)) = recorder.record(h, &plan, &mut ledger, progress, stopping)? {
+            if let Some((id, promoted)) =
+                recorder.record(h, &plan, &mut ledger, progress, stopping)?
+            {
                 launcher.answer_rung(&id, promoted);
             }
         }
@@ -677,7 +689,12 @@ pub fn run(
 
 /// What `--dry-run` prints: the batch scripts and the `sbatch` commands of the submission a
 /// run would make now.
-fn dry_run_text(dir: &ExperimentDir, setup: &SlurmSetup, jobs: &[Launch], ledger: &Ledger) -> String {
+fn dry_run_text(
+    dir: &ExperimentDir,
+    setup: &SlurmSetup,
+    jobs: &[Launch],
+    ledger: &Ledger,
+) -> String {
     if jobs.is_empty() {
         let queued = ledger.jobs.values().filter(|e| in_slurm(e)).count();
         return format!(

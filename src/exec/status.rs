@@ -111,7 +111,11 @@ pub fn status(experiment_dir: &Path) -> anyhow::Result<Status> {
             slurm_state: e
                 .slurm
                 .filter(|_| crate::exec::orchestrator::in_slurm(e))
-                .map(|t| listed.get(&t).map_or("gone".to_string(), |q| q.state.clone())),
+                .map(|t| {
+                    listed
+                        .get(&t)
+                        .map_or("gone".to_string(), |q| q.state.clone())
+                }),
             slurm_node: e
                 .slurm
                 .filter(|_| crate::exec::orchestrator::in_slurm(e))
@@ -182,7 +186,11 @@ pub fn render(s: &Status) -> String {
         };
         let reason = match (&j.slurm_task, &j.slurm_state) {
             (Some(t), Some(q)) => {
-                let node = j.slurm_node.as_deref().map(|n| format!(" on {n}")).unwrap_or_default();
+                let node = j
+                    .slurm_node
+                    .as_deref()
+                    .map(|n| format!(" on {n}"))
+                    .unwrap_or_default();
                 format!("Slurm {t}: {q}{node}")
             }
             _ => j.reason.clone().unwrap_or_default(),

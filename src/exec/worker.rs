@@ -223,9 +223,16 @@ impl JobSink for TaskFiles<'_> {
             self.last_step = Some(std::time::Instant::now());
         }
         let line = serde_json::to_string(r)? + "\n";
-        self.events
-            .write_all(line.as_bytes())
-            .with_context(|| format!("cannot write {}", self.opts.experiment.job(self.opts.job_id).events().display()))?;
+        self.events.write_all(line.as_bytes()).with_context(|| {
+            format!(
+                "cannot write {}",
+                self.opts
+                    .experiment
+                    .job(self.opts.job_id)
+                    .events()
+                    .display()
+            )
+        })?;
         Ok(())
     }
 

@@ -25,7 +25,10 @@ pub enum SlurmError {
 impl SlurmError {
     /// The user's request was refused by Slurm (a wrong partition, say), not our failure.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, SlurmError::Refused { .. } | SlurmError::Missing { .. })
+        matches!(
+            self,
+            SlurmError::Refused { .. } | SlurmError::Missing { .. }
+        )
     }
 }
 
@@ -117,10 +120,7 @@ pub fn queue(arrays: &[u64]) -> Result<BTreeMap<SlurmTask, QueueState>, SlurmErr
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(",");
-    let args = [
-        "-h", "-r", "-t", "all", "-j", &ids, "-o", "%F|%K|%T|%r|%N",
-    ]
-    .map(String::from);
+    let args = ["-h", "-r", "-t", "all", "-j", &ids, "-o", "%F|%K|%T|%r|%N"].map(String::from);
     match run("squeue", &args) {
         Ok(text) => Ok(parse_queue(&text)),
         // squeue refuses ids it no longer knows at all ("Invalid job id specified").

@@ -132,7 +132,12 @@ pub fn array_script(r: &ArrayRequest) -> String {
 
 /// The follow-up's batch script: runs `command` (`assay run … --slurm-follow-up`) once the
 /// array has ended, whatever became of its tasks.
-pub fn follow_up_script(name: &str, output_dir: &Path, slurm: &SlurmSpec, command: &[String]) -> String {
+pub fn follow_up_script(
+    name: &str,
+    output_dir: &Path,
+    slurm: &SlurmSpec,
+    command: &[String],
+) -> String {
     let mut lines = vec![
         format!("--job-name={}", word(&format!("assay-{name}-next"))),
         format!(

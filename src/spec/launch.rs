@@ -118,7 +118,10 @@ fn slurm(mut t: TableReader<'_>, d: &mut Diags) -> Option<SlurmSpec> {
                 a.node.span,
                 a.path,
                 format!("\"{}\" is not an absolute path", path.display()),
-                Some("the tasks run it on the cluster's nodes, from wherever Slurm starts them".into()),
+                Some(
+                    "the tasks run it on the cluster's nodes, from wherever Slurm starts them"
+                        .into(),
+                ),
             );
             return None;
         }
@@ -252,8 +255,14 @@ fn sbatch_args(a: At, d: &mut Diags) -> Option<Vec<String>> {
                 d.error(
                     item.span,
                     &p,
-                    format!("\"{}\" is not an sbatch option", super::diagnostic::clip(&s, 40)),
-                    Some("write each option with its value as one word, e.g. \"--constraint=a100\"".into()),
+                    format!(
+                        "\"{}\" is not an sbatch option",
+                        super::diagnostic::clip(&s, 40)
+                    ),
+                    Some(
+                        "write each option with its value as one word, e.g. \"--constraint=a100\""
+                            .into(),
+                    ),
                 );
                 ok = false;
             }
@@ -269,7 +278,15 @@ mod tests {
 
     #[test]
     fn slurm_time_limits_and_memory_amounts() {
-        for good in ["30", "30:00", "04:00:00", "2-00", "2-12:00", "2-12:00:00", "UNLIMITED"] {
+        for good in [
+            "30",
+            "30:00",
+            "04:00:00",
+            "2-00",
+            "2-12:00",
+            "2-12:00:00",
+            "UNLIMITED",
+        ] {
             assert!(check_time(good).is_ok(), "{good}");
         }
         for bad in ["", "1h", "1:2:3:4", "-1", "2-", "1.5", "a:b"] {

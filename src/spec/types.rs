@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use super::launch::{Backend, LaunchSpec, SlurmSpec};
 pub use crate::augment::{AugmentSpec, EraseValue, MixSpec, Transform, TransformSpec};
 pub use crate::data::folds::FoldMethod;
 pub use crate::data::resize::ResizeMethod;
-pub use super::launch::{Backend, LaunchSpec, SlurmSpec};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Spec {

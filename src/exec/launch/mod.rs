@@ -24,9 +24,14 @@ pub enum Ending {
     Done,
     Pruned,
     /// `retryable`: another try may pass (a crash, an I/O error), unlike divergence.
-    Failed { reason: String, retryable: bool },
+    Failed {
+        reason: String,
+        retryable: bool,
+    },
     /// Stopped on request before its end: it resumes from its last checkpoint when started again.
-    Stopped { reason: Option<String> },
+    Stopped {
+        reason: Option<String>,
+    },
 }
 
 /// What the orchestrator hears from a launcher.

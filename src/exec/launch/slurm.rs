@@ -393,7 +393,10 @@ impl Launcher for SlurmLauncher {
     fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<Happening>> {
         let mut out = Vec::new();
         self.read_events(&mut out);
-        let due = timeout.is_zero() || self.queue_checked.is_none_or(|t| t.elapsed() >= QUEUE_EVERY);
+        let due = timeout.is_zero()
+            || self
+                .queue_checked
+                .is_none_or(|t| t.elapsed() >= QUEUE_EVERY);
         if due && !self.followed.is_empty() {
             self.check_queue(&mut out)?;
         }
