@@ -20,8 +20,10 @@ use crate::store::ledger::{JobState, Ledger, SlurmTask, Submission};
 use crate::store::worker_end::{self, EndStatus};
 use crate::store::{now, write_atomic, ExperimentDir};
 
-/// How often `squeue` is asked while following.
-const QUEUE_EVERY: Duration = Duration::from_secs(2);
+/// How often `squeue` is asked while following: soon after a worker has written its end, else
+/// seldom (a task that dies without a word is found within this), sparing the controller.
+const QUEUE_AFTER_AN_END: Duration = Duration::from_secs(2);
+const QUEUE_EVERY: Duration = Duration::from_secs(30);
 
 /// What every submission of one run is made of.
 #[derive(Clone, Debug)]
@@ -393,10 +395,11 @@ impl Launcher for SlurmLauncher {
     fn wait(&mut self, timeout: Duration) -> anyhow::Result<Vec<Happening>> {
         let mut out = Vec::new();
         self.read_events(&mut out);
+        let since = self.queue_checked.map(|t| t.elapsed());
         let due = timeout.is_zero()
-            || self
-                .queue_checked
-                .is_none_or(|t| t.elapsed() >= QUEUE_EVERY);
+            || since.is_none_or(|t| t >= QUEUE_EVERY)
+            || (since.is_some_and(|t| t >= QUEUE_AFTER_AN_END)
+                && self.followed.keys().any(|id| self.dir.job(id).end().exists()));
         if due && !self.followed.is_empty() {
             self.check_queue(&mut out)?;
         }
