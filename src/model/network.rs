@@ -653,4 +653,59 @@ mod tests {
             crate::model::cost::estimate(&layers, Shape::Spatial { c: 2, h: 8, w: 8 }, 3).unwrap();
         assert_eq!(estimate.parameters, net.parameter_count() as u64);
     }
+
+    #[test]
+    fn the_generic_kernels_match_the_fast_ones() {
+        use crate::model::arch::tests::assert_generic_matches_fast;
+        use crate::spec::ModelSpec;
+        assert_generic_matches_fast(
+            &ModelSpec::Cnn {
+                layers: every_layer(),
+            },
+            (2, 8, 8),
+            3,
+        );
+        // Windows and strides that leave rows unread, grouped and depthwise convolutions, layer
+        // norm over channels, a fused conv + ReLU + max-pool.
+        let conv = |filters, kernel, stride, padding, groups| L::Conv {
+            filters,
+            kernel,
+            stride,
+            padding,
+            bias: true,
+            groups,
+        };
+        let layers = vec![
+            conv(4, 3, 2, 0, 1),
+            L::Relu,
+            L::MaxPool { size: 3, stride: 2 },
+            conv(4, 3, 1, 1, 2),
+            L::LayerNorm { eps: 1e-5 },
+            conv(4, 3, 2, 1, 4),
+            L::BatchNorm {
+                momentum: 0.1,
+                eps: 1e-5,
+            },
+            L::Silu,
+            L::AvgPool { size: 2, stride: 1 },
+            L::GlobalAvgPool,
+            L::Dense {
+                units: 5,
+                bias: false,
+            },
+        ];
+        assert_generic_matches_fast(&ModelSpec::Cnn { layers }, (3, 23, 21), 3);
+        let mlp = vec![
+            L::Dense {
+                units: 7,
+                bias: true,
+            },
+            L::Relu,
+            L::Dense {
+                units: 6,
+                bias: true,
+            },
+        ];
+        assert_generic_matches_fast(&ModelSpec::Mlp { layers: mlp }, (1, 4, 4), 3);
+    }
 }

@@ -399,7 +399,10 @@ impl Launcher for SlurmLauncher {
         let due = timeout.is_zero()
             || since.is_none_or(|t| t >= QUEUE_EVERY)
             || (since.is_some_and(|t| t >= QUEUE_AFTER_AN_END)
-                && self.followed.keys().any(|id| self.dir.job(id).end().exists()));
+                && self
+                    .followed
+                    .keys()
+                    .any(|id| self.dir.job(id).end().exists()));
         if due && !self.followed.is_empty() {
             self.check_queue(&mut out)?;
         }

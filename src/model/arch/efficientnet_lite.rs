@@ -208,4 +208,9 @@ mod tests {
         assert!(err.starts_with("_conv_stem: the input is 3×8×1"), "{err}");
         assert!(crate::model::check(&spec(4, 1.0), (3, 32, 32)).is_ok());
     }
+
+    #[test]
+    fn the_generic_kernels_match_the_fast_ones() {
+        crate::model::arch::tests::assert_generic_matches_fast(&spec(0, 0.25), (3, 33, 31), 3);
+    }
 }

@@ -216,4 +216,9 @@ mod tests {
         assert!(err.starts_with("features.0: the input is 3×1×8"), "{err}");
         assert!(crate::model::check(&spec(1.0, 0.2), (3, 32, 32)).is_ok());
     }
+
+    #[test]
+    fn the_generic_kernels_match_the_fast_ones() {
+        crate::model::arch::tests::assert_generic_matches_fast(&spec(0.25, 0.2), (3, 33, 31), 3);
+    }
 }

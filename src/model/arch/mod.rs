@@ -121,7 +121,132 @@ pub fn pooled_head(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::super::Model;
+    use crate::model::ops::kernels::{self, Kernels};
+    use crate::spec::ModelSpec;
     use candle_core::{Device, Tensor};
+
+    fn largest_magnitude(t: &Tensor) -> f32 {
+        t.abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+    }
+
+    /// Largest absolute difference relative to the larger tensor's largest magnitude, or to
+    /// `floor` if that is larger.
+    fn relative_error(a: &Tensor, b: &Tensor, floor: f32) -> f32 {
+        assert_eq!(a.dims(), b.dims());
+        let scale = largest_magnitude(a)
+            .max(largest_magnitude(b))
+            .max(floor)
+            .max(f32::MIN_POSITIVE);
+        largest_magnitude(&(a - b).unwrap()) / scale
+    }
+
+    /// What one training step and one evaluation of a freshly built model give.
+    struct Step {
+        logits: Tensor,
+        loss: f32,
+        /// Every parameter's gradient, by name.
+        grads: Vec<(String, Tensor)>,
+        /// Batch-norm running statistics after the step.
+        buffers: Vec<(String, Tensor)>,
+        eval: Tensor,
+    }
+
+    fn step(spec: &ModelSpec, input: (usize, usize, usize), classes: usize, x: &Tensor) -> Step {
+        let dev = Device::Cpu;
+        let mut init = crate::train::rng::stream(1, "init", 0);
+        let model = crate::model::build(spec, input, classes, &mut init, &dev).unwrap();
+        let n = x.dim(0).unwrap();
+        let y: Vec<u32> = (0..n).map(|i| (i % classes) as u32).collect();
+        let y = Tensor::new(y.as_slice(), &dev).unwrap();
+        let mut rng = crate::train::rng::stream(1, "dropout", 0);
+        let logits = model.forward(x, super::Mode::Train, &mut rng).unwrap();
+        let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
+        let grads = loss.backward().unwrap();
+        let grads = model
+            .params()
+            .iter()
+            .map(|p| {
+                let g = grads
+                    .get(p.var.as_tensor())
+                    .unwrap_or_else(|| panic!("no gradient reaches {}", p.name));
+                (p.name.clone(), g.clone())
+            })
+            .collect();
+        let buffers = model
+            .buffers()
+            .iter()
+            .map(|(n, v)| (n.clone(), v.as_tensor().copy().unwrap()))
+            .collect();
+        let eval = model.forward(x, super::Mode::Eval, &mut rng).unwrap();
+        Step {
+            logits,
+            loss: loss.to_scalar::<f32>().unwrap(),
+            grads,
+            buffers,
+            eval,
+        }
+    }
+
+    /// The model `spec` describes gives the same training logits, loss, gradient of every
+    /// parameter, running statistics and evaluation logits under the generic kernels (the
+    /// candle ops a GPU runs) as under the fast CPU ops, to float tolerance.
+    pub fn assert_generic_matches_fast(
+        spec: &ModelSpec,
+        (c, h, w): (usize, usize, usize),
+        classes: usize,
+    ) {
+        use rand::Rng;
+        let mut rng = crate::train::rng::stream(1, "input", 0);
+        let values: Vec<f32> = (0..6 * c * h * w)
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect();
+        let x = Tensor::from_vec(values, (6, c, h, w), &Device::Cpu).unwrap();
+        let fast = kernels::with(Kernels::Fast, || step(spec, (c, h, w), classes, &x));
+        let generic = kernels::with(Kernels::Generic, || step(spec, (c, h, w), classes, &x));
+        // Float tolerance for a deep network: the two paths sum in different orders, and
+        // batch norm over the few values of a late, small feature map amplifies the rounding.
+        let tol = 1e-3;
+        let check = |what: &str, a: &Tensor, b: &Tensor, floor: f32| {
+            let e = relative_error(a, b, floor);
+            assert!(
+                e < tol,
+                "{what}: generic and fast differ by {e:e} (relative)"
+            );
+        };
+        check("training logits", &fast.logits, &generic.logits, 0.0);
+        assert!(
+            (fast.loss - generic.loss).abs() <= tol * fast.loss.abs().max(1.0),
+            "loss: fast {} generic {}",
+            fast.loss,
+            generic.loss
+        );
+        // A gradient that is zero in exact arithmetic (the bias or shift of a layer followed by
+        // batch norm) is rounding noise on both paths: judged against the model's gradients.
+        let largest = fast
+            .grads
+            .iter()
+            .map(|(_, g)| largest_magnitude(g))
+            .fold(0f32, f32::max);
+        assert_eq!(fast.grads.len(), generic.grads.len());
+        for ((name, a), (_, b)) in fast.grads.iter().zip(&generic.grads) {
+            check(&format!("gradient of {name}"), a, b, 1e-2 * largest);
+        }
+        // So is a running mean after a convolution of a batch-normed, zero-mean input.
+        let largest = fast
+            .buffers
+            .iter()
+            .map(|(_, b)| largest_magnitude(b))
+            .fold(0f32, f32::max);
+        for ((name, a), (_, b)) in fast.buffers.iter().zip(&generic.buffers) {
+            check(&format!("buffer {name}"), a, b, 1e-2 * largest);
+        }
+        check("evaluation logits", &fast.eval, &generic.eval, 0.0);
+    }
 
     /// One training step's loss gradient reaches every parameter of `model`, finite and non-zero.
     pub fn assert_every_parameter_learns(

@@ -274,4 +274,17 @@ mod tests {
         .unwrap();
         crate::model::arch::tests::assert_every_parameter_learns(model.as_ref(), (3, 16, 16), 3);
     }
+
+    #[test]
+    fn the_generic_kernels_match_the_fast_ones() {
+        use crate::model::arch::tests::assert_generic_matches_fast;
+        // The CIFAR stem, and the ImageNet stem with its 7×7/2 convolution and 3×3/2 max-pool
+        // (strides that leave rows unread), both with dropout and drop-path.
+        for (depth, input) in [(20, (3, 16, 16)), (18, (3, 35, 33))] {
+            let mut s = spec(depth);
+            s.drop_path = 0.1;
+            s.dropout = 0.1;
+            assert_generic_matches_fast(&crate::spec::ModelSpec::Resnet(s), input, 3);
+        }
+    }
 }

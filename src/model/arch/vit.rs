@@ -242,4 +242,16 @@ mod tests {
             crate::model::check(&ModelSpec::Vit(spec(8, 2, 100, 3)), (3, 32, 32)).unwrap_err();
         assert!(err.contains("heads"), "{err}");
     }
+
+    #[test]
+    fn the_generic_kernels_match_the_fast_ones() {
+        let mut s = spec(4, 2, 32, 2);
+        s.dropout = 0.1;
+        s.drop_path = 0.1;
+        crate::model::arch::tests::assert_generic_matches_fast(
+            &crate::spec::ModelSpec::Vit(s),
+            (3, 16, 12),
+            3,
+        );
+    }
 }

@@ -87,15 +87,18 @@ impl CustomOp1 for AvgPool {
     }
 }
 
-/// Average pooling of `x` (`batch × channels × height × width`) with `win`. On the CPU (f32) a
-/// custom op. Other devices and dtypes use candle's own ops: windows as reshaped blocks when
-/// size = stride (not candle's `avg_pool2d`, whose backward needs size = stride), else
-/// the CPU op on an f32 copy.
+/// Average pooling of `x` (`batch × channels × height × width`) with `win`: on the CPU (f32,
+/// fast kernels) a custom op, else [`avg_pool2d_generic`].
 pub fn avg_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
     if cpu::fast_path(&[x]) {
         return x.contiguous()?.apply_op1(AvgPool { win });
     }
-    win.pool_with_candle(x, |t, d| t.mean(d), |t| avg_pool2d(t, win))
+    avg_pool2d_generic(x, win)
+}
+
+/// Average pooling made of candle ops, exact on every device (the twin of the CPU op).
+pub fn avg_pool2d_generic(x: &Tensor, win: Window) -> Result<Tensor> {
+    win.windows(x)?.mean(4)
 }
 
 #[cfg(test)]
@@ -106,6 +109,14 @@ mod tests {
     #[test]
     fn outputs_and_gradients_match_candle_for_any_size_and_stride() {
         pool_matches_reference(31, avg_pool2d, candle_avg_pool);
+    }
+
+    #[test]
+    fn the_generic_twin_matches_for_any_size_and_stride() {
+        fn generic(x: &Tensor, size: usize, stride: usize) -> Result<Tensor> {
+            avg_pool2d_generic(x, Window { size, stride })
+        }
+        pool_matches_reference(33, avg_pool2d, generic);
     }
 
     #[test]

@@ -38,9 +38,26 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> 
     }
 }
 
-/// The same computation with candle's own ops (used off the CPU, and by the tests).
+/// The same computation with candle's own ops (the device-generic twin: used off the CPU, under
+/// `ASSAY_KERNELS=generic`, and by the tests). The padding is added explicitly and the rows and
+/// columns no window reaches are cut off, so candle's convolution always sees
+/// (h + 2p − k) divisible by the stride: its backward fails otherwise.
 pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
-    let mut y = x.conv2d(w, opts.padding, opts.stride, 1, 1)?;
+    let (_, _, h, wd) = x.dims4()?;
+    let (kh, kw) = (w.dim(2)?, w.dim(3)?);
+    let (p, s) = (opts.padding, opts.stride);
+    let (hp, wp) = (h + 2 * p, wd + 2 * p);
+    if hp < kh || wp < kw || s == 0 {
+        bail!("conv2d: a {kh}×{kw} kernel does not fit the padded {hp}×{wp} input (stride {s})");
+    }
+    let used = |size: usize, k: usize| (size - k) / s * s + k;
+    let x = if p > 0 {
+        x.pad_with_zeros(2, p, p)?.pad_with_zeros(3, p, p)?
+    } else {
+        x.clone()
+    };
+    let x = x.narrow(2, 0, used(hp, kh))?.narrow(3, 0, used(wp, kw))?;
+    let mut y = x.conv2d(w, 0, s, 1, 1)?;
     if let Some(b) = b {
         y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
     }
@@ -656,7 +673,23 @@ mod tests {
 
     #[test]
     fn outputs_and_gradients_match_candle_on_random_shapes() {
-        let mut rng = rng(11);
+        match_on_random_shapes(11, |t, o| candle_conv(&t[0], &t[1], t.get(2), o));
+    }
+
+    #[test]
+    fn the_generic_twin_matches_on_random_shapes_including_strides_that_skip_rows() {
+        use super::super::kernels::{self, Kernels};
+        match_on_random_shapes(12, |t, o| {
+            kernels::with(Kernels::Generic, || conv2d(&t[0], &t[1], t.get(2), o))
+        });
+    }
+
+    /// The fast op against `reference` on 60 random shapes, strides, paddings and pools.
+    fn match_on_random_shapes(
+        seed: u64,
+        reference: impl Fn(&[Tensor], ConvOptions) -> Result<Tensor>,
+    ) {
+        let mut rng = rng(seed);
         let mut cases = 0;
         while cases < 60 {
             let n = rng.random_range(1..5);
@@ -700,7 +733,7 @@ mod tests {
                 &vars,
                 &mut rng,
                 |t| conv2d(&t[0], &t[1], t.get(2), o),
-                |t| candle_conv(&t[0], &t[1], t.get(2), o),
+                |t| reference(t, o),
                 &what,
             );
             cases += 1;

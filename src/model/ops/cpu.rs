@@ -36,11 +36,13 @@ pub(crate) fn tensor_f32<'a>(s: &'a Storage, l: &Layout, op: &str) -> Result<&'a
     }
 }
 
-/// Whether the CPU fast path applies to all of `tensors`: f32 on the CPU.
+/// Whether the CPU fast path applies to all of `tensors`: f32 on the CPU, and the fast kernels
+/// in force (see [`super::kernels`]).
 pub(crate) fn fast_path(tensors: &[&Tensor]) -> bool {
-    tensors
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    super::kernels::current() == super::kernels::Kernels::Fast
+        && tensors
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
 }
 
 /// `0..n` cut into at most `max` ranges of nearly equal length, in order.

@@ -36,32 +36,47 @@ impl Window {
         ))
     }
 
-    /// Pooling of `x` off the CPU fast path: when size = stride, the windows as reshaped blocks
-    /// reduced over their rows and columns by candle's differentiable `reduce` (e.g. `max`);
-    /// otherwise `cpu_pool` on an f32 copy on the CPU, converted back.
-    pub(super) fn pool_with_candle(
-        self,
-        x: &Tensor,
-        reduce: impl Fn(&Tensor, usize) -> Result<Tensor>,
-        cpu_pool: impl Fn(&Tensor) -> Result<Tensor>,
-    ) -> Result<Tensor> {
-        if self.size == self.stride {
-            let (n, c, h, w) = x.dims4()?;
-            let (oh, ow) = self.output(h, w)?;
-            let k = self.size;
-            let blocks = x
+    /// Every window of `x` (`n × c × h × w`) as a new last dimension, `n × c × oh × ow × size²`
+    /// (row-major within the window), made of candle ops whose gradients are exact on every
+    /// device: reshaped blocks when size = stride, else `size²` strided views picked by
+    /// `index_select` (candle's own pooling backward refuses size ≠ stride).
+    pub(super) fn windows(self, x: &Tensor) -> Result<Tensor> {
+        let (n, c, h, w) = x.dims4()?;
+        let (oh, ow) = self.output(h, w)?;
+        let k = self.size;
+        if k == self.stride {
+            return x
                 .narrow(2, 0, oh * k)?
                 .narrow(3, 0, ow * k)?
-                .reshape((n, c, oh, k, ow, k))?;
-            return reduce(&reduce(&blocks, 5)?, 3);
+                .reshape((n, c, oh, k, ow, k))?
+                .permute((0, 1, 2, 4, 3, 5))?
+                .reshape((n, c, oh, ow, k * k));
         }
-        let on_cpu = x
-            .to_device(&candle_core::Device::Cpu)?
-            .to_dtype(candle_core::DType::F32)?;
-        cpu_pool(&on_cpu)?
-            .to_dtype(x.dtype())?
-            .to_device(x.device())
+        let picks = |offset: usize, len: usize| {
+            let idx: Vec<u32> = (0..len)
+                .map(|o| (o * self.stride + offset) as u32)
+                .collect();
+            Tensor::new(idx.as_slice(), x.device())
+        };
+        let x = x.contiguous()?;
+        let mut views = Vec::with_capacity(k * k);
+        for i in 0..k {
+            let rows = x.index_select(&picks(i, oh)?, 2)?;
+            for j in 0..k {
+                views.push(rows.index_select(&picks(j, ow)?, 3)?);
+            }
+        }
+        Tensor::stack(&views, 4)
     }
+}
+
+/// Max-pooling made of candle ops (the device-generic twin of [`max_pool2d`]'s CPU op): the
+/// first maximum of each window by `argmax` and picked by `gather`, so the gradient goes to it
+/// alone, as in the CPU op and PyTorch (candle's `max` would send it to every tied value).
+pub fn max_pool2d_generic(x: &Tensor, win: Window) -> Result<Tensor> {
+    let windows = win.windows(x)?.contiguous()?;
+    let first = windows.argmax_keepdim(4)?;
+    windows.gather(&first, 4)?.squeeze(4)
 }
 
 cpu::multiversion! {
@@ -251,10 +266,8 @@ impl CustomOp1 for MaxPool {
     }
 }
 
-/// Max-pooling of `x` (`batch × channels × height × width`) with `win`. On the CPU (f32) a
-/// custom op. Other devices and dtypes use candle's own ops: windows as reshaped blocks when
-/// size = stride (not candle's `max_pool2d`, whose backward needs size = stride, and scales the gradient by 1/size²), else
-/// the CPU op on an f32 copy.
+/// Max-pooling of `x` (`batch × channels × height × width`) with `win`: on the CPU (f32, fast
+/// kernels) a custom op, else [`max_pool2d_generic`].
 pub fn max_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
     if cpu::fast_path(&[x]) {
         let op = MaxPool {
@@ -263,7 +276,7 @@ pub fn max_pool2d(x: &Tensor, win: Window) -> Result<Tensor> {
         };
         return x.contiguous()?.apply_op1(op);
     }
-    win.pool_with_candle(x, |t, d| t.max(d), |t| max_pool2d(t, win))
+    max_pool2d_generic(x, win)
 }
 
 #[cfg(test)]
@@ -313,6 +326,20 @@ mod tests {
     }
 
     #[test]
+    fn the_generic_twin_sends_a_tied_gradient_to_the_first_maximum_too() {
+        for win in [Window { size: 2, stride: 2 }, Window { size: 2, stride: 1 }] {
+            let x = candle_core::Var::from_tensor(
+                &Tensor::new(&[[[[1f32, 1.0], [0.5, 1.0]]]], &candle_core::Device::Cpu).unwrap(),
+            )
+            .unwrap();
+            let y = max_pool2d_generic(x.as_tensor(), win).unwrap();
+            let g = y.sum_all().unwrap().backward().unwrap();
+            let g = g.get(x.as_tensor()).unwrap().flatten_all().unwrap();
+            assert_eq!(g.to_vec1::<f32>().unwrap(), vec![1.0, 0.0, 0.0, 0.0]);
+        }
+    }
+
+    #[test]
     fn a_window_larger_than_the_input_is_an_error() {
         let x = Tensor::zeros(
             (1, 1, 2, 2),
@@ -322,6 +349,14 @@ mod tests {
         .unwrap();
         assert!(max_pool2d(&x, Window { size: 3, stride: 1 }).is_err());
         assert!(max_pool2d(&x, Window { size: 1, stride: 0 }).is_err());
+    }
+
+    #[test]
+    fn the_generic_twin_matches_for_any_size_and_stride() {
+        fn generic(x: &Tensor, size: usize, stride: usize) -> Result<Tensor> {
+            max_pool2d_generic(x, Window { size, stride })
+        }
+        pool_matches_reference(23, max_pool2d, generic);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! CPU fast paths for the network's hot layers, as candle custom ops with forward and backward
-//! (convolution with fused bias/ReLU/max-pool, pooling, dense layers). Other devices and dtypes
-//! fall back to candle's own ops, so CUDA and the rest of candle keep working.
+//! (convolution with fused bias/ReLU/max-pool, pooling, dense layers), each with a
+//! device-generic twin made of candle ops that other devices and dtypes (and
+//! `ASSAY_KERNELS=generic`) use.
 
 /// Implements candle's `CustomOp2` (input, weights) and `CustomOp3` (input, weights, bias) for
 /// `$op` by its `forward((x, layout), (w, layout), Option<(b, layout)>)` and
@@ -81,10 +82,12 @@ pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod depthwise;
+pub mod kernels;
 pub mod linear;
 pub mod max_pool;
 
 pub use avg_pool::avg_pool2d;
 pub use conv2d::{conv2d, ConvOptions};
+pub use kernels::Kernels;
 pub use linear::linear;
 pub use max_pool::{max_pool2d, Window};

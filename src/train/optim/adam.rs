@@ -131,7 +131,8 @@ fn with_tensor_ops(
 
 /// The update of one f32 parameter on the CPU in a single pass, without the dozen
 /// intermediate tensors of the tensor-op path (the same f32 operations in the same order,
-/// so bit-identical to it): the new value and moments, or `None` for other dtypes or devices.
+/// so bit-identical to it): the new value and moments, or `None` for other dtypes or devices
+/// and under the generic kernels.
 fn fused_cpu(
     p: &Tensor,
     g: &Tensor,
@@ -142,9 +143,11 @@ fn fused_cpu(
     if let Some((m, v)) = moments {
         all.extend([m, v]);
     }
-    if !all
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
+    let fast = crate::model::ops::kernels::current() == crate::model::ops::Kernels::Fast;
+    if !fast
+        || !all
+            .iter()
+            .all(|t| t.device().is_cpu() && t.dtype() == DType::F32)
     {
         return Ok(None);
     }
