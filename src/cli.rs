@@ -64,9 +64,13 @@ pub enum Command {
         /// results do not depend on it
         #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         loader_threads: u16,
-        /// Where jobs run; only `cpu` for now
-        #[arg(long, default_value = "cpu", value_parser = ["cpu"])]
-        devices: String,
+        /// Where jobs run: `cpu`, GPUs `cuda:0,cuda:1`, or `cuda:all` (default: the spec's
+        /// `run.devices`, else `cpu`); GPUs need a build with `--features cuda`
+        #[arg(long, value_name = "LIST")]
+        devices: Option<String>,
+        /// Jobs sharing one GPU at once (default: the spec's `run.per_device`, else 1)
+        #[arg(long, value_name = "K", value_parser = clap::value_parser!(u16).range(1..=64))]
+        per_device: Option<u16>,
         /// Extra attempts for a job whose worker crashed (divergence is not retried)
         #[arg(long, default_value_t = 1, value_name = "N")]
         retries: u32,
@@ -132,6 +136,9 @@ pub enum Command {
         rungs: Vec<usize>,
         #[arg(long)]
         spec_revision: Option<String>,
+        /// `cpu`, or the GPU `cuda:N` (the only one `CUDA_VISIBLE_DEVICES` lets it see)
+        #[arg(long, default_value = "cpu")]
+        device: String,
         /// Run as a Slurm task: report to the job folder's files, decide at rungs alone
         #[arg(long)]
         detached: bool,
@@ -169,6 +176,9 @@ pub enum Command {
         /// Threads preparing batches in the loader measurements
         #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         loader_threads: u16,
+        /// Where the training steps run: `cpu` or one GPU `cuda:N` (a build with `--features cuda`)
+        #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+        device: String,
         /// Print JSON for scripts
         #[arg(long)]
         json: bool,

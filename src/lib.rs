@@ -6,6 +6,7 @@
 
 pub mod augment;
 pub mod data;
+pub mod devices;
 pub mod exec;
 pub mod infer;
 pub mod machine;

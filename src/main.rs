@@ -35,6 +35,47 @@ fn error_text(e: &anyhow::Error) -> String {
     text
 }
 
+/// The devices local jobs run on, from `--devices` or the spec's `run.devices`, checked against
+/// this build and this machine before anything runs. Slurm jobs get theirs from the cluster.
+fn run_devices(
+    launch: &spec::LaunchSpec,
+    flag: Option<&str>,
+    backend: spec::Backend,
+    spec_path: &std::path::Path,
+) -> anyhow::Result<Vec<assay::devices::JobDevice>> {
+    use assay::devices::{cuda_device_count, DeviceRequest, JobDevice};
+    let (request, source) = match flag {
+        Some(text) => (
+            DeviceRequest::parse(text).map_err(|e| RunRefused::Usage(format!("--devices: {e}")))?,
+            "--devices".to_string(),
+        ),
+        None => (
+            launch.devices.clone(),
+            format!("run.devices in {}", spec_path.display()),
+        ),
+    };
+    if backend == spec::Backend::Slurm {
+        return Ok(vec![JobDevice::Cpu]);
+    }
+    request
+        .resolve(cuda_device_count(&request))
+        .map_err(|e| RunRefused::Usage(format!("{source}: {e}")).into())
+}
+
+/// `bench --device`: `cpu` or one GPU that this build and machine have.
+fn bench_device(text: &str) -> anyhow::Result<assay::devices::JobDevice> {
+    use assay::devices::{cuda_device_count, DeviceRequest, JobDevice};
+    let device = JobDevice::parse(text).map_err(|e| RunRefused::Usage(format!("--device: {e}")))?;
+    let request = match device {
+        JobDevice::Cpu => DeviceRequest::Cpu,
+        JobDevice::Cuda(i) => DeviceRequest::Cuda(vec![i]),
+    };
+    request
+        .resolve(cuda_device_count(&request))
+        .map_err(|e| RunRefused::Usage(format!("--device: {e}")))?;
+    Ok(device)
+}
+
 fn main() -> ExitCode {
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`assay plan … | head`) instead of panicking in `println!`. A run killed this way leaves
@@ -44,6 +85,10 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    if let Err(e) = assay::model::ops::Kernels::from_env() {
+        eprintln!("error: {e}");
+        return ExitCode::from(EXIT_INVALID);
+    }
     match dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -220,7 +265,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             jobs,
             threads,
             loader_threads,
-            devices: _,
+            devices,
+            per_device,
             retries,
             force,
             fresh,
@@ -236,6 +282,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 )
                 .into());
             }
+            let devices = run_devices(&e.base.launch, devices.as_deref(), backend, &spec.spec)?;
+            let per_device = per_device.map_or(e.base.launch.per_device, usize::from);
             assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
             let follow_up_command =
@@ -250,6 +298,8 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 fresh,
                 retry_failed,
                 backend,
+                devices,
+                per_device,
                 slurm: slurm_spec,
                 dry_run: slurm.dry_run,
                 wait: slurm.wait,
@@ -377,9 +427,12 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             loader_threads,
             rungs,
             spec_revision,
+            device,
             detached,
             reduction_factor,
         } => {
+            let device = assay::devices::JobDevice::parse(&device)
+                .map_err(|e| RunRefused::Usage(format!("--device: {e}")))?;
             let threads = set_threads(Some(threads));
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -395,6 +448,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 loader_threads: loader_threads.into(),
                 rungs,
                 spec_git_revision: spec_revision,
+                device,
                 stop,
                 detached: detached.then_some(assay::exec::worker::Detached { reduction_factor }),
             };
@@ -515,18 +569,32 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
             steps,
             threads,
             loader_threads,
+            device,
             json,
         } => {
             let e = load(&spec)?;
+            let device = bench_device(&device)?;
             assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
-            let r = bench::bench(&e.base, steps as usize, threads, loader_threads.into())?;
+            let r = bench::bench(
+                &e.base,
+                steps as usize,
+                threads,
+                loader_threads.into(),
+                device,
+            )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
                 println!(
-                    "{}: {} parameters, batch {}, {} thread(s), {} steps",
-                    r.experiment, r.parameters, r.batch_size, r.threads, r.steps
+                    "{}: {} parameters, batch {}, on {} ({} kernels), {} thread(s), {} steps",
+                    r.experiment,
+                    r.parameters,
+                    r.batch_size,
+                    r.device,
+                    r.kernels,
+                    r.threads,
+                    r.steps
                 );
                 println!(
                     "training: {:>10.0} images/s (forward + backward + optimizer step, batches ready)",

@@ -85,6 +85,7 @@ fn run(experiment: &ExperimentDir, plan: &assay::plan::Plan, sink: &mut Recorder
         threads: 1,
         loader_threads: 1,
         spec_git_revision: None,
+        placed_on: assay::devices::JobDevice::Cpu,
     };
     run_job(&run, &Device::Cpu, sink).expect("the job runs")
 }

@@ -2,7 +2,6 @@
 
 use std::time::Instant;
 
-use candle_core::Device;
 use serde::Serialize;
 
 use super::prepare;
@@ -18,6 +17,9 @@ pub struct BenchResult {
     pub experiment: String,
     pub parameters: usize,
     pub batch_size: usize,
+    /// `cpu` or `cuda:N`, and the kernels (`fast`, `generic`).
+    pub device: String,
+    pub kernels: &'static str,
     pub threads: usize,
     pub steps: usize,
     /// Forward + backward + optimizer step on batches already in memory.
@@ -42,12 +44,13 @@ pub fn bench(
     steps: usize,
     threads: usize,
     loader_threads: usize,
+    on: crate::devices::JobDevice,
 ) -> anyhow::Result<BenchResult> {
     let loaded = prepare::load(spec)?;
     let decoded: usize = loaded.reports.iter().map(|r| r.decoded).sum();
     let decode_seconds: f64 = loaded.reports.iter().map(|r| r.seconds).sum();
     let data = prepare::for_job(spec, &loaded, None, None)?;
-    let device = Device::Cpu;
+    let device = crate::devices::open(on, false)?;
     let inputs = Inputs::new(spec, &data.mean, &data.std);
     let objective = Objective::new(spec, &data.classes, &data.train)?;
     let shape = inputs.shape();
@@ -95,6 +98,8 @@ pub fn bench(
         let grads = loss.backward()?;
         optimizer.step(net.params(), &grads, spec.optimizer.lr())?;
     }
+    // A GPU runs asynchronously: the clock stops when its queued work is done.
+    device.synchronize()?;
     let train_images_per_sec = (steps * bs) as f64 / timed.elapsed().as_secs_f64();
 
     // The same steps fed by the loader, as in a run.
@@ -110,6 +115,7 @@ pub fn bench(
                 let loss = objective.loss(&logits, &y)?;
                 optimizer.step(net.params(), &loss.backward()?, spec.optimizer.lr())?;
             }
+            device.synchronize()?;
             Ok(ready.waited())
         },
     )?;
@@ -118,6 +124,8 @@ pub fn bench(
         experiment: spec.name.clone(),
         parameters: net.parameter_count(),
         batch_size: bs,
+        device: crate::devices::describe(on),
+        kernels: crate::model::ops::kernels::current().name(),
         threads,
         steps,
         train_images_per_sec,

@@ -118,6 +118,8 @@ pub struct JobRun<'a> {
     pub loader_threads: usize,
     /// The git revision of the spec's folder, recorded with the job.
     pub spec_git_revision: Option<&'a str>,
+    /// The device the scheduler placed the job on (recorded in `job.json`).
+    pub placed_on: crate::devices::JobDevice,
 }
 
 /// Loads the job's data (and its fold, from the experiment's `folds.json`) and runs it on
@@ -206,6 +208,9 @@ pub fn run_prepared(
             .head
             .map(|file| if file { "file" } else { "replaced" }),
         threads: run.threads,
+        device: crate::devices::describe(run.placed_on),
+        cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+        kernels: crate::model::ops::kernels::current().name(),
         assay_version: env!("CARGO_PKG_VERSION"),
         assay_git_revision: env!("ASSAY_GIT_REVISION"),
         spec_git_revision: run.spec_git_revision,
@@ -500,6 +505,11 @@ struct JobRecord<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pretrained_head: Option<&'static str>,
     threads: usize,
+    /// The device the job ran on (`cpu`, `cuda:0`) and the kernels (`fast`, `generic`).
+    device: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cuda_visible_devices: Option<String>,
+    kernels: &'static str,
     assay_version: &'a str,
     assay_git_revision: &'a str,
     spec_git_revision: Option<&'a str>,

@@ -21,9 +21,10 @@ use super::progress::Progress;
 pub use super::refused::RunRefused;
 pub use super::resume::{earlier_plan, growth_of};
 use super::resume::{entry_for, open_ledger};
-use super::scheduler::{self, Slots};
+use super::scheduler::{self, DevicePool, Slots};
 use super::worker;
 use crate::data::inventory::Inventory;
+use crate::devices::JobDevice;
 use crate::plan::Plan;
 use crate::spec::{Backend, Experiment, Pruning, SlurmSpec};
 use crate::store::ledger::{JobState, Ledger};
@@ -50,6 +51,10 @@ pub struct RunOptions {
     pub retry_failed: bool,
     /// Where the jobs run.
     pub backend: Backend,
+    /// The devices local jobs are placed on (`cpu`, or GPUs checked to exist).
+    pub devices: Vec<crate::devices::JobDevice>,
+    /// Jobs sharing one GPU at once.
+    pub per_device: usize,
     /// What Slurm tasks ask for (the spec's `[slurm]` with the command line's flags).
     pub slurm: SlurmSpec,
     /// Show what would be submitted to Slurm, submit nothing.
@@ -536,7 +541,13 @@ pub fn run(
                     .into());
                 }
             }
-            let mut slots = scheduler::slots(opts.jobs, opts.threads, unfinished);
+            let gpus = opts.devices.iter().any(|d| *d != JobDevice::Cpu);
+            let mut slots = if gpus {
+                let capacity = opts.devices.len() * opts.per_device.max(1);
+                scheduler::gpu_slots(opts.jobs, opts.threads, unfinished, capacity)
+            } else {
+                scheduler::slots(opts.jobs, opts.threads, unfinished)
+            };
             if let Some(fit) = memory_fit.filter(|f| f.jobs < slots.jobs) {
                 progress.note(&format!(
                     "{} job(s) at a time fit in memory, not {}: {}",
@@ -544,7 +555,13 @@ pub fn run(
                 ));
                 slots = scheduler::slots(Some(fit.jobs), opts.threads, fit.jobs);
             }
-            let launcher = LocalLauncher::new(&dir, slots, opts.loader_threads, spec_revision);
+            let pool = if gpus {
+                DevicePool::new(&opts.devices, opts.per_device)
+            } else {
+                DevicePool::new(&[JobDevice::Cpu], slots.jobs)
+            };
+            let launcher =
+                LocalLauncher::new(&dir, slots, pool, opts.loader_threads, spec_revision);
             (Box::new(launcher), slots)
         }
     };

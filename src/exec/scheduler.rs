@@ -1,6 +1,7 @@
 //! Scheduling decisions, apart from side effects: how many jobs run side by side with how many
 //! threads each, which job starts next, and successive-halving verdicts at rungs. Pure.
 
+use crate::devices::JobDevice;
 use crate::plan::Plan;
 use crate::store::ledger::{JobState, Ledger, Rung, RungScore};
 
@@ -20,6 +21,65 @@ pub fn slots(jobs: Option<usize>, threads: usize, pending: usize) -> Slots {
     Slots {
         jobs,
         threads_per_job: (threads / jobs).max(1),
+    }
+}
+
+/// Slots for jobs on GPUs: `capacity` device slots (devices × jobs per device), cut to `jobs`
+/// when given and to the `pending` jobs; the CPU threads are split among them (each job's
+/// batch loading and host work).
+pub fn gpu_slots(jobs: Option<usize>, threads: usize, pending: usize, capacity: usize) -> Slots {
+    let jobs = jobs
+        .unwrap_or(capacity)
+        .min(capacity)
+        .min(pending.max(1))
+        .max(1);
+    Slots {
+        jobs,
+        threads_per_job: (threads / jobs).max(1),
+    }
+}
+
+/// Which device each starting job goes to: every device takes at most `per_device` jobs at
+/// once, and a job goes to the least busy one (the first listed on ties).
+#[derive(Clone, Debug)]
+pub struct DevicePool {
+    per_device: usize,
+    busy: Vec<(JobDevice, usize)>,
+}
+
+impl DevicePool {
+    pub fn new(devices: &[JobDevice], per_device: usize) -> Self {
+        DevicePool {
+            per_device: per_device.max(1),
+            busy: devices.iter().map(|&d| (d, 0)).collect(),
+        }
+    }
+
+    /// Jobs that can start now.
+    pub fn free(&self) -> usize {
+        self.busy
+            .iter()
+            .map(|(_, n)| self.per_device.saturating_sub(*n))
+            .sum()
+    }
+
+    /// A device for a starting job, or `None` when every device is full.
+    pub fn take(&mut self) -> Option<JobDevice> {
+        let per_device = self.per_device;
+        let (device, n) = self
+            .busy
+            .iter_mut()
+            .filter(|(_, n)| *n < per_device)
+            .min_by_key(|(_, n)| *n)?;
+        *n += 1;
+        Some(*device)
+    }
+
+    /// A job on `device` ended.
+    pub fn give_back(&mut self, device: JobDevice) {
+        if let Some((_, n)) = self.busy.iter_mut().find(|(d, _)| *d == device) {
+            *n = n.saturating_sub(1);
+        }
     }
 }
 
@@ -135,6 +195,40 @@ mod tests {
         assert_eq!(slots(None, 16, 4), s(4, 4), "no more slots than jobs");
         assert_eq!(slots(None, 2, 1), s(1, 2), "a single job gets every thread");
         assert_eq!(slots(None, 4, 0), s(1, 4));
+    }
+
+    #[test]
+    fn gpu_jobs_fill_every_device_up_to_its_share_and_split_the_threads() {
+        let s = |jobs, threads_per_job| Slots {
+            jobs,
+            threads_per_job,
+        };
+        assert_eq!(gpu_slots(None, 16, 12, 4), s(4, 4));
+        assert_eq!(
+            gpu_slots(Some(8), 16, 12, 4),
+            s(4, 4),
+            "no more than the devices take"
+        );
+        assert_eq!(gpu_slots(Some(2), 16, 12, 4), s(2, 8));
+        assert_eq!(gpu_slots(None, 16, 1, 4), s(1, 16));
+        assert_eq!(gpu_slots(None, 2, 12, 4), s(4, 1));
+    }
+
+    #[test]
+    fn the_device_pool_places_jobs_on_the_least_busy_device_and_never_over_its_share() {
+        use JobDevice::Cuda;
+        let mut pool = DevicePool::new(&[Cuda(0), Cuda(1)], 2);
+        assert_eq!(pool.free(), 4);
+        let taken: Vec<_> = (0..4).map(|_| pool.take().unwrap()).collect();
+        assert_eq!(taken, [Cuda(0), Cuda(1), Cuda(0), Cuda(1)]);
+        assert_eq!((pool.take(), pool.free()), (None, 0));
+        pool.give_back(Cuda(1));
+        assert_eq!((pool.free(), pool.take()), (1, Some(Cuda(1))));
+        pool.give_back(Cuda(0));
+        pool.give_back(Cuda(0));
+        assert_eq!(pool.take(), Some(Cuda(0)));
+        assert_eq!(pool.take(), Some(Cuda(0)));
+        assert_eq!(pool.take(), None);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use candle_core::Device;
 
 use super::job_runner::{self, is_environment, JobEnd, JobRun, JobSink, Report};
 use crate::plan::Plan;
@@ -46,6 +45,8 @@ pub struct WorkerOptions<'a> {
     pub rungs: Vec<usize>,
     /// The git revision of the spec's folder, recorded with the job.
     pub spec_git_revision: Option<String>,
+    /// The device the job runs on (a GPU the only one the worker sees).
+    pub device: crate::devices::JobDevice,
     /// Set by a signal handler: stop at the next step, keeping the last checkpoint.
     pub stop: Arc<AtomicBool>,
     /// Run as a Slurm task, with no orchestrator at the other end of stdin and stdout; the
@@ -284,8 +285,10 @@ fn load_and_run(opts: &WorkerOptions, sink: &mut dyn JobSink) -> anyhow::Result<
         threads: opts.threads,
         loader_threads: opts.loader_threads,
         spec_git_revision: opts.spec_git_revision.as_deref(),
+        placed_on: opts.device,
     };
-    job_runner::run_job(&run, &Device::Cpu, sink)
+    let device = crate::devices::open(opts.device, true)?;
+    job_runner::run_job(&run, &device, sink)
 }
 
 /// The git revision of the folder holding the spec, if it is in a git work tree.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::reader::{self as r, At, Diags, TableReader};
 use super::validate::{opt, section};
+use crate::devices::DeviceRequest;
 
 /// Where the jobs of `assay run` run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,27 +71,54 @@ impl Default for SlurmSpec {
 }
 
 /// `[run]` and `[slurm]` together.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LaunchSpec {
     pub backend: Backend,
+    /// `[run] devices`: where local jobs run (`cpu`, `cuda:0,cuda:1`, `cuda:all`).
+    pub devices: DeviceRequest,
+    /// `[run] per_device`: jobs sharing one GPU at once.
+    pub per_device: usize,
     pub slurm: SlurmSpec,
+}
+
+impl Default for LaunchSpec {
+    fn default() -> Self {
+        LaunchSpec {
+            backend: Backend::Local,
+            devices: DeviceRequest::Cpu,
+            per_device: 1,
+            slurm: SlurmSpec::default(),
+        }
+    }
 }
 
 /// Reads `[run]` and `[slurm]` from the top-level table.
 pub(super) fn read(top: &mut TableReader<'_>, d: &mut Diags) -> Option<LaunchSpec> {
-    let backend = section(top, "run", d, false).and_then(|mut t| {
+    let run = section(top, "run", d, false).and_then(|mut t| {
         let backend = opt(&mut t, "backend", d, Backend::Local, |a, d| {
             r::choice(a, Backend::NAMES, d).map(|s| match s.as_str() {
                 "slurm" => Backend::Slurm,
                 _ => Backend::Local,
             })
         });
+        let devices = opt(&mut t, "devices", d, DeviceRequest::Cpu, |a, d| {
+            let text = r::string(a, d)?;
+            DeviceRequest::parse(&text)
+                .map_err(|e| d.error(a.node.span, a.path, e.to_string(), None))
+                .ok()
+        });
+        let per_device = opt(&mut t, "per_device", d, 1, |a, d| {
+            r::integer(a, 1, 64, d).map(|v| v as usize)
+        });
         t.finish(d);
-        backend
+        Some((backend?, devices?, per_device?))
     });
     let slurm = section(top, "slurm", d, false).and_then(|t| slurm(t, d));
+    let (backend, devices, per_device) = run?;
     Some(LaunchSpec {
-        backend: backend?,
+        backend,
+        devices,
+        per_device,
         slurm: slurm?,
     })
 }

@@ -1,5 +1,6 @@
-//! The local launcher: one `assay worker` process per job on this machine, in parallel slots,
-//! talking JSON lines on stdout (reports) and stdin (rung verdicts).
+//! The local launcher: one `assay worker` process per job on this machine, in parallel slots
+//! (on GPUs, at most `per_device` per device, each worker seeing only its own), talking JSON
+//! lines on stdout (reports) and stdin (rung verdicts).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -12,8 +13,9 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::{Ending, Happening, Launch, Launcher};
+use crate::devices::JobDevice;
 use crate::exec::job_runner::Report;
-use crate::exec::scheduler::Slots;
+use crate::exec::scheduler::{DevicePool, Slots};
 use crate::exec::worker;
 use crate::store::ledger::Ledger;
 use crate::store::ExperimentDir;
@@ -21,6 +23,7 @@ use crate::store::ExperimentDir;
 pub struct LocalLauncher {
     dir: ExperimentDir,
     slots: Slots,
+    devices: DevicePool,
     loader_threads: usize,
     spec_revision: Option<String>,
     tx: mpsc::Sender<Message>,
@@ -31,9 +34,11 @@ pub struct LocalLauncher {
 }
 
 impl LocalLauncher {
+    /// Runs up to `slots.jobs` workers at once, each placed on a device of `devices`.
     pub fn new(
         dir: &ExperimentDir,
         slots: Slots,
+        devices: DevicePool,
         loader_threads: usize,
         spec_revision: Option<String>,
     ) -> Self {
@@ -41,6 +46,7 @@ impl LocalLauncher {
         LocalLauncher {
             dir: dir.clone(),
             slots,
+            devices,
             loader_threads,
             spec_revision,
             tx,
@@ -93,20 +99,36 @@ impl LocalLauncher {
 
 impl Launcher for LocalLauncher {
     fn free(&self) -> usize {
-        self.slots.jobs.saturating_sub(self.running.len())
+        self.slots
+            .jobs
+            .saturating_sub(self.running.len())
+            .min(self.devices.free())
     }
 
     fn launch(&mut self, jobs: &[Launch], _ledger: &mut Ledger) -> anyhow::Result<()> {
         for job in jobs {
+            let device = self
+                .devices
+                .take()
+                .context("no device is free for another job")?;
             let r = spawn(
                 &self.dir,
                 job,
+                device,
                 self.slots,
                 self.loader_threads,
                 self.spec_revision.as_deref(),
                 self.tx.clone(),
-            )?;
-            self.running.insert(job.id.clone(), r);
+            );
+            match r {
+                Ok(r) => {
+                    self.running.insert(job.id.clone(), r);
+                }
+                Err(e) => {
+                    self.devices.give_back(device);
+                    return Err(e);
+                }
+            }
         }
         Ok(())
     }
@@ -147,6 +169,7 @@ impl Launcher for LocalLauncher {
             let Some(r) = self.running.remove(&id) else {
                 continue;
             };
+            self.devices.give_back(r.device);
             let stderr_path = r.stderr_path.clone();
             let ending = self.ending(status, r);
             // Keep a worker's stderr only when it said something (a panic, an error).
@@ -190,6 +213,7 @@ enum Message {
 
 struct Running {
     child: Child,
+    device: JobDevice,
     stdin: ChildStdin,
     finished: Option<(String, Option<String>)>,
     /// Its stdout reached end of file: every report it sent has been handled.
@@ -272,10 +296,12 @@ pub fn worker_args(
     args
 }
 
-/// Starts `assay worker` for one job; its reports arrive on `tx`.
+/// Starts `assay worker` for one job on `device`; its reports arrive on `tx`. A worker on a GPU
+/// sees only that GPU (`CUDA_VISIBLE_DEVICES`).
 fn spawn(
     dir: &ExperimentDir,
     job: &Launch,
+    device: JobDevice,
     slots: Slots,
     loader_threads: usize,
     spec_revision: Option<&str>,
@@ -300,6 +326,10 @@ fn spawn(
         loader_threads,
         spec_revision,
     ));
+    cmd.arg("--device").arg(device.to_string());
+    if let JobDevice::Cuda(ordinal) = device {
+        cmd.env("CUDA_VISIBLE_DEVICES", ordinal.to_string());
+    }
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -334,6 +364,7 @@ fn spawn(
     });
     Ok(Running {
         child,
+        device,
         stdin,
         finished: None,
         closed: false,
