@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N (timing waits for the GPU)")
     ap.add_argument("--batch", type=int, default=32)
     args = ap.parse_args()
 
@@ -62,13 +63,15 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     image = tuple(int(v) for v in args.image.split(","))
-    model = build(args.model, image, args.classes)
+    device = torch.device(args.device)
+    model = build(args.model, image, args.classes).to(device)
     model.train()
     decay = [p for n, p in model.named_parameters() if n.endswith("weight") and p.dim() > 1]
     rest = [p for n, p in model.named_parameters() if not (n.endswith("weight") and p.dim() > 1)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": rest, "weight_decay": 0.0}], lr=1e-3)
-    batches = [(torch.randn((args.batch,) + image), torch.randint(0, args.classes, (args.batch,)))
+    batches = [(torch.randn((args.batch,) + image, device=device),
+                torch.randint(0, args.classes, (args.batch,), device=device))
                for _ in range(16)]
 
     def step(i):
@@ -82,9 +85,12 @@ def main():
     started = time.perf_counter()
     for i in range(args.warmup, args.warmup + args.steps):
         step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
     print(json.dumps({
         "peer": "pytorch",
+        "device": str(device),
         "model": args.model,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda:N (timing waits for the GPU)")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--optimizer", choices=["adamw", "adam"], default="adamw")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -93,7 +94,9 @@ def main():
             x = F.relu(self.fc1(torch.flatten(x, 1)))
             return self.fc2(x)
 
-    model = LeNet()
+    device = torch.device(args.device)
+    batches = [(x.to(device), y.to(device)) for x, y in batches]
+    model = LeNet().to(device)
     decay = [p for name, p in model.named_parameters() if name.endswith("weight")]
     no_decay = [p for name, p in model.named_parameters() if not name.endswith("weight")]
     groups = [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}]
@@ -114,10 +117,13 @@ def main():
     started = time.perf_counter()
     for i in range(args.warmup, args.warmup + args.steps):
         step(i)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
 
     print(json.dumps({
         "peer": "pytorch",
+        "device": str(device),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
         "batch_size": args.batch,

@@ -41,6 +41,7 @@ fn run_devices(
     launch: &spec::LaunchSpec,
     flag: Option<&str>,
     backend: spec::Backend,
+    slurm: &spec::SlurmSpec,
     spec_path: &std::path::Path,
 ) -> anyhow::Result<Vec<assay::devices::JobDevice>> {
     use assay::devices::{cuda_device_count, DeviceRequest, JobDevice};
@@ -55,6 +56,19 @@ fn run_devices(
         ),
     };
     if backend == spec::Backend::Slurm {
+        // Tasks with GPUs train on them: with this assay, it must have been built for CUDA.
+        let gpus = slurm.gpus_per_job > 0;
+        if gpus && slurm.executable.is_none() && assay::devices::fake_gpus().is_none() {
+            if let Err(e) = cuda_device_count(&DeviceRequest::Cuda(vec![0])) {
+                if matches!(e, assay::devices::DevicesError::NotBuilt(_)) {
+                    return Err(RunRefused::Usage(format!(
+                        "slurm.gpus_per_job = {} gives each task a GPU, but this assay was built without CUDA: rebuild it with `cargo build --release --features cuda`, or name one that was in slurm.executable",
+                        slurm.gpus_per_job
+                    ))
+                    .into());
+                }
+            }
+        }
         return Ok(vec![JobDevice::Cpu]);
     }
     request
@@ -282,7 +296,13 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 )
                 .into());
             }
-            let devices = run_devices(&e.base.launch, devices.as_deref(), backend, &spec.spec)?;
+            let devices = run_devices(
+                &e.base.launch,
+                devices.as_deref(),
+                backend,
+                &slurm_spec,
+                &spec.spec,
+            )?;
             let per_device = per_device.map_or(e.base.launch.per_device, usize::from);
             assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);

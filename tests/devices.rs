@@ -333,6 +333,26 @@ fn a_gpu_that_is_not_there_is_refused_before_anything_runs() {
             assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
             assert!(r.stderr.contains("built without CUDA"), "{}", r.stderr);
         }
+        // Slurm tasks given GPUs would train on them with this assay.
+        let r = assay_with_env(
+            dir.path(),
+            &[
+                "run",
+                s,
+                "--backend",
+                "slurm",
+                "--gpus-per-job",
+                "1",
+                "--dry-run",
+            ],
+            &[],
+        );
+        assert_eq!(r.code, 2, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("slurm.gpus_per_job = 1") && r.stderr.contains("without CUDA"),
+            "{}",
+            r.stderr
+        );
         assert!(!dir.path().join("runs/gpu").exists(), "nothing ran");
     }
 }

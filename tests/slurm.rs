@@ -610,6 +610,8 @@ fn each_task_sees_its_own_gpu() {
         &first,
         10,
     )
+    // No CUDA in this build: the tasks' GPUs are stood in for, their jobs train on the CPU.
+    .env("ASSAY_FAKE_GPUS", "1")
     .output()
     .unwrap();
     assert!(
@@ -634,6 +636,11 @@ fn each_task_sees_its_own_gpu() {
                 .unwrap_or_else(|| panic!("no CUDA_VISIBLE_DEVICES in {job}"))
                 .to_string();
             assert!(device == "0" || device == "1", "{job}");
+            // The task trains on the first (only) GPU it sees.
+            assert_eq!(
+                job["device"], "cuda:0 (simulated on the CPU: ASSAY_FAKE_GPUS)",
+                "{job}"
+            );
             (
                 device,
                 job["started_at"].as_f64().unwrap(),

@@ -116,6 +116,11 @@ pub fn array_script(r: &ArrayRequest) -> String {
         "--loader-threads".into(),
         r.loader_threads.to_string(),
     ];
+    // A task given GPUs trains on the first (Slurm's CUDA_VISIBLE_DEVICES names them).
+    if r.slurm.gpus_per_job > 0 {
+        command.push("--device".into());
+        command.push("cuda:0".into());
+    }
     if let Some(f) = r.reduction_factor {
         command.push("--reduction-factor".into());
         command.push(f.to_string());
@@ -217,7 +222,7 @@ mod tests {
             "#SBATCH --constraint=a100",
             "0) job=aaa; rungs=1,3 ;;",
             "1) job=bbb ;;",
-            "exec '/opt/my tools/assay' worker --detached --experiment-dir /shared/runs/exp --job \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" --loader-threads 2 --reduction-factor 3 ${rungs:+--rungs \"$rungs\"}",
+            "exec '/opt/my tools/assay' worker --detached --experiment-dir /shared/runs/exp --job \"$job\" --threads \"${SLURM_CPUS_PER_TASK:-1}\" --loader-threads 2 --device cuda:0 --reduction-factor 3 ${rungs:+--rungs \"$rungs\"}",
         ] {
             assert!(s.lines().any(|l| l == line), "no line {line:?} in\n{s}");
         }
