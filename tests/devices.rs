@@ -356,3 +356,92 @@ fn a_gpu_that_is_not_there_is_refused_before_anything_runs() {
         assert!(!dir.path().join("runs/gpu").exists(), "nothing ran");
     }
 }
+
+#[test]
+fn a_job_out_of_gpu_memory_fails_clearly_or_goes_on_at_half_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 300, 100);
+    let spec = |on_oom: &str| {
+        format!(
+            "name = \"oom\"\nseed = 3\n\n{data}\n[model]\narchitecture = \"mlp\"\nlayers = [{{ type = \"dense\", units = 16 }}, {{ type = \"relu\" }}]\n\n[train]\nepochs = 2\n{on_oom}\n[sweep]\nmethod = \"grid\"\n\n[sweep.parameters]\n\"train.batch_size\" = [64, 16]\n"
+        )
+    };
+    // Batches above 32 images fail as an allocation on a full GPU does.
+    let oom = [("ASSAY_FAULT_OOM_ABOVE_BATCH", "32")];
+    let outcome = |runs: &str| -> Vec<(u64, Value)> {
+        job_dirs(&dir.path().join(runs).join("oom"))
+            .iter()
+            .map(|j| {
+                let spec = std::fs::read_to_string(j.join("spec.toml")).unwrap();
+                let asked = if spec.contains("batch_size = 64") {
+                    64
+                } else {
+                    16
+                };
+                (asked, json(&j.join("job.json")))
+            })
+            .collect()
+    };
+
+    let failing = write_spec(dir.path(), &spec(""));
+    let r = assay_with_env(
+        dir.path(),
+        &["run", failing.to_str().unwrap(), "--runs-dir", "runs-fail"],
+        &oom,
+    );
+    assert_eq!(
+        r.code, 1,
+        "one job failed, the other finished: {}",
+        r.stderr
+    );
+    assert!(
+        r.stdout.contains("out of GPU memory at batch size 64")
+            || r.stderr.contains("out of GPU memory at batch size 64"),
+        "{}\n{}",
+        r.stdout,
+        r.stderr
+    );
+    for (asked, record) in outcome("runs-fail") {
+        if asked == 64 {
+            assert_eq!(record["status"], "failed", "{record}");
+            assert_eq!(record["reason"], "out of GPU memory at batch size 64");
+        } else {
+            assert_eq!(record["status"], "done", "the sweep goes on: {record}");
+        }
+    }
+
+    let halving = write_spec(dir.path(), &spec("on_oom = \"halve_batch\"\n"));
+    let r = assay_with_env(
+        dir.path(),
+        &["run", halving.to_str().unwrap(), "--runs-dir", "runs-halve"],
+        &oom,
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for (asked, record) in outcome("runs-halve") {
+        assert_eq!(record["status"], "done", "{record}");
+        if asked == 64 {
+            assert_eq!(record["batch_size"], 32, "{record}");
+            assert_eq!(record["out_of_memory_at"], 64, "{record}");
+        } else {
+            assert_eq!(record["batch_size"], 16, "{record}");
+            assert!(record.get("out_of_memory_at").is_none(), "{record}");
+        }
+    }
+    // Halved once only: with room for 8 images, the job asking 64 fails at 32; the one asking
+    // 16 goes on at 8.
+    let r = assay_with_env(
+        dir.path(),
+        &["run", halving.to_str().unwrap(), "--runs-dir", "runs-twice"],
+        &[("ASSAY_FAULT_OOM_ABOVE_BATCH", "8")],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    for (asked, record) in outcome("runs-twice") {
+        if asked == 64 {
+            assert_eq!(record["status"], "failed", "{record}");
+            assert_eq!(record["reason"], "out of GPU memory at batch size 32");
+        } else {
+            assert_eq!(record["status"], "done", "{record}");
+            assert_eq!(record["batch_size"], 8, "{record}");
+        }
+    }
+}

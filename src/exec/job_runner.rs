@@ -22,6 +22,7 @@ use crate::report::console::ConsoleSink;
 use crate::report::events::{EpochRecord, Event, EventSink, Fanout};
 use crate::report::tb_sink::TensorBoardSink;
 use crate::report::tensorboard::SessionStatus;
+use crate::spec::OnOom;
 use crate::store::checkpoint_file;
 use crate::store::ledger::JobState;
 use crate::store::metrics_file::{self, MetricsFile, SplitMetrics};
@@ -169,12 +170,17 @@ pub fn run_prepared(
     let dir = run.experiment.job(&job.id);
     std::fs::create_dir_all(&dir.root)
         .with_context(|| format!("cannot create {}", dir.root.display()))?;
-    let spec = &job.spec;
     let spec_toml = crate::plan::job_spec_text(plan, job);
     write_atomic(&dir.spec(), spec_toml.as_bytes())
         .with_context(|| format!("cannot write {}", dir.spec().display()))?;
+    // A job that ran out of GPU memory before goes on at the batch size it was halved to.
+    let halved = read_batch_halved(&dir)?;
+    let resumed_halved = halved.map(|h| with_batch_size(job, h.batch_size));
+    let job = resumed_halved.as_ref().unwrap_or(job);
+    let mut retried: Option<Job> = None;
+    let spec = &job.spec;
 
-    let net = prepare::build_network(spec, data, job.seed, device)?;
+    let mut net = prepare::build_network(spec, data, job.seed, device)?;
     let (resume, checkpoint_warnings) = checkpoint_file::load_latest(&dir, device);
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);
     let pretrained = prepare::load_pretrained(spec, net.as_ref(), resumed_from == 0)?;
@@ -207,6 +213,8 @@ pub fn run_prepared(
         pretrained_head: pretrained
             .head
             .map(|file| if file { "file" } else { "replaced" }),
+        batch_size: spec.train.batch_size,
+        out_of_memory_at: halved.map(|h| h.from),
         threads: run.threads,
         device: crate::devices::describe(run.placed_on),
         cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
@@ -274,17 +282,56 @@ pub fn run_prepared(
         metric: &spec.train.best_metric,
     };
     let started = Instant::now();
-    let result = train_and_evaluate(
+    let loader = LoaderConfig::for_threads(run.loader_threads);
+    let mut result = train_and_evaluate(
         job,
         data,
         net.as_ref(),
         &dir,
         &spec_toml,
         resume,
-        LoaderConfig::for_threads(run.loader_threads),
+        loader,
         &mut hooks,
         &mut events,
     );
+    // Out of GPU memory with `on_oom = "halve_batch"`: once, afresh at half the batch size.
+    let from = spec.train.batch_size;
+    let oom = matches!(&result, Err(f) if is_out_of_memory(&f.error));
+    if oom && spec.train.on_oom == OnOom::HalveBatch && halved.is_none() && from > 1 {
+        let to = from / 2;
+        let message = format!(
+            "job {} ran out of GPU memory at batch size {from}: it starts again at batch size {to} (train.on_oom = \"halve_batch\")",
+            job.id
+        );
+        sink.borrow_mut().report(&Report::Warning {
+            message: message.clone(),
+        })?;
+        events.event(&Event::Warning { message })?;
+        checkpoint_file::remove(&dir)?;
+        let marker = serde_json::to_vec_pretty(&BatchHalved {
+            from,
+            batch_size: to,
+        })?;
+        write_atomic(&dir.batch_halved(), &marker)
+            .with_context(|| format!("cannot write {}", dir.batch_halved().display()))?;
+        let retry = retried.insert(with_batch_size(job, to));
+        net = prepare::build_network(&retry.spec, data, retry.seed, device)?;
+        prepare::load_pretrained(&retry.spec, net.as_ref(), true)?;
+        record.batch_size = to;
+        record.out_of_memory_at = Some(from);
+        result = train_and_evaluate(
+            retry,
+            data,
+            net.as_ref(),
+            &dir,
+            &spec_toml,
+            None,
+            loader,
+            &mut hooks,
+            &mut events,
+        );
+    }
+    let job = retried.as_ref().unwrap_or(job);
     record.finished_at = Some(now());
     let end = match result {
         Ok(Trained {
@@ -380,6 +427,41 @@ pub fn run_prepared(
         reason,
     })?;
     Ok(end)
+}
+
+/// Whether `error` is running out of GPU memory (anywhere in its chain).
+fn is_out_of_memory(error: &anyhow::Error) -> bool {
+    error.chain().any(|e| {
+        matches!(
+            e.downcast_ref::<trainer::TrainError>(),
+            Some(trainer::TrainError::OutOfMemory { .. })
+        )
+    }) || crate::train::oom::is_out_of_memory(&format!("{error:#}"))
+}
+
+/// The batch sizes of a job that ran out of GPU memory and went on at half its batch.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+struct BatchHalved {
+    from: usize,
+    batch_size: usize,
+}
+
+fn read_batch_halved(dir: &JobDir) -> anyhow::Result<Option<BatchHalved>> {
+    let path = dir.batch_halved();
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .with_context(|| format!("{} is damaged", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// `job` with another training batch size (what is trained, not what the job is called).
+fn with_batch_size(job: &Job, batch_size: usize) -> Job {
+    let mut job = job.clone();
+    job.spec.train.batch_size = batch_size;
+    job
 }
 
 /// Whether `error` came from the environment (an I/O error anywhere in its chain) rather than
@@ -504,6 +586,11 @@ struct JobRecord<'a> {
     /// `file`: the classification head is the weights file's own; `replaced`: a fresh one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pretrained_head: Option<&'static str>,
+    /// The training batch size (below the spec's after running out of GPU memory).
+    batch_size: usize,
+    /// The batch size at which the job ran out of GPU memory, before it went on at half.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    out_of_memory_at: Option<usize>,
     threads: usize,
     /// The device the job ran on (`cpu`, `cuda:0`) and the kernels (`fast`, `generic`).
     device: String,

@@ -174,6 +174,12 @@ pub(super) fn train(
     let ema_decay = optional(&mut t, "ema_decay", d, |a, d| {
         r::number(a, "above 0 and below 1", |v| v > 0.0 && v < 1.0, d)
     });
+    let on_oom = opt(&mut t, "on_oom", d, OnOom::Fail, |a, d| {
+        Some(match r::choice(a, &["fail", "halve_batch"], d)?.as_str() {
+            "halve_batch" => OnOom::HalveBatch,
+            _ => OnOom::Fail,
+        })
+    });
     t.finish(d);
     Some(TrainSpec {
         clip_grad_norm: clip_grad_norm?,
@@ -186,6 +192,7 @@ pub(super) fn train(
         class_weights: class_weights?,
         sampler: sampler?,
         label_smoothing: label_smoothing?,
+        on_oom: on_oom?,
     })
 }
 

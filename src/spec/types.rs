@@ -460,6 +460,24 @@ pub struct TrainSpec {
     /// and `model.safetensors` use the average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ema_decay: Option<f64>,
+    /// What a job that runs out of GPU memory does.
+    #[serde(default, skip_serializing_if = "OnOom::is_fail")]
+    pub on_oom: OnOom,
+}
+
+/// `train.on_oom`: a job out of GPU memory fails, or starts again once with half the batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOom {
+    #[default]
+    Fail,
+    HalveBatch,
+}
+
+impl OnOom {
+    pub fn is_fail(&self) -> bool {
+        *self == OnOom::Fail
+    }
 }
 
 fn is_zero(v: &f64) -> bool {

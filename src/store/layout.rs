@@ -104,6 +104,11 @@ impl JobDir {
     pub fn end(&self) -> PathBuf {
         self.root.join("end.json")
     }
+    /// Written when the job ran out of GPU memory and started again at half its batch size
+    /// (`train.on_oom = "halve_batch"`): the batch sizes, so that a resume keeps the smaller.
+    pub fn batch_halved(&self) -> PathBuf {
+        self.root.join("batch-halved.json")
+    }
     /// The worker's console output.
     pub fn log(&self) -> PathBuf {
         self.root.join("log.txt")

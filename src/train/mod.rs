@@ -7,6 +7,7 @@ pub mod evaluate;
 pub mod loader;
 pub mod loss;
 pub mod metrics;
+pub mod oom;
 pub mod optim;
 pub mod plateau;
 pub mod predictions;

@@ -30,6 +30,8 @@ pub enum TrainError {
         step: usize,
         loss: f64,
     },
+    #[error("out of GPU memory at batch size {batch_size}")]
+    OutOfMemory { batch_size: usize },
     #[error("tensor computation failed: {0}")]
     Candle(candle_core::Error),
     #[error(transparent)]
@@ -280,9 +282,36 @@ pub fn train(
                         steps,
                         t.epochs,
                     );
-                    let (x, targets) = batch.into_tensors(shape, net.device())?;
-                    let logits = net.forward(&x, Mode::Train, &mut dropout_rng)?;
-                    let loss = objective.loss(&logits, &targets)?;
+                    let images = batch.indices.len();
+                    let stepped = (|| -> candle_core::Result<(Tensor, Tensor)> {
+                        if let Some(e) = super::oom::injected(images) {
+                            return Err(e);
+                        }
+                        let (x, targets) = batch.into_tensors(shape, net.device())?;
+                        let logits = net.forward(&x, Mode::Train, &mut dropout_rng)?;
+                        let loss = objective.loss(&logits, &targets)?;
+                        let mut grads = loss.backward()?;
+                        if let Some(max_norm) = t.clip_grad_norm {
+                            clip::clip_grad_norm(net.params(), &mut grads, max_norm)?;
+                        }
+                        optimizer.step(net.params(), &grads, lr)?;
+                        if let Some(ema) = ema.as_mut() {
+                            ema.update(net)?;
+                        }
+                        Ok((logits, loss))
+                    })();
+                    let (logits, loss) = stepped.map_err(|e| {
+                        if super::oom::is_out_of_memory(&e.to_string()) {
+                            TrainError::OutOfMemory {
+                                batch_size: t.batch_size,
+                            }
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    // The step's one wait for the device, once its whole work is queued (a GPU
+                    // computes asynchronously): the loss, for the progress display and the
+                    // divergence check. A diverged job fails; its checkpoints are untouched.
                     let loss_value = loss.to_scalar::<f32>()? as f64;
                     if !loss_value.is_finite() {
                         return Err(TrainError::Diverged {
@@ -290,14 +319,6 @@ pub fn train(
                             step: step + 1,
                             loss: loss_value,
                         });
-                    }
-                    let mut grads = loss.backward()?;
-                    if let Some(max_norm) = t.clip_grad_norm {
-                        clip::clip_grad_norm(net.params(), &mut grads, max_norm)?;
-                    }
-                    optimizer.step(net.params(), &grads, lr)?;
-                    if let Some(ema) = ema.as_mut() {
-                        ema.update(net)?;
                     }
                     let chunk = chunks[step];
                     loss_sum += loss_value * chunk.len() as f64;
