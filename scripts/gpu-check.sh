@@ -4,7 +4,8 @@
 #      same candle ops); their metrics must agree to float tolerance;
 #   2. `assay bench --device cuda:0` on LeNet, resnet20, efficientnet_lite0 and vit tiny, and
 #      the same models in PyTorch on the same GPU: images/s and their ratio;
-#   3. a two-job sweep on cuda:0 with per_device = 2: both jobs on cuda:0, side by side.
+#   3. a two-job sweep on cuda:0 with per_device = 2: both jobs on cuda:0, side by side;
+#   4. the quickstart in bf16 and in f16 (mixed precision) on cuda:0: accuracy as in f32.
 # Prints PASS/FAIL per check and a table; exits non-zero if a check failed.
 #
 #   scripts/gpu-check.sh [OUT_DIR]          # default: $OUT, else target/gpu-check
@@ -156,6 +157,28 @@ print(("PASS" if ok else "FAIL") + " both sweep jobs on cuda:0, each seeing only
       + ("; they ran side by side" if together else "; they did not overlap"))
 sys.exit(0 if ok else 1)
 EOF
+
+# 4. Mixed precision against the f32 run of check 1.
+for precision in bf16 f16; do
+    if "$bin" run "${quick[@]}" --set "train.precision=\"$precision\"" --runs-dir "$out/gpu-$precision" \
+        --devices cuda:0 >"$out/gpu-$precision.log" 2>&1; then
+        pass "quickstart in $precision on cuda:0"
+    else
+        fail "quickstart in $precision on cuda:0 (see $out/gpu-$precision.log)"; tail -n 20 "$out/gpu-$precision.log"
+    fi
+    "$py" - "$out/gpu/quickstart" "$out/gpu-$precision/quickstart" "$precision" <<'EOF' || failed=1
+import glob, json, sys
+def acc(d):
+    return json.load(open(sorted(glob.glob(d + "/*/metrics.json"))[0]))["final"]["test"]["accuracy"]
+try:
+    f32, mixed = acc(sys.argv[1]), acc(sys.argv[2])
+except Exception as e:
+    print(f"FAIL metrics of the {sys.argv[3]} run: {e}"); sys.exit(1)
+ok = abs(f32 - mixed) < 0.02
+print(("PASS" if ok else "FAIL") + f" {sys.argv[3]} test accuracy {mixed:.4f} against f32 {f32:.4f}")
+sys.exit(0 if ok else 1)
+EOF
+done
 
 [ "$failed" = 0 ] && echo "gpu-check: every check passed" || echo "gpu-check: some checks FAILED"
 exit "$failed"

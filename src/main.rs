@@ -304,6 +304,18 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                 &spec.spec,
             )?;
             let per_device = per_device.map_or(e.base.launch.per_device, usize::from);
+            let precision = e.base.train.precision;
+            if !precision.is_f32()
+                && devices.iter().all(|d| *d == assay::devices::JobDevice::Cpu)
+                && backend == spec::Backend::Local
+            {
+                return Err(RunRefused::Usage(format!(
+                    "train.precision = \"{}\" in {} is mixed precision for GPUs: run on one with --devices cuda:0 (or run.devices), or use \"f32\" on the CPU",
+                    precision.name(),
+                    spec.spec.display()
+                ))
+                .into());
+            }
             assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
             let follow_up_command =
@@ -594,6 +606,13 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         } => {
             let e = load(&spec)?;
             let device = bench_device(&device)?;
+            if !e.base.train.precision.is_f32() && device == assay::devices::JobDevice::Cpu {
+                return Err(RunRefused::Usage(format!(
+                    "train.precision = \"{}\" is mixed precision for GPUs: bench it with --device cuda:0",
+                    e.base.train.precision.name()
+                ))
+                .into());
+            }
             assay::store::fault::arm_death_from_env();
             let threads = set_threads(threads);
             let r = bench::bench(

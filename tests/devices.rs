@@ -445,3 +445,72 @@ fn a_job_out_of_gpu_memory_fails_clearly_or_goes_on_at_half_its_batch() {
         }
     }
 }
+
+#[test]
+fn mixed_precision_trains_on_a_gpu_and_is_refused_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_mnist(dir.path(), 1200, 300);
+    let spec = |precision: &str| {
+        write_spec(
+            dir.path(),
+            &format!(
+                "name = \"mixed\"\nseed = 3\n\n{data}\n[split]\nvalidation_fraction = 0.2\n\n[model]\narchitecture = \"cnn\"\nlayers = [\n  {{ type = \"conv\", filters = 8, kernel = 3, padding = 1 }},\n  {{ type = \"batch_norm\" }},\n  {{ type = \"relu\" }},\n  {{ type = \"max_pool\", size = 2 }},\n  {{ type = \"dense\", units = 32 }},\n  {{ type = \"relu\" }},\n]\n\n[train]\nepochs = 2\nbatch_size = 32\nprecision = \"{precision}\"\n"
+            ),
+        )
+    };
+    // On a GPU stood in for by the CPU (whose candle kernels have f16, not bf16, convolutions).
+    let mut accuracy = Vec::new();
+    for precision in ["f32", "f16"] {
+        let s = spec(precision);
+        let runs = format!("runs-{precision}");
+        let r = assay_with_env(
+            dir.path(),
+            &[
+                "run",
+                s.to_str().unwrap(),
+                "--runs-dir",
+                &runs,
+                "--devices",
+                "cuda:0",
+            ],
+            &[("ASSAY_FAKE_GPUS", "1")],
+        );
+        assert_eq!(r.code, 0, "{precision}: {}\n{}", r.stdout, r.stderr);
+        let jobs = job_dirs(&dir.path().join(&runs).join("mixed"));
+        let m = json(&jobs[0].join("metrics.json"));
+        let test = &m["final"]["test"];
+        assert!(
+            test["loss"].as_f64().unwrap().is_finite(),
+            "{precision}: {test}"
+        );
+        accuracy.push(test["accuracy"].as_f64().unwrap());
+    }
+    eprintln!("test accuracy: f32 {}, f16 {}", accuracy[0], accuracy[1]);
+    assert!(accuracy[0] > 0.5, "f32 learns: {accuracy:?}");
+    assert!(
+        (accuracy[0] - accuracy[1]).abs() < 0.05,
+        "f16 learns as f32 does: {accuracy:?}"
+    );
+
+    // On the CPU: refused before anything runs.
+    let s = spec("bf16");
+    let r = assay_with_env(
+        dir.path(),
+        &["run", s.to_str().unwrap(), "--runs-dir", "runs-cpu"],
+        &[],
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("train.precision = \"bf16\"") && r.stderr.contains("--devices cuda:0"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dir.path().join("runs-cpu/mixed").exists());
+    let r = assay_with_env(dir.path(), &["bench", s.to_str().unwrap()], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("mixed precision for GPUs"),
+        "{}",
+        r.stderr
+    );
+}

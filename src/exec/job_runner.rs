@@ -180,6 +180,12 @@ pub fn run_prepared(
     let mut retried: Option<Job> = None;
     let spec = &job.spec;
 
+    if !spec.train.precision.is_f32() && run.placed_on == crate::devices::JobDevice::Cpu {
+        anyhow::bail!(
+            "train.precision = \"{}\" is mixed precision for GPUs; on the CPU use \"f32\"",
+            spec.train.precision.name()
+        );
+    }
     let mut net = prepare::build_network(spec, data, job.seed, device)?;
     let (resume, checkpoint_warnings) = checkpoint_file::load_latest(&dir, device);
     let resumed_from = resume.as_ref().map_or(0, |c| c.epoch);

@@ -555,7 +555,7 @@ pub fn build_network(
     } else {
         data.classes.len()
     };
-    crate::model::build(
+    let model = crate::model::build(
         &spec.model,
         spec.input_shape(),
         classes,
@@ -567,5 +567,13 @@ pub fn build_network(
             "cannot build the model: {}",
             crate::model::without_backtrace(e)
         )
-    })
+    })?;
+    let compute = match spec.train.precision {
+        crate::spec::Precision::F32 => return Ok(model),
+        crate::spec::Precision::Bf16 => candle_core::DType::BF16,
+        crate::spec::Precision::F16 => candle_core::DType::F16,
+    };
+    Ok(Box::new(crate::model::precision::MixedPrecision::new(
+        model, compute,
+    )))
 }

@@ -11,6 +11,7 @@ pub mod network;
 pub mod ops;
 pub mod param;
 pub mod parts;
+pub mod precision;
 pub mod pretrained;
 pub mod shapes;
 

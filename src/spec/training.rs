@@ -180,6 +180,13 @@ pub(super) fn train(
             _ => OnOom::Fail,
         })
     });
+    let precision = opt(&mut t, "precision", d, Precision::F32, |a, d| {
+        Some(match r::choice(a, Precision::NAMES, d)?.as_str() {
+            "bf16" => Precision::Bf16,
+            "f16" => Precision::F16,
+            _ => Precision::F32,
+        })
+    });
     t.finish(d);
     Some(TrainSpec {
         clip_grad_norm: clip_grad_norm?,
@@ -193,6 +200,7 @@ pub(super) fn train(
         sampler: sampler?,
         label_smoothing: label_smoothing?,
         on_oom: on_oom?,
+        precision: precision?,
     })
 }
 

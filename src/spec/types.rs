@@ -463,6 +463,36 @@ pub struct TrainSpec {
     /// What a job that runs out of GPU memory does.
     #[serde(default, skip_serializing_if = "OnOom::is_fail")]
     pub on_oom: OnOom,
+    /// The dtype of the forward and backward pass (parameters and optimizer state stay f32).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
+}
+
+/// `train.precision`: f32, or mixed precision in bf16 or f16 (f16 with dynamic loss scaling);
+/// reduced precision needs a GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    Bf16,
+    F16,
+}
+
+impl Precision {
+    pub const NAMES: &'static [&'static str] = &["f32", "bf16", "f16"];
+
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Bf16 => "bf16",
+            Precision::F16 => "f16",
+        }
+    }
 }
 
 /// `train.on_oom`: a job out of GPU memory fails, or starts again once with half the batch.

@@ -6,6 +6,7 @@ pub mod ema;
 pub mod evaluate;
 pub mod loader;
 pub mod loss;
+pub mod loss_scale;
 pub mod metrics;
 pub mod oom;
 pub mod optim;

@@ -95,6 +95,11 @@ impl Plateau {
         vec![(STATE.to_string(), t)]
     }
 
+    /// Whether a checkpoint's schedule tensor named `name` is the plateau's state.
+    pub fn holds(name: &str) -> bool {
+        name == STATE
+    }
+
     /// Restores what [`Plateau::state`] wrote.
     pub fn from_state(state: &[(String, Tensor)]) -> Result<Self, PlateauStateError> {
         let (_, t) = state

@@ -13,6 +13,7 @@ use super::ema::Ema;
 use super::evaluate::{evaluate, record};
 use super::loader::{self, LoaderConfig};
 use super::loss::Objective;
+use super::loss_scale::LossScaler;
 use super::metrics::{higher_is_better, Accumulator};
 use super::optim::{Adam, Optimizer, Sgd};
 use super::plateau::{Plateau, PlateauRules, PlateauStateError};
@@ -215,7 +216,11 @@ pub fn train(
     }
     let mut plateau = rules.map(|_| Plateau::new(spec.optimizer.lr(), higher));
     let mut ema = None;
+    let mut scaler = (t.precision == crate::spec::Precision::F16).then(LossScaler::default);
     if let Some(c) = resume {
+        if let Some(s) = scaler.as_mut() {
+            *s = LossScaler::from_state(&c.schedule).unwrap_or_default();
+        }
         let model: HashMap<String, Tensor> = c.model.into_iter().collect();
         net.load_state(&model)?;
         optimizer.load_state(&c.optimizer.into_iter().collect())?;
@@ -225,7 +230,7 @@ pub fn train(
             best = Some((c.best_epoch, c.best_score, c.best_model));
         }
         // A checkpoint of a spec without them (continued with --force) starts them afresh.
-        if plateau.is_some() && !c.schedule.is_empty() {
+        if plateau.is_some() && c.schedule.iter().any(|(n, _)| Plateau::holds(n)) {
             plateau = Some(Plateau::from_state(&c.schedule)?);
         } else if plateau.is_some() {
             sink.event(&Event::Warning {
@@ -290,13 +295,24 @@ pub fn train(
                         let (x, targets) = batch.into_tensors(shape, net.device())?;
                         let logits = net.forward(&x, Mode::Train, &mut dropout_rng)?;
                         let loss = objective.loss(&logits, &targets)?;
-                        let mut grads = loss.backward()?;
-                        if let Some(max_norm) = t.clip_grad_norm {
-                            clip::clip_grad_norm(net.params(), &mut grads, max_norm)?;
-                        }
-                        optimizer.step(net.params(), &grads, lr)?;
-                        if let Some(ema) = ema.as_mut() {
-                            ema.update(net)?;
+                        // f16: the backward pass on the scaled loss; an overflowed step is
+                        // skipped.
+                        let (mut grads, finite) = match scaler.as_mut() {
+                            Some(s) => {
+                                let mut grads = s.scaled(&loss)?.backward()?;
+                                let finite = s.unscale(net.params(), &mut grads)?;
+                                (grads, finite)
+                            }
+                            None => (loss.backward()?, true),
+                        };
+                        if finite {
+                            if let Some(max_norm) = t.clip_grad_norm {
+                                clip::clip_grad_norm(net.params(), &mut grads, max_norm)?;
+                            }
+                            optimizer.step(net.params(), &grads, lr)?;
+                            if let Some(ema) = ema.as_mut() {
+                                ema.update(net)?;
+                            }
                         }
                         Ok((logits, loss))
                     })();
@@ -388,7 +404,12 @@ pub fn train(
             optimizer: optimizer.state(),
             best_model,
             ema: ema.as_ref().map(Ema::state).unwrap_or_default(),
-            schedule: plateau.map(|p| p.state()).unwrap_or_default(),
+            schedule: plateau
+                .map(|p| p.state())
+                .unwrap_or_default()
+                .into_iter()
+                .chain(scaler.as_ref().map(LossScaler::state))
+                .collect(),
         })?;
         if hooks.verdict(epoch, score)? == Verdict::Prune {
             return finish(history, best, Ending::Pruned { epoch });

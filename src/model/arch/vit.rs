@@ -11,6 +11,7 @@ use super::super::layers::regularize::{drop_path, dropout};
 use super::super::layers::{
     shape_error, Activation, Chw, Conv2d, ConvConfig, LayerNorm, Linear, Padding, SelfAttention,
 };
+use super::super::ops;
 use super::super::Mode;
 use super::{drop_path_rate, Forward};
 use crate::spec::VitSpec;
@@ -139,8 +140,9 @@ impl Forward for Vit {
             .flatten_from(2)?
             .transpose(1, 2)?;
         let width = patches.dim(2)?;
-        let cls = self.cls_token.broadcast_as((n, 1, width))?;
-        let mut y = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&self.pos_embed)?;
+        let cls = ops::cast_like(&self.cls_token, &patches)?.broadcast_as((n, 1, width))?;
+        let pos_embed = ops::cast_like(&self.pos_embed, &patches)?;
+        let mut y = Tensor::cat(&[&cls, &patches], 1)?.broadcast_add(&pos_embed)?;
         for block in &self.blocks {
             y = block.forward(&y, mode, rng)?;
         }

@@ -2,7 +2,7 @@
 //! query/key/value projection, built from candle ops that keep their gradients
 //! (`candle_nn::ops::softmax`, not the fused `softmax_last_dim`).
 
-use candle_core::{Result, Tensor, D};
+use candle_core::{DType, Result, Tensor, D};
 
 use super::super::builder::{Builder, Fill};
 use super::linear::Linear;
@@ -47,7 +47,14 @@ impl SelfAttention {
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
         let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (dh as f64).sqrt()))?;
-        let attn = candle_nn::ops::softmax(&scores, D::Minus1)?;
+        // The softmax in f32 under mixed precision.
+        let attn = match scores.dtype() {
+            DType::BF16 | DType::F16 => {
+                candle_nn::ops::softmax(&scores.to_dtype(DType::F32)?, D::Minus1)?
+                    .to_dtype(scores.dtype())?
+            }
+            _ => candle_nn::ops::softmax(&scores, D::Minus1)?,
+        };
         let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((n, t, width))?;
         self.proj.forward(&y)
     }

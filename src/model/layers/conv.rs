@@ -198,6 +198,7 @@ pub fn convolve(
     if groups == 1 {
         return ops::conv2d(x, w, b, opts);
     }
+    let w = &ops::cast_like(w, x)?;
     let c = x.dim(1)?;
     let y = if groups == c && w.dim(0)? == c && ops::depthwise::applies(x, w) {
         ops::depthwise::depthwise(x, w, opts.padding, opts.stride)?
@@ -219,7 +220,7 @@ pub fn convolve(
         Tensor::cat(&ys, 1)?
     };
     let y = match b {
-        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?)?,
+        Some(b) => y.broadcast_add(&ops::cast_like(b, &y)?.reshape((1, (), 1, 1))?)?,
         None => y,
     };
     let y = if opts.relu { y.relu()? } else { y };

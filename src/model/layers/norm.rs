@@ -225,14 +225,21 @@ impl LayerNorm {
             .permute((0, 3, 1, 2))
     }
 
+    /// Computed in f32 at least (a bf16 or f16 input is widened, the result narrowed back).
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let dtype = x.dtype();
+        let x = match dtype {
+            DType::F32 | DType::F64 => x.clone(),
+            _ => x.to_dtype(DType::F32)?,
+        };
         let m = x.mean_keepdim(D::Minus1)?;
         let centered = x.broadcast_sub(&m)?;
         let v = centered.sqr()?.mean_keepdim(D::Minus1)?;
         centered
             .broadcast_div(&(v + self.eps)?.sqrt()?)?
-            .broadcast_mul(self.gamma.as_tensor())?
-            .broadcast_add(self.beta.as_tensor())
+            .broadcast_mul(&self.gamma.as_tensor().to_dtype(x.dtype())?)?
+            .broadcast_add(&self.beta.as_tensor().to_dtype(x.dtype())?)?
+            .to_dtype(dtype)
     }
 }
 

@@ -23,6 +23,9 @@ pub struct ConvOptions {
 
 /// `x` (`batch × c_in × h × w`), `w` (`c_out × c_in × kh × kw`), `b` (`c_out`).
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
+    let w = &super::cast_like(w, x)?;
+    let b = b.map(|b| super::cast_like(b, x)).transpose()?;
+    let b = b.as_ref();
     let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
     if !cpu::fast_path(&all) {
         return reference(x, w, b, opts);

@@ -11,6 +11,9 @@ use super::matmul::{gemm, Mat, MatMut, Parallelism};
 /// `x` (`batch × inputs`, or `batch × …` flattened: a preceding flatten is fused in), `w`
 /// (`units × inputs`), `b` (`units`); ReLU on the output if `relu`.
 pub fn linear(x: &Tensor, w: &Tensor, b: Option<&Tensor>, relu: bool) -> Result<Tensor> {
+    let w = &super::cast_like(w, x)?;
+    let b = b.map(|b| super::cast_like(b, x)).transpose()?;
+    let b = b.as_ref();
     let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
     if !cpu::fast_path(&all) || x.rank() < 2 {
         return reference(x, w, b, relu);

@@ -86,6 +86,18 @@ pub mod kernels;
 pub mod linear;
 pub mod max_pool;
 
+/// `t` in `like`'s dtype (itself when they match): the f32 parameters of a layer as the
+/// compute dtype of its input under mixed precision; gradients flow back to them in f32.
+pub fn cast_like(t: &Tensor, like: &Tensor) -> candle_core::Result<Tensor> {
+    if t.dtype() == like.dtype() {
+        Ok(t.clone())
+    } else {
+        t.to_dtype(like.dtype())
+    }
+}
+
+use candle_core::Tensor;
+
 pub use avg_pool::avg_pool2d;
 pub use conv2d::{conv2d, ConvOptions};
 pub use kernels::Kernels;
