@@ -83,7 +83,7 @@ EOF
 # 2. Throughput on the GPU, assay and PyTorch side by side.
 printf '%-20s %12s %12s %7s\n' model "assay img/s" "torch img/s" ratio | tee "$out/bench.txt"
 #       name               spec                                      torch args                                   steps
-MODELS="lenet              experiments/mnist-lenet.toml               lenet                                        100
+MODELS="lenet              experiments/quickstart.toml                lenet                                        100
 resnet20           experiments/bench/resnet20.toml            resnet20,--image,3,32,32,--batch,64          50
 efficientnet_lite0 experiments/bench/efficientnet-lite0.toml  efficientnet_lite0,--image,3,128,128,--batch,32 30
 vit_tiny           experiments/bench/vit-tiny.toml            vit_tiny,--image,3,224,224,--batch,16        20"
