@@ -125,7 +125,7 @@ pub fn bench(
         parameters: net.parameter_count(),
         batch_size: bs,
         device: crate::devices::describe(on),
-        kernels: crate::model::ops::kernels::current().name(),
+        kernels: crate::model::ops::kernels::on(&device).name(),
         threads,
         steps,
         train_images_per_sec,

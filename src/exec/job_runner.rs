@@ -224,7 +224,7 @@ pub fn run_prepared(
         threads: run.threads,
         device: crate::devices::describe(run.placed_on),
         cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
-        kernels: crate::model::ops::kernels::current().name(),
+        kernels: crate::model::ops::kernels::on(device).name(),
         assay_version: env!("CARGO_PKG_VERSION"),
         assay_git_revision: env!("ASSAY_GIT_REVISION"),
         spec_git_revision: run.spec_git_revision,

@@ -59,6 +59,15 @@ pub fn current() -> Kernels {
         .unwrap_or_else(|| *PROCESS.get_or_init(|| Kernels::from_env().unwrap_or(Kernels::Fast)))
 }
 
+/// The kernels that run on `device`: off the CPU always the generic ones.
+pub fn on(device: &candle_core::Device) -> Kernels {
+    if device.is_cpu() {
+        current()
+    } else {
+        Kernels::Generic
+    }
+}
+
 /// Runs `f` with `kernels` in force on this thread.
 pub fn with<R>(kernels: Kernels, f: impl FnOnce() -> R) -> R {
     let before = THREAD.with(|t| t.replace(Some(kernels)));
