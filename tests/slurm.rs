@@ -227,7 +227,9 @@ fn a_cancelled_task_alone_runs_again_and_the_sweep_ends_as_the_local_run() {
     let ids = planned_ids();
     let victim = ids[4].clone();
     // Without --wait: `assay run` submits and returns; the follow-up job records the ends.
-    let out = run_sweep_pausing(tmp.path(), &["--backend", "slurm"], &victim, 20)
+    // The victim pauses after it reported its first checkpointed epoch, long enough that the
+    // refused local run below and the cancel come within the pause on a loaded machine.
+    let out = run_sweep_pausing(tmp.path(), &["--backend", "slurm"], &victim, 30)
         .output()
         .unwrap();
     assert!(
@@ -314,7 +316,9 @@ fn a_cancelled_task_alone_runs_again_and_the_sweep_ends_as_the_local_run() {
     assert_eq!(submissions[1]["jobs"], serde_json::json!([victim]));
     assert!(
         resumed_after(&exp.join(&victim), 1),
-        "it resumed after epoch 1"
+        "it resumed after epoch 1: {}\n{}",
+        std::fs::read_to_string(exp.join(&victim).join("events.jsonl")).unwrap_or_default(),
+        ledger["jobs"][&victim]
     );
     assert_eq!(&finals(&exp), local_finals());
 }

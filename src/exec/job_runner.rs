@@ -532,7 +532,9 @@ impl TrainHooks for JobHooks<'_, '_, '_> {
             score,
             best_score: c.best_score,
             best_epoch: (c.best_epoch > 0).then_some(c.best_epoch),
-        })
+        })?;
+        crate::store::fault::after_epoch_reported(c.epoch);
+        Ok(())
     }
 
     fn interrupted(&self) -> bool {

@@ -3,8 +3,8 @@
 //! `ASSAY_FAULT_ENOSPC_AFTER=N` makes crash-safe writes fail with "No space left on device" once
 //! the worker has written N bytes through them; `ASSAY_FAULT_PANIC_AFTER_EPOCH=N` makes the worker
 //! panic right after it checkpointed epoch N; `ASSAY_FAULT_PAUSE_AFTER_EPOCH=<job id>:N:S` makes
-//! that job's worker sleep S seconds right after it checkpointed epoch N (a job slow enough to be
-//! caught running: cancelled, requeued).
+//! that job's worker sleep S seconds right after it checkpointed and reported epoch N (a job
+//! slow enough to be caught running: cancelled, requeued).
 //!
 //! `ASSAY_FAULT_DIE_DURING_WRITE=<file name>:<n>` is armed by `assay run` and by its workers: the
 //! process that makes the n-th crash-safe write of a file of that name stops half-way through
@@ -101,13 +101,18 @@ pub fn charge(tmp: &Path) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(libc::ENOSPC))
 }
 
-/// Called once epoch `epoch` is checkpointed: panics, or pauses, if that is the armed epoch.
-pub fn after_checkpoint(epoch: usize) {
+/// Called once epoch `epoch` is checkpointed and reported: pauses if that is the armed epoch
+/// (so that whoever watches the reports can act on the job while it waits).
+pub fn after_epoch_reported(epoch: usize) {
     if let Some(&(e, seconds)) = PAUSE.get() {
         if e == epoch {
             std::thread::sleep(std::time::Duration::from_secs(seconds));
         }
     }
+}
+
+/// Called once epoch `epoch` is checkpointed: panics if that is the armed epoch.
+pub fn after_checkpoint(epoch: usize) {
     if PANIC_EPOCH.load(Ordering::SeqCst) == epoch {
         panic!("injected fault: a panic after the checkpoint of epoch {epoch}");
     }
