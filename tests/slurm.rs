@@ -28,15 +28,21 @@ fn share_cluster() -> std::sync::RwLockReadGuard<'static, ()> {
 /// Whether a Slurm cluster answers here; without one the test is skipped, or fails when
 /// `ASSAY_REQUIRE_SLURM=1`.
 fn slurm_here() -> bool {
-    let up = Command::new("sinfo")
-        .args(["-h", "-o", "%t"])
-        .output()
-        .is_ok_and(|o| {
-            o.status.success()
-                && String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .any(|l| ["idle", "mix", "alloc"].contains(&l.trim()))
-        });
+    // Asked once: later, while other tests cancel their tasks, the node may be completing
+    // them (`comp`), which is no reason to skip or fail.
+    static UP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let up = *UP.get_or_init(|| {
+        Command::new("sinfo")
+            .args(["-h", "-o", "%t"])
+            .output()
+            .is_ok_and(|o| {
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).lines().any(|l| {
+                        let state = l.trim().trim_end_matches(['+', '-']);
+                        ["idle", "mix", "alloc", "comp"].contains(&state)
+                    })
+            })
+    });
     if !up {
         assert!(
             std::env::var("ASSAY_REQUIRE_SLURM").as_deref() != Ok("1"),

@@ -94,29 +94,10 @@ mod tests {
 
     fn cosine(a: &Tensor, b: &Tensor) -> f32 {
         let (a, b) = (a.flatten_all().unwrap(), b.flatten_all().unwrap());
-        let dot = (&a * &b)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        let na = a
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            .sqrt();
-        let nb = b
-            .sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
-            .sqrt();
-        dot / (na * nb).max(1e-30)
+        let sum = |t: Tensor| t.sum_all().unwrap().to_scalar::<f32>().unwrap();
+        let dot = sum((&a * &b).unwrap());
+        let norms = (sum(a.sqr().unwrap()) * sum(b.sqr().unwrap())).sqrt();
+        dot / norms.max(1e-30)
     }
 
     fn specs() -> Vec<(&'static str, ModelSpec)> {
@@ -156,23 +137,12 @@ mod tests {
         ]
     }
 
-    /// Six seeded random `3 × side × side` images.
     fn input(side: usize) -> Tensor {
-        use rand::Rng;
-        let mut rng = crate::train::rng::stream(1, "input", 0);
-        let v: Vec<f32> = (0..6 * 3 * side * side)
-            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
-            .collect();
-        Tensor::from_vec(v, (6, 3, side, side), &Device::Cpu).unwrap()
+        crate::model::arch::tests::seeded_images((3, side, side))
     }
 
     fn largest(t: &Tensor) -> f32 {
-        t.abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap()
+        crate::model::arch::tests::largest_magnitude(t)
     }
 
     /// The mechanism, exactly: computing in f64 (a dtype other than the parameters', as bf16

@@ -125,7 +125,17 @@ pub(crate) mod tests {
     use crate::spec::ModelSpec;
     use candle_core::{Device, Tensor};
 
-    fn largest_magnitude(t: &Tensor) -> f32 {
+    /// Six seeded random images of shape `(c, h, w)`, values in (-2, 2).
+    pub fn seeded_images((c, h, w): (usize, usize, usize)) -> Tensor {
+        use rand::Rng;
+        let mut rng = crate::train::rng::stream(1, "input", 0);
+        let values: Vec<f32> = (0..6 * c * h * w)
+            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
+            .collect();
+        Tensor::from_vec(values, (6, c, h, w), &Device::Cpu).unwrap()
+    }
+
+    pub fn largest_magnitude(t: &Tensor) -> f32 {
         t.abs()
             .unwrap()
             .max_all()
@@ -200,12 +210,7 @@ pub(crate) mod tests {
         (c, h, w): (usize, usize, usize),
         classes: usize,
     ) {
-        use rand::Rng;
-        let mut rng = crate::train::rng::stream(1, "input", 0);
-        let values: Vec<f32> = (0..6 * c * h * w)
-            .map(|_| rng.random::<f32>() * 4.0 - 2.0)
-            .collect();
-        let x = Tensor::from_vec(values, (6, c, h, w), &Device::Cpu).unwrap();
+        let x = seeded_images((c, h, w));
         let fast = kernels::with(Kernels::Fast, || step(spec, (c, h, w), classes, &x));
         let generic = kernels::with(Kernels::Generic, || step(spec, (c, h, w), classes, &x));
         // Float tolerance for a deep network: the two paths sum in different orders, and
