@@ -78,17 +78,10 @@ mod tests {
                 (logits, loss.backward().unwrap())
             }
         };
-        let grads = model
-            .params()
-            .iter()
-            .map(|p| {
-                let g = grads
-                    .get(p.var.as_tensor())
-                    .unwrap_or_else(|| panic!("no gradient reaches {}", p.name));
-                assert_eq!(g.dtype(), DType::F32, "{}", p.name);
-                (p.name.clone(), g.clone())
-            })
-            .collect();
+        let grads = crate::model::arch::tests::named_gradients(model, &grads);
+        for (name, g) in &grads {
+            assert_eq!(g.dtype(), DType::F32, "{name}");
+        }
         (logits, grads)
     }
 

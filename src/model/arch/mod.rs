@@ -135,6 +135,23 @@ pub(crate) mod tests {
         Tensor::from_vec(values, (6, c, h, w), &Device::Cpu).unwrap()
     }
 
+    /// Every parameter's gradient in `grads`, by name; panics naming one that got none.
+    pub fn named_gradients(
+        model: &dyn Model,
+        grads: &candle_core::backprop::GradStore,
+    ) -> Vec<(String, Tensor)> {
+        model
+            .params()
+            .iter()
+            .map(|p| {
+                let g = grads
+                    .get(p.var.as_tensor())
+                    .unwrap_or_else(|| panic!("no gradient reaches {}", p.name));
+                (p.name.clone(), g.clone())
+            })
+            .collect()
+    }
+
     pub fn largest_magnitude(t: &Tensor) -> f32 {
         t.abs()
             .unwrap()
@@ -177,16 +194,7 @@ pub(crate) mod tests {
         let logits = model.forward(x, super::Mode::Train, &mut rng).unwrap();
         let loss = candle_nn::loss::cross_entropy(&logits, &y).unwrap();
         let grads = loss.backward().unwrap();
-        let grads = model
-            .params()
-            .iter()
-            .map(|p| {
-                let g = grads
-                    .get(p.var.as_tensor())
-                    .unwrap_or_else(|| panic!("no gradient reaches {}", p.name));
-                (p.name.clone(), g.clone())
-            })
-            .collect();
+        let grads = named_gradients(model.as_ref(), &grads);
         let buffers = model
             .buffers()
             .iter()
