@@ -6,6 +6,7 @@ use std::sync::Mutex;
 
 use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
+use super::conv_gradients;
 use super::cpu;
 use super::im2col::{col2im, im2col, Geometry};
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
@@ -44,7 +45,8 @@ pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> 
 /// The same computation with candle's own ops (the device-generic twin: used off the CPU, under
 /// `ASSAY_KERNELS=generic`, and by the tests). The padding is added explicitly and the rows and
 /// columns no window reaches are cut off, so candle's convolution always sees
-/// (h + 2p − k) divisible by the stride: its backward fails otherwise.
+/// (h + 2p − k) divisible by the stride: its backward fails otherwise. Both gradients are
+/// forward convolutions (`conv_gradients`), never candle's `conv_transpose2d`.
 pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
     let (_, _, h, wd) = x.dims4()?;
     let (kh, kw) = (w.dim(2)?, w.dim(3)?);
@@ -60,7 +62,7 @@ pub fn reference(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) 
         x.clone()
     };
     let x = x.narrow(2, 0, used(hp, kh))?.narrow(3, 0, used(wp, kw))?;
-    let mut y = x.conv2d(w, 0, s, 1, 1)?;
+    let mut y = conv_gradients::conv2d(&x, w, s)?;
     if let Some(b) = b {
         y = y.broadcast_add(&b.reshape((1, (), 1, 1))?)?;
     }
