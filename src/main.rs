@@ -652,6 +652,10 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
                     "decoding: {:>10.0} images/s (files into the cache, once per run)",
                     r.decode_images_per_sec
                 );
+                println!(
+                    "memory:   {:>10.0} MiB peak after training ({:.0} MiB with the data decoded, before it); {:.0} page faults per step",
+                    r.max_rss_after_training_mib, r.rss_before_training_mib, r.train_page_faults_per_step
+                );
             }
             Ok(0)
         }

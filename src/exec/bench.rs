@@ -37,6 +37,38 @@ pub struct BenchResult {
     pub data_wait_fraction: f64,
     /// Decoding the data set into the cache (once per run).
     pub decode_images_per_sec: f64,
+    /// Resident memory (MiB) with the data decoded, before the network is built.
+    pub rss_before_training_mib: f64,
+    /// Peak resident memory (MiB) of the process when the training steps are done.
+    pub max_rss_after_training_mib: f64,
+    /// Page faults per timed training step (fresh memory the step touched).
+    pub train_page_faults_per_step: f64,
+}
+
+/// The process's resident memory and peak resident memory in MiB, and its page faults so far.
+struct Usage {
+    rss_mib: f64,
+    max_rss_mib: f64,
+    page_faults: u64,
+}
+
+fn usage() -> Usage {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let rss_kib = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .unwrap_or(0.0);
+    Usage {
+        rss_mib: rss_kib / 1024.0,
+        max_rss_mib: u.ru_maxrss as f64 / 1024.0,
+        page_faults: (u.ru_minflt + u.ru_majflt) as u64,
+    }
 }
 
 pub fn bench(
@@ -80,6 +112,7 @@ pub fn bench(
     let load_images_per_sec = loaded as f64 / started.elapsed().as_secs_f64();
 
     // Training: a few warm-up steps, then `steps` timed ones on prepared batches.
+    let before_training = usage();
     let net = prepare::build_network(spec, &data, spec.seed, &device)?;
     let prepared: Vec<_> = (0..batches.len().min(16))
         .map(|k| make(k).into_tensors(shape, &device))
@@ -88,9 +121,11 @@ pub fn bench(
     let mut dropout = rng::stream(spec.seed, "dropout", 0);
     let warmup = 3;
     let mut timed = Instant::now();
+    let mut faults_at_start = 0;
     for i in 0..warmup + steps {
         if i == warmup {
             timed = Instant::now();
+            faults_at_start = usage().page_faults;
         }
         let (x, y) = &prepared[i % prepared.len()];
         let logits = net.forward(x, Mode::Train, &mut dropout)?;
@@ -101,6 +136,7 @@ pub fn bench(
     // A GPU runs asynchronously: the clock stops when its queued work is done.
     device.synchronize()?;
     let train_images_per_sec = (steps * bs) as f64 / timed.elapsed().as_secs_f64();
+    let after_training = usage();
 
     // The same steps fed by the loader, as in a run.
     let timed = Instant::now();
@@ -135,5 +171,9 @@ pub fn bench(
         train_with_loader_images_per_sec: (steps * bs) as f64 / with_loader_seconds,
         data_wait_fraction: waited.as_secs_f64() / with_loader_seconds,
         decode_images_per_sec: decoded as f64 / decode_seconds.max(1e-9),
+        rss_before_training_mib: before_training.rss_mib,
+        max_rss_after_training_mib: after_training.max_rss_mib,
+        train_page_faults_per_step: (after_training.page_faults - faults_at_start) as f64
+            / steps.max(1) as f64,
     })
 }
