@@ -10,6 +10,7 @@ pub mod devices;
 pub mod exec;
 pub mod infer;
 pub mod machine;
+pub mod memory;
 pub mod model;
 pub mod plan;
 pub mod report;

@@ -90,7 +90,12 @@ fn bench_device(text: &str) -> anyhow::Result<assay::devices::JobDevice> {
     Ok(device)
 }
 
+/// Training steps reuse the memory of the step before (see `assay::memory`).
+#[global_allocator]
+static ALLOCATOR: assay::memory::StepAllocator = assay::memory::StepAllocator;
+
 fn main() -> ExitCode {
+    assay::memory::keep_freed_memory();
     // Like other command-line tools, end quietly when the reader of our output goes away
     // (`assay plan … | head`) instead of panicking in `println!`. A run killed this way leaves
     // its last checkpoints, and the same command resumes it.
