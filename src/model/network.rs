@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use super::init;
 use super::layers::conv::convolve;
 use super::layers::regularize::dropout;
+use super::layers::norm::{Clamp, Then};
 use super::layers::{Activation, BatchNorm, LayerNorm};
 use super::ops::{self, ConvOptions, Window};
 use super::param::Training;
@@ -332,8 +333,9 @@ impl Model for Network {
     }
 }
 
-/// `layers` applied in order to `x`, a convolution fused with the ReLU and max-pool after it
-/// and a dense layer with its ReLU (and the flatten before it).
+/// `layers` applied in order to `x`, a convolution fused with the ReLU and max-pool after it,
+/// a batch norm with its ReLU or ReLU6 and a dense layer with its ReLU (and the flatten before
+/// it).
 fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let mut i = 0;
     while let Some(layer) = layers.get(i) {
@@ -372,7 +374,19 @@ fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Res
                 i += usize::from(relu);
                 ops::linear(&x, w.as_tensor(), b.as_ref().map(|b| b.as_tensor()), relu)?
             }
-            Layer::BatchNorm(bn) => bn.forward(&x, mode)?,
+            Layer::BatchNorm(bn) => {
+                let clamp = match layers.get(i) {
+                    Some(Layer::Relu) => Some(Clamp::Relu),
+                    Some(Layer::Activation(Activation::Relu6)) => Some(Clamp::Relu6),
+                    _ => None,
+                };
+                i += usize::from(clamp.is_some());
+                let then = Then {
+                    residual: None,
+                    clamp,
+                };
+                bn.forward_then(&x, mode, then)?
+            }
             Layer::LayerNorm(ln) if x.rank() == 4 => ln.forward_channels(&x)?,
             Layer::LayerNorm(ln) => ln.forward(&x)?,
             Layer::Relu => x.relu()?,

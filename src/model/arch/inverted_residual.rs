@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::super::builder::{Builder, Fill};
 use super::super::layers::regularize::drop_path;
-use super::super::layers::{shape_error, Activation, BatchNorm, Chw, Conv2d, ConvConfig, Padding};
+use super::super::layers::norm::{Clamp, Then};
+use super::super::layers::{shape_error, BatchNorm, Chw, Conv2d, ConvConfig, Padding};
 use super::super::Mode;
 
 /// A convolution and the batch norm after it, by their parameter-name prefixes.
@@ -85,9 +86,22 @@ impl ConvBn {
         self.bn.forward(&self.conv.forward(x)?, mode)
     }
 
-    /// Followed by ReLU6.
+    /// Followed by ReLU6 (fused into the batch norm).
     pub fn forward_relu6(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        Activation::Relu6.apply(&self.forward(x, mode)?)
+        let then = Then {
+            residual: None,
+            clamp: Some(Clamp::Relu6),
+        };
+        self.bn.forward_then(&self.conv.forward(x)?, mode, then)
+    }
+
+    /// With `residual` added after the batch norm (fused into it).
+    pub fn forward_plus(&self, x: &Tensor, residual: &Tensor, mode: Mode) -> Result<Tensor> {
+        let then = Then {
+            residual: Some(residual),
+            clamp: None,
+        };
+        self.bn.forward_then(&self.conv.forward(x)?, mode, then)
     }
 }
 
@@ -186,13 +200,12 @@ impl InvertedResidual {
             None => x.clone(),
         };
         y = self.depthwise.forward_relu6(&y, mode)?;
-        y = self.project.forward(&y, mode)?;
         if !self.residual {
-            return Ok(y);
+            return self.project.forward(&y, mode);
         }
-        if mode == Mode::Train {
-            y = drop_path(&y, self.drop_path, rng)?;
+        if mode == Mode::Train && self.drop_path > 0.0 {
+            return drop_path(&self.project.forward(&y, mode)?, self.drop_path, rng)? + x;
         }
-        y + x
+        self.project.forward_plus(&y, x, mode)
     }
 }

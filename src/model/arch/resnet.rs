@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use super::super::builder::Builder;
 use super::super::layers::conv::kaiming_fan_out;
 use super::super::layers::regularize::drop_path;
+use super::super::layers::norm::{Clamp, Then};
 use super::super::layers::{BatchNorm, Chw, Conv2d, ConvConfig, Linear, Padding};
 use super::super::ops::{self, Window};
 use super::super::Mode;
@@ -110,22 +111,32 @@ impl Block {
     }
 
     fn forward(&self, x: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        let relu = Then {
+            residual: None,
+            clamp: Some(Clamp::Relu),
+        };
+        let Some((last, inner)) = self.branch.split_last() else {
+            candle_core::bail!("resnet: a block without convolutions")
+        };
         let mut y = x.clone();
-        let last = self.branch.len() - 1;
-        for (i, (conv, bn)) in self.branch.iter().enumerate() {
-            y = bn.forward(&conv.forward(&y)?, mode)?;
-            if i < last {
-                y = y.relu()?;
-            }
-        }
-        if mode == Mode::Train {
-            y = drop_path(&y, self.drop_path, rng)?;
+        for (conv, bn) in inner {
+            y = bn.forward_then(&conv.forward(&y)?, mode, relu)?;
         }
         let identity = match &self.shortcut {
             Some((conv, bn)) => bn.forward(&conv.forward(x)?, mode)?,
             None => x.clone(),
         };
-        (y + identity)?.relu()
+        let (conv, bn) = last;
+        if mode == Mode::Train && self.drop_path > 0.0 {
+            let y = drop_path(&bn.forward(&conv.forward(&y)?, mode)?, self.drop_path, rng)?;
+            return (y + identity)?.relu();
+        }
+        // relu(bn(conv(y)) + identity) in one op.
+        let then = Then {
+            residual: Some(&identity),
+            ..relu
+        };
+        bn.forward_then(&conv.forward(&y)?, mode, then)
     }
 }
 
@@ -204,7 +215,11 @@ impl ResNet {
 impl Forward for ResNet {
     fn forward(&self, x: &Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
         let (conv, bn) = &self.stem;
-        let mut y = bn.forward(&conv.forward(x)?, mode)?.relu()?;
+        let relu = Then {
+            residual: None,
+            clamp: Some(Clamp::Relu),
+        };
+        let mut y = bn.forward_then(&conv.forward(x)?, mode, relu)?;
         if self.pool {
             // Zero padding equals -∞ padding here: the input is a ReLU's output.
             let padded = y.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;

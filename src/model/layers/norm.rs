@@ -6,6 +6,9 @@ use std::sync::Arc;
 use candle_core::{DType, Result, Tensor, Var, D};
 
 use super::super::builder::{Builder, Fill};
+use super::super::ops::batch_norm as fast;
+pub use super::super::ops::batch_norm::{Clamp, Then};
+use super::activation::Activation;
 use super::super::param::Training;
 use super::super::Mode;
 
@@ -77,6 +80,11 @@ impl BatchNorm {
     }
 
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
+        self.forward_then(x, mode, Then::default())
+    }
+
+    /// `clamp(bn(x) + residual)` with `then`'s residual and clamp: one op on the CPU.
+    pub fn forward_then(&self, x: &Tensor, mode: Mode, then: Then) -> Result<Tensor> {
         let mode = if self.training.frozen() {
             Mode::Eval
         } else {
@@ -91,13 +99,14 @@ impl BatchNorm {
             self.momentum,
             self.eps,
             mode,
+            then,
         )
     }
 }
 
-/// Batch norm of `x` (`n × c` or `n × c × h × w`); in training it also moves the running
-/// statistics (the variance unbiased, as PyTorch). The CPU fast op for f32, else
-/// [`batch_norm_reference`].
+/// Batch norm of `x` (`n × c` or `n × c × h × w`) followed by `then`'s residual addition and
+/// clamp; in training it also moves the running statistics (the variance unbiased, as
+/// PyTorch). The CPU fast op for f32, else [`batch_norm_reference`] and candle ops.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     x: &Tensor,
@@ -108,10 +117,18 @@ pub fn batch_norm(
     momentum: f64,
     eps: f64,
     mode: Mode,
+    then: Then,
 ) -> Result<Tensor> {
-    use super::super::ops::batch_norm as fast;
-    if !fast::applies(x, gamma.as_tensor(), beta.as_tensor()) {
-        return batch_norm_reference(x, gamma, beta, mean, var, momentum, eps, mode);
+    if !fast::applies(x, gamma.as_tensor(), beta.as_tensor(), &then) {
+        let mut y = batch_norm_reference(x, gamma, beta, mean, var, momentum, eps, mode)?;
+        if let Some(r) = then.residual {
+            y = (y + r)?;
+        }
+        return match then.clamp {
+            None => Ok(y),
+            Some(Clamp::Relu) => Activation::Relu.apply(&y),
+            Some(Clamp::Relu6) => Activation::Relu6.apply(&y),
+        };
     }
     let stats = match mode {
         Mode::Train => fast::Statistics::Batch,
@@ -120,7 +137,7 @@ pub fn batch_norm(
             var: var.as_tensor().to_vec1::<f32>()?,
         },
     };
-    let (y, batch) = fast::batch_norm(x, gamma.as_tensor(), beta.as_tensor(), stats, eps)?;
+    let (y, batch) = fast::batch_norm(x, gamma.as_tensor(), beta.as_tensor(), stats, eps, then)?;
     if let Some(b) = batch {
         let n = b.count as f64;
         let unbiased = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
@@ -302,7 +319,18 @@ mod tests {
                 Var::from_tensor(&m1.as_tensor().copy().unwrap()).unwrap(),
                 Var::from_tensor(&v1.as_tensor().copy().unwrap()).unwrap(),
             );
-            let fast = batch_norm(x.as_tensor(), &gamma, &beta, &m1, &v1, 0.1, 1e-5, mode).unwrap();
+            let fast = batch_norm(
+                x.as_tensor(),
+                &gamma,
+                &beta,
+                &m1,
+                &v1,
+                0.1,
+                1e-5,
+                mode,
+                Then::default(),
+            )
+            .unwrap();
             let twin =
                 batch_norm_reference(x.as_tensor(), &gamma, &beta, &m2, &v2, 0.1, 1e-5, mode)
                     .unwrap();
@@ -324,6 +352,74 @@ mod tests {
             ] {
                 let d = max_rel(gf.get(v).unwrap(), gt.get(v).unwrap());
                 assert!(d < 1e-5, "{dims:?} {mode:?} gradient of {what}: {d}");
+            }
+        }
+    }
+
+    /// The fused residual addition and clamps against batch norm, `+` and the activation as
+    /// candle ops (forced with the generic kernels), outputs and every gradient.
+    #[test]
+    fn batch_norm_fused_with_residual_and_clamp_equals_the_ops_one_by_one() {
+        use crate::model::ops::kernels::{self, Kernels};
+        let dev = Device::Cpu;
+        let cases = [
+            (vec![4usize, 3, 5, 7], Mode::Train),
+            (vec![2, 6, 3, 3], Mode::Eval),
+            (vec![9, 5], Mode::Train),
+            (vec![3, 40, 4, 4], Mode::Train),
+        ];
+        for (dims, mode) in cases {
+            for clamp in [None, Some(Clamp::Relu), Some(Clamp::Relu6)] {
+                for with_residual in [false, true] {
+                    let c = dims[1];
+                    let x = Var::randn(0.5f32, 2.0, dims.as_slice(), &dev).unwrap();
+                    let r = Var::randn(0f32, 2.0, dims.as_slice(), &dev).unwrap();
+                    let up = Tensor::randn(0f32, 1.0, dims.as_slice(), &dev).unwrap();
+                    // Wide scales, so that ReLU6 cuts at both ends.
+                    let gamma = Var::randn(1f32, 3.0, c, &dev).unwrap();
+                    let beta = Var::randn(1f32, 1.0, c, &dev).unwrap();
+                    let mean = Tensor::randn(0f32, 0.2, c, &dev).unwrap();
+                    let var = Tensor::rand(0.5f32, 1.5, c, &dev).unwrap();
+                    let then = Then {
+                        residual: with_residual.then_some(r.as_tensor()),
+                        clamp,
+                    };
+                    let run = |k: Kernels| {
+                        let (m, v) = (
+                            Var::from_tensor(&mean.copy().unwrap()).unwrap(),
+                            Var::from_tensor(&var.copy().unwrap()).unwrap(),
+                        );
+                        let y = kernels::with(k, || {
+                            batch_norm(x.as_tensor(), &gamma, &beta, &m, &v, 0.1, 1e-5, mode, then)
+                        })
+                        .unwrap();
+                        let g = (&y * &up).unwrap().sum_all().unwrap().backward().unwrap();
+                        (y, g, m, v)
+                    };
+                    let (yf, gf, mf, vf) = run(Kernels::Fast);
+                    let (yg, gg, mg, vg) = run(Kernels::Generic);
+                    let what = format!("{dims:?} {mode:?} {clamp:?} residual {with_residual}");
+                    assert!(max_rel(&yf, &yg) < 1e-6, "{what}: output");
+                    assert!(max_rel(mf.as_tensor(), mg.as_tensor()) < 1e-6, "{what}: mean");
+                    assert!(max_rel(vf.as_tensor(), vg.as_tensor()) < 1e-6, "{what}: var");
+                    let mut inputs = vec![
+                        ("x", x.as_tensor()),
+                        ("gamma", gamma.as_tensor()),
+                        ("beta", beta.as_tensor()),
+                    ];
+                    if with_residual {
+                        inputs.push(("residual", r.as_tensor()));
+                    }
+                    for (name, v) in inputs {
+                        let d = max_rel(gf.get(v).unwrap(), gg.get(v).unwrap());
+                        assert!(d < 1e-5, "{what}: gradient of {name}: {d}");
+                    }
+                    if clamp.is_some() {
+                        let zeros = yf.eq(0f32).unwrap().to_dtype(DType::F32).unwrap();
+                        let share = zeros.mean_all().unwrap().to_scalar::<f32>().unwrap();
+                        assert!(share > 0.05, "{what}: the clamp cut {share} of the values");
+                    }
+                }
             }
         }
     }

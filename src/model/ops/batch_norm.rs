@@ -29,9 +29,33 @@ pub struct BatchStatistics {
     pub count: usize,
 }
 
+/// The activation the op applies to its result (PyTorch's gradient convention: it passes
+/// where the output is strictly inside the range).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Clamp {
+    /// `max(y, 0)`.
+    Relu,
+    /// `min(max(y, 0), 6)`.
+    Relu6,
+}
+
+impl Clamp {
+    fn bounds(clamp: Option<Clamp>) -> (f32, f32) {
+        match clamp {
+            None => (f32::NEG_INFINITY, f32::INFINITY),
+            Some(Clamp::Relu) => (0.0, f32::INFINITY),
+            Some(Clamp::Relu6) => (0.0, 6.0),
+        }
+    }
+}
+
+/// With `residual`, the op's arguments are `(x, [gamma; beta], residual)` and it computes
+/// `clamp(bn(x) + residual)`; without, `(x, gamma, beta)` and `clamp(bn(x))`.
 struct BatchNormOp {
     eps: f64,
     stats: Statistics,
+    residual: bool,
+    clamp: Option<Clamp>,
     /// Per channel: the mean and 1/√(var + eps) used by the forward, for the backward.
     used: Mutex<(Vec<f64>, Vec<f64>)>,
     batch: std::sync::Arc<Mutex<BatchStatistics>>,
@@ -78,13 +102,15 @@ type Affine = (f32, f32, f32);
 type Extra<'a> = (&'a [f32], &'a [(f32, f32)]);
 
 /// Image by image, `out[i] = a · (x[i] − centre) + b` with the channel's [`Affine`], plus
-/// `t · (z[i] − centre_z)` when `extra` gives `z` and each channel's `(t, centre_z)`.
+/// `t · (z[i] − centre_z)` when `extra` gives `z` and each channel's `(t, centre_z)`, then
+/// clamped to `bounds`.
 /// Subtracting the centre first keeps values near the mean exact (no cancellation).
 fn per_channel_affine(
     x: &[f32],
     (n, c, hw): (usize, usize, usize),
     affine: &[Affine],
     extra: Option<Extra>,
+    bounds: (f32, f32),
 ) -> Result<Vec<f32>> {
     let mut out = vec![0f32; n * c * hw];
     let ranges = cpu::ranges(n, 4 * cpu::MAX_CHUNKS);
@@ -96,7 +122,7 @@ fn per_channel_affine(
                 let at = (img * c + ch) * hw;
                 let o = &mut out[(i * c + ch) * hw..(i * c + ch + 1) * hw];
                 let extra = extra.map(|(z, t)| (&z[at..at + hw], t[ch]));
-                affine_plane(o, &x[at..at + hw], affine[ch], extra);
+                affine_plane(o, &x[at..at + hw], affine[ch], extra, bounds);
             }
         }
         Ok(())
@@ -105,21 +131,42 @@ fn per_channel_affine(
 }
 
 cpu::multiversion! {
-fn affine_plane(o: &mut [f32], xs: &[f32], affine: Affine, extra: Option<(&[f32], (f32, f32))>) {
+fn affine_plane(
+    o: &mut [f32],
+    xs: &[f32],
+    affine: Affine,
+    extra: Option<(&[f32], (f32, f32))>,
+    bounds: (f32, f32),
+) {
     let (a, cx, b) = affine;
+    let (lo, hi) = bounds;
     match extra {
         None => {
             for (o, &v) in o.iter_mut().zip(xs) {
-                *o = a * (v - cx) + b;
+                *o = (a * (v - cx) + b).max(lo).min(hi);
             }
         }
         Some((zs, (t, cz))) => {
             for ((o, &v), &z) in o.iter_mut().zip(xs).zip(zs) {
-                *o = a * (v - cx) + b + t * (z - cz);
+                *o = (a * (v - cx) + b + t * (z - cz)).max(lo).min(hi);
             }
         }
     }
 }
+}
+
+cpu::multiversion! {
+/// `dy` where `y` is strictly inside `(lo, hi)`, else 0: the gradient through the clamp.
+fn clamp_gradient(out: &mut [f32], dy: &[f32], y: &[f32], bounds: (f32, f32)) {
+    let (lo, hi) = bounds;
+    for ((o, &d), &y) in out.iter_mut().zip(dy).zip(y) {
+        *o = if y > lo && y < hi { d } else { 0.0 };
+    }
+}
+}
+
+fn poisoned<T>(_: T) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{NAME}: a lock was poisoned"))
 }
 
 impl CustomOp3 for BatchNormOp {
@@ -131,23 +178,36 @@ impl CustomOp3 for BatchNormOp {
         &self,
         xs: &CpuStorage,
         xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = cpu::storage_f32(xs, xl, NAME)?;
-        let gamma = cpu::storage_f32(gs, gl, NAME)?;
-        let beta = cpu::storage_f32(bs, bl, NAME)?;
+        let a2 = cpu::storage_f32(s2, l2, NAME)?;
+        let a3 = cpu::storage_f32(s3, l3, NAME)?;
         let d = dims(xl.shape())?;
         let (n, c, hw) = d;
-        if gamma.len() != c || beta.len() != c {
-            bail!(
-                "{NAME}: {c} channels but {} scales and {} shifts",
-                gamma.len(),
-                beta.len()
-            )
-        }
+        let (gamma, beta, residual) = if self.residual {
+            if a2.len() != 2 * c || l3.shape() != xl.shape() {
+                bail!(
+                    "{NAME}: {c} channels of shape {:?} but {} parameters and a residual of {:?}",
+                    xl.shape(),
+                    a2.len(),
+                    l3.shape()
+                )
+            }
+            (&a2[..c], &a2[c..], Some(a3))
+        } else {
+            if a2.len() != c || a3.len() != c {
+                bail!(
+                    "{NAME}: {c} channels but {} scales and {} shifts",
+                    a2.len(),
+                    a3.len()
+                )
+            }
+            (a2, a3, None)
+        };
         let count = n * hw;
         let (mean, var) = match &self.stats {
             Statistics::Batch => {
@@ -158,10 +218,7 @@ impl CustomOp3 for BatchNormOp {
                     (e * e, 0.0)
                 })?;
                 let var: Vec<f64> = sq.iter().map(|s| s.0 / count.max(1) as f64).collect();
-                *self
-                    .batch
-                    .lock()
-                    .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = BatchStatistics {
+                *self.batch.lock().map_err(poisoned)? = BatchStatistics {
                     mean: mean.clone(),
                     var: var.clone(),
                     count,
@@ -183,11 +240,10 @@ impl CustomOp3 for BatchNormOp {
                 )
             })
             .collect();
-        let out = per_channel_affine(x, d, &affine, None)?;
-        *self
-            .used
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("poisoned".into()))? = (mean, invstd);
+        let plain = vec![(1f32, 0f32); if residual.is_some() { c } else { 0 }];
+        let extra = residual.map(|r| (r, plain.as_slice()));
+        let out = per_channel_affine(x, d, &affine, extra, Clamp::bounds(self.clamp))?;
+        *self.used.lock().map_err(poisoned)? = (mean, invstd);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -195,25 +251,39 @@ impl CustomOp3 for BatchNormOp {
     fn bwd(
         &self,
         x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
-        _res: &Tensor,
+        a2: &Tensor,
+        a3: &Tensor,
+        res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = dims(x.shape())?;
         let (_, c, _) = d;
-        let (mean, invstd) = self
-            .used
-            .lock()
-            .map_err(|_| candle_core::Error::Msg("poisoned".into()))?
-            .clone();
+        let (mean, invstd) = self.used.lock().map_err(poisoned)?.clone();
         let x = x.contiguous()?;
         let grad = grad.contiguous()?;
-        let gamma_v = gamma.to_vec1::<f32>()?;
+        let gamma_v = a2.to_vec1::<f32>()?;
         let (xs, xl) = x.storage_and_layout();
         let (gs, gl) = grad.storage_and_layout();
         let xd = cpu::tensor_f32(&xs, xl, NAME)?;
-        let g = cpu::tensor_f32(&gs, gl, NAME)?;
+        let dy_out = cpu::tensor_f32(&gs, gl, NAME)?;
+        // The gradient at the sum, before the clamp: also the residual's.
+        let clamped = match self.clamp {
+            None => None,
+            Some(clamp) => {
+                let (ys, yl) = res.storage_and_layout();
+                let y = cpu::tensor_f32(&ys, yl, NAME)?;
+                let mut out = vec![0f32; dy_out.len()];
+                let ranges = cpu::ranges(out.len(), 4 * cpu::MAX_CHUNKS);
+                let outs = cpu::split_mut(&mut out, &ranges, 1);
+                let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
+                cpu::run(tasks, |(r, o)| {
+                    clamp_gradient(o, &dy_out[r.clone()], &y[r], Clamp::bounds(Some(clamp)));
+                    Ok(())
+                })?;
+                Some(out)
+            }
+        };
+        let g: &[f32] = clamped.as_deref().unwrap_or(dy_out);
         // Σ dy and Σ dy · x̂ per channel.
         let sums = channel_sums(g, d, |ch, dy, i| {
             let xhat = (xd[i] as f64 - mean[ch]) * invstd[ch];
@@ -223,6 +293,7 @@ impl CustomOp3 for BatchNormOp {
         let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
         let dx = if x.track_op() {
             let k: Vec<f64> = (0..c).map(|ch| gamma_v[ch] as f64 * invstd[ch]).collect();
+            let all = Clamp::bounds(None);
             let out = match self.stats {
                 // dx = k · (dy − Σdy/M) − k · invstd · Σ(dy·x̂)/M · (x − μ)
                 Statistics::Batch => {
@@ -238,57 +309,83 @@ impl CustomOp3 for BatchNormOp {
                             )
                         })
                         .collect();
-                    per_channel_affine(g, d, &affine, Some((xd, &t)))?
+                    per_channel_affine(g, d, &affine, Some((xd, &t)), all)?
                 }
                 Statistics::Running { .. } => {
                     let affine: Vec<Affine> = k.iter().map(|&k| (k as f32, 0.0, 0.0)).collect();
-                    per_channel_affine(g, d, &affine, None)?
+                    per_channel_affine(g, d, &affine, None, all)?
                 }
             };
             Some(Tensor::from_vec(out, x.shape(), x.device())?)
         } else {
             None
         };
-        let dgamma = Tensor::from_vec(dgamma, c, gamma.device())?;
-        let dbeta = Tensor::from_vec(dbeta, c, gamma.device())?;
+        if self.residual {
+            let params: Vec<f32> = dgamma.into_iter().chain(dbeta).collect();
+            let dparams = Tensor::from_vec(params, a2.shape(), a2.device())?;
+            let dresidual = match clamped {
+                _ if !a3.track_op() => None,
+                Some(g) => Some(Tensor::from_vec(g, a3.shape(), a3.device())?),
+                None => Some(grad.clone()),
+            };
+            return Ok((dx, Some(dparams), dresidual));
+        }
+        let dgamma = Tensor::from_vec(dgamma, c, a2.device())?;
+        let dbeta = Tensor::from_vec(dbeta, c, a2.device())?;
         Ok((dx, Some(dgamma), Some(dbeta)))
     }
 }
 
+/// What the op adds and applies after the normalisation: `clamp(bn(x) + residual)`.
+#[derive(Clone, Copy, Default)]
+pub struct Then<'a> {
+    pub residual: Option<&'a Tensor>,
+    pub clamp: Option<Clamp>,
+}
+
 /// Batch norm of `x` (f32 on the CPU, `n × c` or `n × c × h × w`) with scale `gamma` and shift
-/// `beta`; for [`Statistics::Batch`] also the batch's statistics (for the running averages).
+/// `beta`, then `then`'s residual added and its clamp applied; for [`Statistics::Batch`] also
+/// the batch's statistics (for the running averages).
 pub fn batch_norm(
     x: &Tensor,
     gamma: &Tensor,
     beta: &Tensor,
     stats: Statistics,
     eps: f64,
+    then: Then,
 ) -> Result<(Tensor, Option<BatchStatistics>)> {
     let training = matches!(stats, Statistics::Batch);
     let batch = std::sync::Arc::new(Mutex::new(BatchStatistics::default()));
     let op = BatchNormOp {
         eps,
         stats,
+        residual: then.residual.is_some(),
+        clamp: then.clamp,
         used: Mutex::new((Vec::new(), Vec::new())),
         batch: batch.clone(),
     };
-    let y = x
-        .contiguous()?
-        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let x = x.contiguous()?;
+    let y = match then.residual {
+        Some(r) => {
+            let params = Tensor::cat(&[gamma, beta], 0)?;
+            x.apply_op3(&params, &r.contiguous()?, op)?
+        }
+        None => x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?,
+    };
     let stats = if training {
-        Some(
-            batch
-                .lock()
-                .map_err(|_| candle_core::Error::Msg("poisoned".into()))?
-                .clone(),
-        )
+        Some(batch.lock().map_err(poisoned)?.clone())
     } else {
         None
     };
     Ok((y, stats))
 }
 
-/// Whether [`batch_norm`] applies: f32 tensors on the CPU, `n × c` or `n × c × h × w`.
-pub fn applies(x: &Tensor, gamma: &Tensor, beta: &Tensor) -> bool {
-    cpu::fast_path(&[x, gamma, beta]) && matches!(x.rank(), 2 | 4)
+/// Whether [`batch_norm`] applies: f32 tensors on the CPU, `n × c` or `n × c × h × w`, and a
+/// residual (if any) of the same shape.
+pub fn applies(x: &Tensor, gamma: &Tensor, beta: &Tensor, then: &Then) -> bool {
+    cpu::fast_path(&[x, gamma, beta])
+        && matches!(x.rank(), 2 | 4)
+        && then
+            .residual
+            .is_none_or(|r| cpu::fast_path(&[r]) && r.shape() == x.shape())
 }
