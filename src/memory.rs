@@ -58,9 +58,10 @@ impl BlockCache {
 
     /// A kept block for `layout`, if one of its exact size and alignment is here.
     pub fn take(&mut self, layout: Layout) -> Option<*mut u8> {
-        let slot = self.slots.iter_mut().find(|s| {
-            s.is_some_and(|k| k.size == layout.size() && k.align == layout.align())
-        })?;
+        let slot = self
+            .slots
+            .iter_mut()
+            .find(|s| s.is_some_and(|k| k.size == layout.size() && k.align == layout.align()))?;
         let kept = slot.take()?;
         self.bytes -= kept.size;
         Some(kept.ptr)
@@ -86,7 +87,9 @@ impl BlockCache {
             let Some(k) = oldest else { break };
             self.bytes -= k.size;
             // SAFETY: the layout is the one the block was allocated with.
-            give_back.push((k.ptr, unsafe { Layout::from_size_align_unchecked(k.size, k.align) }));
+            give_back.push((k.ptr, unsafe {
+                Layout::from_size_align_unchecked(k.size, k.align)
+            }));
         }
         self.clock += 1;
         let free = self.slots.iter_mut().find(|s| s.is_none());
@@ -158,7 +161,9 @@ pub struct StepAllocator;
 static CACHE: Mutex<BlockCache> = Mutex::new(BlockCache::new());
 
 fn cache() -> std::sync::MutexGuard<'static, BlockCache> {
-    CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 // SAFETY: every block handed out is either fresh from `System` for this layout or a kept block
@@ -223,7 +228,9 @@ mod tests {
     fn a_full_cache_gives_back_its_oldest_blocks() {
         let mut cache = BlockCache::new();
         for i in 0..SLOTS {
-            assert!(cache.put((0x1000 * (i + 1)) as *mut u8, layout(LARGE_BLOCK, 8)).is_empty());
+            assert!(cache
+                .put((0x1000 * (i + 1)) as *mut u8, layout(LARGE_BLOCK, 8))
+                .is_empty());
         }
         let back = cache.put(0x999000 as *mut u8, layout(LARGE_BLOCK, 8));
         assert_eq!(back.len(), 1);
@@ -236,7 +243,10 @@ mod tests {
         assert_eq!(cache.bytes(), MAX_KEPT_BYTES);
         let back = cache.put(0x6000_0000 as *mut u8, layout(MAX_KEPT_BYTES + 1, 8));
         let back: Vec<_> = back.blocks().collect();
-        assert_eq!(back, vec![(0x6000_0000 as *mut u8, layout(MAX_KEPT_BYTES + 1, 8))]);
+        assert_eq!(
+            back,
+            vec![(0x6000_0000 as *mut u8, layout(MAX_KEPT_BYTES + 1, 8))]
+        );
     }
 
     #[test]
@@ -250,7 +260,9 @@ mod tests {
             a.dealloc(p, l);
             let q = a.alloc_zeroed(l);
             // Other tests of this process may race for the block; when it is ours, it is zeroed.
-            assert!(std::slice::from_raw_parts(q, l.size()).iter().all(|&b| b == 0));
+            assert!(std::slice::from_raw_parts(q, l.size())
+                .iter()
+                .all(|&b| b == 0));
             a.dealloc(q, l);
             let small = layout(100, 8);
             let s = a.alloc(small);

@@ -8,8 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::init;
 use super::layers::conv::convolve;
-use super::layers::regularize::dropout;
 use super::layers::norm::{Clamp, Then};
+use super::layers::regularize::dropout;
 use super::layers::{Activation, BatchNorm, LayerNorm};
 use super::ops::{self, ConvOptions, Window};
 use super::param::Training;

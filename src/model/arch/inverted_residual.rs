@@ -9,8 +9,8 @@ use candle_core::{Result, Tensor};
 use rand_chacha::ChaCha8Rng;
 
 use super::super::builder::{Builder, Fill};
-use super::super::layers::regularize::drop_path;
 use super::super::layers::norm::{Clamp, Then};
+use super::super::layers::regularize::drop_path;
 use super::super::layers::{shape_error, BatchNorm, Chw, Conv2d, ConvConfig, Padding};
 use super::super::Mode;
 

@@ -7,8 +7,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::super::builder::Builder;
 use super::super::layers::conv::kaiming_fan_out;
-use super::super::layers::regularize::drop_path;
 use super::super::layers::norm::{Clamp, Then};
+use super::super::layers::regularize::drop_path;
 use super::super::layers::{BatchNorm, Chw, Conv2d, ConvConfig, Linear, Padding};
 use super::super::ops::{self, Window};
 use super::super::Mode;

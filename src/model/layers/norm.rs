@@ -8,9 +8,9 @@ use candle_core::{DType, Result, Tensor, Var, D};
 use super::super::builder::{Builder, Fill};
 use super::super::ops::batch_norm as fast;
 pub use super::super::ops::batch_norm::{Clamp, Then};
-use super::activation::Activation;
 use super::super::param::Training;
 use super::super::Mode;
+use super::activation::Activation;
 
 pub struct BatchNorm {
     gamma: Var,
@@ -400,8 +400,14 @@ mod tests {
                     let (yg, gg, mg, vg) = run(Kernels::Generic);
                     let what = format!("{dims:?} {mode:?} {clamp:?} residual {with_residual}");
                     assert!(max_rel(&yf, &yg) < 1e-6, "{what}: output");
-                    assert!(max_rel(mf.as_tensor(), mg.as_tensor()) < 1e-6, "{what}: mean");
-                    assert!(max_rel(vf.as_tensor(), vg.as_tensor()) < 1e-6, "{what}: var");
+                    assert!(
+                        max_rel(mf.as_tensor(), mg.as_tensor()) < 1e-6,
+                        "{what}: mean"
+                    );
+                    assert!(
+                        max_rel(vf.as_tensor(), vg.as_tensor()) < 1e-6,
+                        "{what}: var"
+                    );
                     let mut inputs = vec![
                         ("x", x.as_tensor()),
                         ("gamma", gamma.as_tensor()),
