@@ -1,6 +1,7 @@
 //! Batch norm over the channels of `n × c` or `n × c × h × w` f32 tensors as one candle custom
-//! op on the CPU: per-channel statistics in one pass over the data (summed in f64, in a fixed
-//! order), then the normalisation image by image; its backward is the same two passes. The
+//! op on the CPU: per-channel mean, then variance about it (each plane summed in f32 vector lanes
+//! over spans of 4,096 values, the spans added in f64, in a fixed order), then the normalisation
+//! image by image; its backward is one pass of sums and one of the affine map. The
 //! device-generic twin made of candle ops is `layers::norm::batch_norm_reference`.
 
 use std::sync::Mutex;
@@ -70,11 +71,13 @@ fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
     }
 }
 
-/// Per channel `(Σ f(i, value), Σ g(i, value))` over the batch, channels split into ranges.
+/// Per channel, the two sums `plane` returns for each of its planes (`(channel, values, offset
+/// of the values in the batch)`), added in f64 image by image; channels split into ranges, each
+/// summed by one thread in a fixed order.
 fn channel_sums(
     data: &[f32],
     (n, c, hw): (usize, usize, usize),
-    f: impl Fn(usize, f32, usize) -> (f64, f64) + Sync,
+    plane: impl Fn(usize, &[f32], usize) -> (f64, f64) + Sync,
 ) -> Result<Vec<(f64, f64)>> {
     let ranges = cpu::ranges(c, 4 * cpu::MAX_CHUNKS);
     let parts = cpu::run(ranges, |r| {
@@ -82,17 +85,64 @@ fn channel_sums(
             let (mut a, mut b) = (0f64, 0f64);
             for img in 0..n {
                 let start = (img * c + ch) * hw;
-                for (k, &v) in data[start..start + hw].iter().enumerate() {
-                    let (da, db) = f(ch, v, start + k);
-                    a += da;
-                    b += db;
-                }
+                let (da, db) = plane(ch, &data[start..start + hw], start);
+                a += da;
+                b += db;
             }
             (a, b)
         })
         .collect::<Vec<_>>())
     })?;
     Ok(parts.into_iter().flatten().collect())
+}
+
+/// Lanes of the plane sums: independent f32 accumulators the compiler keeps in vector
+/// registers.
+const LANES: usize = 16;
+/// Values per lane added in f32 before the lanes are added into f64 (bounds the rounding
+/// error of a lane to that of a 256-term sum).
+const SPAN: usize = 256 * LANES;
+
+/// `Σ f(x, z)` over a plane in f64, from f32 lane sums over spans of [`SPAN`] values.
+#[inline(always)]
+fn plane_sum(xs: &[f32], zs: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+    let mut total = 0f64;
+    for (xs, zs) in xs.chunks(SPAN).zip(zs.chunks(SPAN)) {
+        let mut lanes = [0f32; LANES];
+        let mut xc = xs.chunks_exact(LANES);
+        let mut zc = zs.chunks_exact(LANES);
+        for (x, z) in (&mut xc).zip(&mut zc) {
+            for l in 0..LANES {
+                lanes[l] += f(x[l], z[l]);
+            }
+        }
+        for (&x, &z) in xc.remainder().iter().zip(zc.remainder()) {
+            lanes[0] += f(x, z);
+        }
+        total += lanes.iter().map(|&v| v as f64).sum::<f64>();
+    }
+    total
+}
+
+cpu::multiversion! {
+/// `Σ (x − centre)²` over a plane, or with `squares` false `Σ x`.
+fn sum_or_centred_squares(xs: &[f32], centre: f32, squares: bool) -> f64 {
+    if squares {
+        plane_sum(xs, xs, |x, _| (x - centre) * (x - centre))
+    } else {
+        plane_sum(xs, xs, |x, _| x)
+    }
+}
+}
+
+cpu::multiversion! {
+/// `(Σ dy, Σ dy · (x − centre))` over a plane.
+fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
+    (
+        plane_sum(dy, dy, |d, _| d),
+        plane_sum(dy, xs, |d, x| d * (x - centre)),
+    )
+}
 }
 
 /// Per channel `(a, centre, b)` of `a · (x − centre) + b`.
@@ -211,11 +261,12 @@ impl CustomOp3 for BatchNormOp {
         let count = n * hw;
         let (mean, var) = match &self.stats {
             Statistics::Batch => {
-                let sums = channel_sums(x, d, |_, v, _| (v as f64, 0.0))?;
+                let sums = channel_sums(x, d, |_, xs, _| {
+                    (sum_or_centred_squares(xs, 0.0, false), 0.0)
+                })?;
                 let mean: Vec<f64> = sums.iter().map(|s| s.0 / count.max(1) as f64).collect();
-                let sq = channel_sums(x, d, |ch, v, _| {
-                    let e = v as f64 - mean[ch];
-                    (e * e, 0.0)
+                let sq = channel_sums(x, d, |ch, xs, _| {
+                    (sum_or_centred_squares(xs, mean[ch] as f32, true), 0.0)
                 })?;
                 let var: Vec<f64> = sq.iter().map(|s| s.0 / count.max(1) as f64).collect();
                 *self.batch.lock().map_err(poisoned)? = BatchStatistics {
@@ -285,9 +336,9 @@ impl CustomOp3 for BatchNormOp {
         };
         let g: &[f32] = clamped.as_deref().unwrap_or(dy_out);
         // Σ dy and Σ dy · x̂ per channel.
-        let sums = channel_sums(g, d, |ch, dy, i| {
-            let xhat = (xd[i] as f64 - mean[ch]) * invstd[ch];
-            (dy as f64, dy as f64 * xhat)
+        let sums = channel_sums(g, d, |ch, dy, at| {
+            let (s, dot) = sum_and_centred_dot(dy, &xd[at..at + dy.len()], mean[ch] as f32);
+            (s, dot * invstd[ch])
         })?;
         let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
         let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
@@ -388,4 +439,42 @@ pub fn applies(x: &Tensor, gamma: &Tensor, beta: &Tensor, then: &Then) -> bool {
         && then
             .residual
             .is_none_or(|r| cpu::fast_path(&[r]) && r.shape() == x.shape())
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::Rng;
+
+    use super::*;
+    use crate::model::ops::testutil::rng;
+
+    #[test]
+    fn plane_sums_match_f64_sums_over_many_spans_and_a_ragged_tail() {
+        let mut r = rng(7);
+        for len in [1, 15, 17, SPAN - 1, SPAN, 3 * SPAN + 5] {
+            let xs: Vec<f32> = (0..len).map(|_| 3.0 + r.random::<f32>()).collect();
+            let dy: Vec<f32> = (0..len).map(|_| r.random::<f32>() - 0.5).collect();
+            let centre = 3.5f32;
+            let sum: f64 = xs.iter().map(|&x| x as f64).sum();
+            let sq: f64 = xs.iter().map(|&x| (x as f64 - 3.5).powi(2)).sum();
+            let dsum: f64 = dy.iter().map(|&d| d as f64).sum();
+            let dot: f64 = dy
+                .iter()
+                .zip(&xs)
+                .map(|(&d, &x)| d as f64 * (x as f64 - 3.5))
+                .sum();
+            let close = |got: f64, want: f64, scale: f64| (got - want).abs() <= 1e-6 * scale;
+            let scale = len as f64;
+            assert!(
+                close(sum_or_centred_squares(&xs, 0.0, false), sum, scale),
+                "{len} sum"
+            );
+            assert!(
+                close(sum_or_centred_squares(&xs, centre, true), sq, scale),
+                "{len} squares"
+            );
+            let (s, d) = sum_and_centred_dot(&dy, &xs, centre);
+            assert!(close(s, dsum, scale) && close(d, dot, scale), "{len} dot");
+        }
+    }
 }
