@@ -8,9 +8,12 @@ use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
 use super::conv_gradients;
 use super::cpu;
-use super::im2col::{col2im, im2col, Geometry};
+use super::im2col::{col2im, fold_span, im2col, pad_image, unfold_span, unpad_add, Geometry};
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 use super::max_pool::{self, Window};
+
+/// Every product here runs on one thread: the ops split the batch across threads themselves.
+const NONE: Parallelism = Parallelism::None;
 
 /// What the convolution computes: `pool(relu(conv(x, w) + b))`, each stage optional.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +162,8 @@ impl ConvOp {
         let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
         cpu::run(tasks, |((images, out), arg)| {
-            let col_len = if g.is_pointwise() { 0 } else { k * n };
+            let span = g.span();
+            let col_len = if g.is_pointwise() { 0 } else { k * span };
             let pool_len = match pool {
                 Some(_) => 2 * g.wo * co + 2 * d.ow * co,
                 None => 0,
@@ -168,18 +172,44 @@ impl ConvOp {
             let (col, rest) = buf.split_at_mut(col_len);
             let (z, rest) = rest.split_at_mut(co * n);
             let (pool_scratch, padded) = rest.split_at_mut(pool_len);
+            let lhs = Mat::rows(w, k);
             for (i, img) in images.enumerate() {
                 let xn = &x[img * g.image()..(img + 1) * g.image()];
-                let rhs = if g.is_pointwise() {
-                    Mat::rows(xn, n)
-                } else {
-                    im2col(&g, xn, col, padded);
-                    Mat::rows(col, n)
-                };
                 // z = (W · col)ᵀ: grid positions × channels, the orientation gemm runs fastest
                 // in, and the one the pooling epilogue vectorises over channels with.
-                let zt = MatMut::cols(z, co);
-                gemm(co, n, k, zt, false, Mat::rows(w, k), rhs, Parallelism::None)?;
+                if g.is_pointwise() {
+                    gemm(
+                        co,
+                        n,
+                        k,
+                        MatMut::cols(z, co),
+                        false,
+                        lhs,
+                        Mat::rows(xn, n),
+                        NONE,
+                    )?;
+                } else if g.is_padded() {
+                    // A slice of grid positions at a time, multiplied while still in cache.
+                    pad_image(&g, xn, padded);
+                    for (start, zs) in (0..n).step_by(span).zip(z.chunks_mut(span * co)) {
+                        let len = zs.len() / co;
+                        unfold_span(&g, padded, start..start + len, col);
+                        let rhs = Mat::rows(&col[..k * len], len);
+                        gemm(co, len, k, MatMut::cols(zs, co), false, lhs, rhs, NONE)?;
+                    }
+                } else {
+                    im2col(&g, xn, col, padded);
+                    gemm(
+                        co,
+                        n,
+                        k,
+                        MatMut::cols(z, co),
+                        false,
+                        lhs,
+                        Mat::rows(col, n),
+                        NONE,
+                    )?;
+                }
                 let out_n = &mut out[i * out_img..(i + 1) * out_img];
                 let grid = (g.ho, g.wo, g.grid_w);
                 match pool {
@@ -255,21 +285,28 @@ impl ConvOp {
             // Partial sums of this chunk: dWᵀ (K × c_out) and db.
             let mut dwt = vec![0f32; if need_dw { k * co } else { 0 }];
             let mut db = vec![0f32; if need_db { co } else { 0 }];
+            // On the padded path the column matrices are built a slice of grid positions at a
+            // time (from the padded image), else whole; the padded input and, for the input
+            // gradient, the padded gradient live side by side in `padded`.
+            let span = g.span();
             let col_len = if g.is_pointwise() || !need_dw {
                 0
             } else {
-                k * n
+                k * span
             };
             let dcol_len = if g.is_pointwise() || !need_dx {
                 0
             } else {
-                k * n
+                k * span
             };
-            let mut buf = cpu::take_scratch(co * n + col_len + dcol_len + g.padded_len());
+            let pads = if g.is_padded() { 2 } else { 1 };
+            let mut buf = cpu::take_scratch(co * n + col_len + dcol_len + pads * g.padded_len());
             let (gz, rest) = buf.split_at_mut(co * n);
             let (col, rest) = rest.split_at_mut(col_len);
             let (dcol, padded) = rest.split_at_mut(dcol_len);
+            let (padded, padded_grad) = padded.split_at_mut(g.padded_len());
             let grid = (g.ho, g.wo, g.grid_w);
+            let wt = Mat::rows(&wt, co);
             for (i, im) in images.enumerate() {
                 let o = im * out_img..(im + 1) * out_img;
                 let (gn, rn) = (&gd[o.clone()], &rd[o.clone()]);
@@ -285,6 +322,34 @@ impl ConvOp {
                     }
                 }
                 let xn = &xd[im * g.image()..(im + 1) * g.image()];
+                let dxn = &mut dx[i * img..(i + 1) * img];
+                if g.is_padded() {
+                    pad_image(&g, xn, padded);
+                    if need_dx {
+                        padded_grad.fill(0.0);
+                    }
+                    for (start, gzs) in (0..n).step_by(span).zip(gz.chunks(span * co)) {
+                        let len = gzs.len() / co;
+                        let positions = start..start + len;
+                        // this slice of gz as the c_out × len matrix it stands for
+                        let gmat = Mat::transposed(gzs, co);
+                        if need_dw {
+                            unfold_span(&g, padded, positions.clone(), col);
+                            let cols = Mat::transposed(&col[..k * len], len);
+                            let dst = MatMut::cols(&mut dwt, co);
+                            gemm(co, k, len, dst, true, gmat, cols, NONE)?;
+                        }
+                        if need_dx {
+                            let dst = MatMut::rows(&mut dcol[..k * len], len);
+                            gemm(k, len, co, dst, false, wt, gmat, NONE)?;
+                            fold_span(&g, dcol, positions, padded_grad);
+                        }
+                    }
+                    if need_dx {
+                        unpad_add(&g, padded_grad, dxn);
+                    }
+                    continue;
+                }
                 // gz as the c_out × grid matrix it stands for.
                 let gmat = Mat::transposed(gz, co);
                 if need_dw {
@@ -295,17 +360,13 @@ impl ConvOp {
                         Mat::transposed(col, n)
                     };
                     let dst = MatMut::cols(&mut dwt, co);
-                    gemm(co, k, n, dst, true, gmat, cols, Parallelism::None)?;
+                    gemm(co, k, n, dst, true, gmat, cols, NONE)?;
                 }
                 if need_dx {
-                    let dxn = &mut dx[i * g.image()..(i + 1) * g.image()];
-                    let lhs = Mat::rows(&wt, co);
                     if g.is_pointwise() {
-                        let dst = MatMut::rows(dxn, n);
-                        gemm(k, n, co, dst, false, lhs, gmat, Parallelism::None)?;
+                        gemm(k, n, co, MatMut::rows(dxn, n), false, wt, gmat, NONE)?;
                     } else {
-                        let dst = MatMut::rows(dcol, n);
-                        gemm(k, n, co, dst, false, lhs, gmat, Parallelism::None)?;
+                        gemm(k, n, co, MatMut::rows(dcol, n), false, wt, gmat, NONE)?;
                         col2im(&g, dcol, dxn, padded);
                     }
                 }
@@ -742,6 +803,34 @@ mod tests {
                 &what,
             );
             cases += 1;
+        }
+    }
+
+    #[test]
+    fn many_channels_over_a_large_grid_are_multiplied_a_slice_at_a_time() {
+        let mut rng = rng(5);
+        for (c_in, h, w, c_out, pool) in [
+            (64, 10, 9, 7, None),
+            (40, 17, 13, 5, Some(Window { size: 2, stride: 2 })),
+        ] {
+            let g = Geometry::new((c_in, h, w), (3, 3), 1, 1).unwrap();
+            assert!(g.span() < g.grid(), "{g:?} takes more than one slice");
+            let o = ConvOptions {
+                stride: 1,
+                padding: 1,
+                relu: true,
+                pool,
+            };
+            let vx = var(&mut rng, &[2, c_in, h, w]);
+            let vw = var(&mut rng, &[c_out, c_in, 3, 3]);
+            let vb = var(&mut rng, &[c_out]);
+            check_against(
+                &[&vx, &vw, &vb],
+                &mut rng,
+                |t| conv2d(&t[0], &t[1], t.get(2), o),
+                |t| candle_conv(&t[0], &t[1], t.get(2), o),
+                &format!("{g:?}"),
+            );
         }
     }
 
