@@ -103,45 +103,65 @@ const LANES: usize = 16;
 /// error of a lane to that of a 256-term sum).
 const SPAN: usize = 256 * LANES;
 
-/// `Σ f(x, z)` over a plane in f64, from f32 lane sums over spans of [`SPAN`] values.
-#[inline(always)]
-fn plane_sum(xs: &[f32], zs: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
+/// The f32 lanes of one span as f64.
+fn lanes_total(lanes: &[f32; LANES]) -> f64 {
+    lanes.iter().map(|&v| v as f64).sum()
+}
+
+cpu::multiversion! {
+/// `Σ (x − centre)²` over a plane, or with `squares` false `Σ x`, in f64 from f32 lane sums
+/// over spans of [`SPAN`] values.
+fn sum_or_centred_squares(xs: &[f32], centre: f32, squares: bool) -> f64 {
     let mut total = 0f64;
-    for (xs, zs) in xs.chunks(SPAN).zip(zs.chunks(SPAN)) {
-        let mut lanes = [0f32; LANES];
-        let mut xc = xs.chunks_exact(LANES);
-        let mut zc = zs.chunks_exact(LANES);
-        for (x, z) in (&mut xc).zip(&mut zc) {
-            for l in 0..LANES {
-                lanes[l] += f(x[l], z[l]);
+    for span in xs.chunks(SPAN) {
+        let mut acc = [0f32; LANES];
+        let mut it = span.chunks_exact(LANES);
+        for x in &mut it {
+            let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
+            if squares {
+                for l in 0..LANES {
+                    let e = x[l] - centre;
+                    acc[l] += e * e;
+                }
+            } else {
+                for l in 0..LANES {
+                    acc[l] += x[l];
+                }
             }
         }
-        for (&x, &z) in xc.remainder().iter().zip(zc.remainder()) {
-            lanes[0] += f(x, z);
+        for (l, &x) in it.remainder().iter().enumerate() {
+            acc[l] += if squares { (x - centre) * (x - centre) } else { x };
         }
-        total += lanes.iter().map(|&v| v as f64).sum::<f64>();
+        total += lanes_total(&acc);
     }
     total
 }
-
-cpu::multiversion! {
-/// `Σ (x − centre)²` over a plane, or with `squares` false `Σ x`.
-fn sum_or_centred_squares(xs: &[f32], centre: f32, squares: bool) -> f64 {
-    if squares {
-        plane_sum(xs, xs, |x, _| (x - centre) * (x - centre))
-    } else {
-        plane_sum(xs, xs, |x, _| x)
-    }
-}
 }
 
 cpu::multiversion! {
-/// `(Σ dy, Σ dy · (x − centre))` over a plane.
+/// `(Σ dy, Σ dy · (x − centre))` over a plane, in f64 from f32 lane sums over spans of
+/// [`SPAN`] values.
 fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
-    (
-        plane_sum(dy, dy, |d, _| d),
-        plane_sum(dy, xs, |d, x| d * (x - centre)),
-    )
+    let (mut sum, mut dot) = (0f64, 0f64);
+    for (dy, xs) in dy.chunks(SPAN).zip(xs.chunks(SPAN)) {
+        let (mut s, mut p) = ([0f32; LANES], [0f32; LANES]);
+        let (mut di, mut xi) = (dy.chunks_exact(LANES), xs.chunks_exact(LANES));
+        for (d, x) in (&mut di).zip(&mut xi) {
+            let d: &[f32; LANES] = d.try_into().unwrap_or(&[0.0; LANES]);
+            let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
+            for l in 0..LANES {
+                s[l] += d[l];
+                p[l] += d[l] * (x[l] - centre);
+            }
+        }
+        for (l, (&d, &x)) in di.remainder().iter().zip(xi.remainder()).enumerate() {
+            s[l] += d;
+            p[l] += d * (x - centre);
+        }
+        sum += lanes_total(&s);
+        dot += lanes_total(&p);
+    }
+    (sum, dot)
 }
 }
 
