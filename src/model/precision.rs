@@ -158,14 +158,21 @@ mod tests {
             let (got, grads) = step(&model, &x, None);
             let e = largest(&(&got - &want).unwrap()) / largest(&want);
             assert!(e < 1e-4, "{name}: logits differ by {e:e}");
-            let floor = want_grads
-                .iter()
-                .map(|(_, g)| largest(g))
-                .fold(0f32, f32::max);
+            // Each gradient against f64's by the norm of the difference, as f32 itself is
+            // off: single values of near-cancelling sums relatively far, and resnet20's batch
+            // norms over few values amplify rounding through the backward (on a Sapphire
+            // Rapids core its gradients differ from f64's by up to 2.5e-3 with the fast ops,
+            // 8e-3 with the f32 candle-op twin; the other architectures by under 1e-4). A
+            // wrong gradient is off by order one.
+            let norm = |t: &Tensor| {
+                let squares = t.sqr().unwrap().sum_all().unwrap();
+                squares.to_scalar::<f32>().unwrap().sqrt()
+            };
+            let floor = want_grads.iter().map(|(_, g)| norm(g)).fold(0f32, f32::max);
             for ((p, g), (_, w)) in grads.iter().zip(&want_grads) {
-                let scale = largest(w).max(1e-2 * floor);
-                let e = largest(&(g - w).unwrap()) / scale;
-                assert!(e < 1e-3, "{name}: gradient of {p} differs by {e:e}");
+                let scale = norm(w).max(1e-2 * floor);
+                let e = norm(&(g - w).unwrap()) / scale;
+                assert!(e < 1e-2, "{name}: gradient of {p} differs by {e:e}");
             }
         }
     }

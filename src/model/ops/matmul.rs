@@ -194,6 +194,60 @@ mod tests {
         }
     }
 
+    /// Shapes large enough for every microkernel and cache block of the widest kernels the
+    /// CPU has (AVX-512 where it has them), in all the layouts the convolutions use: each
+    /// value within f32 rounding of the f64 product, relative to `Σ |a·b|`.
+    #[test]
+    fn large_random_products_are_exact_to_rounding_in_every_layout() {
+        use rand::Rng;
+        let mut r = crate::model::ops::testutil::rng(5);
+        for &(m, n, k) in &[
+            (64, 48, 300),
+            (97, 130, 1100),
+            (33, 700, 77),
+            (300, 17, 2500),
+        ] {
+            let a: Vec<f32> = (0..m * k).map(|_| r.random::<f32>() - 0.5).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| r.random::<f32>() - 0.5).collect();
+            let start: Vec<f32> = (0..m * n).map(|_| r.random::<f32>() - 0.5).collect();
+            for (la, lb) in [
+                (Mat::rows(&a, k), Mat::rows(&b, n)),
+                (Mat::transposed(&a, m), Mat::rows(&b, n)),
+                (Mat::rows(&a, k), Mat::transposed(&b, k)),
+                (Mat::transposed(&a, m), Mat::transposed(&b, k)),
+            ] {
+                for (cols, accumulate) in [(false, false), (true, true), (true, false)] {
+                    let mut got = start.clone();
+                    let dst = if cols {
+                        MatMut::cols(&mut got, m)
+                    } else {
+                        MatMut::rows(&mut got, n)
+                    };
+                    gemm(m, n, k, dst, accumulate, la, lb, Parallelism::None).unwrap();
+                    for i in 0..m {
+                        for j in 0..n {
+                            let terms = (0..k).map(|p| {
+                                la.data[i * la.rs + p * la.cs] as f64
+                                    * lb.data[p * lb.rs + j * lb.cs] as f64
+                            });
+                            let (want, size) =
+                                terms.fold((0f64, 0f64), |(s, t), v| (s + v, t + v.abs()));
+                            let at = if cols { j * m + i } else { i * n + j };
+                            let want = want + if accumulate { start[at] as f64 } else { 0.0 };
+                            let err = (got[at] as f64 - want).abs();
+                            assert!(
+                                err <= 1e-6 * (size + 1.0),
+                                "{m}×{n}×{k} cols {cols} accumulate {accumulate}: ({i}, {j}) is \
+                                 {} against {want}",
+                                got[at]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn rejects_operands_too_small() {
         let a = vec![0.0; 5];
