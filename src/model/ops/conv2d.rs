@@ -2,6 +2,7 @@
 //! matrix products on the CPU: per image, im2col then `W · col` (forward), `G · colᵀ` (weight
 //! gradient, summed over a fixed split of the batch) and `Wᵀ · G` then col2im (input gradient).
 
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
@@ -154,9 +155,9 @@ impl ConvOp {
         let (g, co) = (d.g, d.c_out);
         let (k, n, out_img) = (g.k(), g.grid(), d.out());
         let (relu, pool) = (self.opts.relu, self.opts.pool);
-        let mut out = vec![0f32; d.n * out_img];
         let arg_img = if pool.is_some() { out_img } else { 0 };
-        let mut argmax = vec![0u32; d.n * arg_img];
+        let mut argmax = cpu::uninit_vec::<u32>(d.n * arg_img);
+        let mut out = cpu::uninit_vec::<f32>(d.n * out_img);
         let ranges = cpu::ranges(d.n, 4 * cpu::MAX_CHUNKS);
         let outs = cpu::split_mut(&mut out, &ranges, out_img);
         let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
@@ -224,6 +225,9 @@ impl ConvOp {
             cpu::put_scratch(buf);
             Ok(())
         })?;
+        // SAFETY: the ranges cover every image, and both epilogues write every value of an
+        // image's output (and, pooling, of its argmax).
+        let (out, argmax) = unsafe { (cpu::assume_written(out), cpu::assume_written(argmax)) };
         if pool.is_some() {
             *lock(&self.argmax)? = argmax;
         }
@@ -414,7 +418,7 @@ fn store_channels_first(
     grid: (usize, usize, usize),
     bias: Option<&[f32]>,
     relu: bool,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let (ho, wo, gw) = grid;
     for ch in 0..c {
@@ -423,7 +427,7 @@ fn store_channels_first(
             let dst = &mut out[(ch * ho + y) * wo..][..wo];
             for (x, o) in dst.iter_mut().enumerate() {
                 let t = z[(y * gw + x) * c + ch] + b;
-                *o = if relu && t < 0.0 { 0.0 } else { t };
+                o.write(if relu && t < 0.0 { 0.0 } else { t });
             }
         }
     }
@@ -446,8 +450,8 @@ fn pool_channels_last(
     win: Window,
     bias: Option<&[f32]>,
     relu: bool,
-    out: &mut [f32],
-    argmax: &mut [u32],
+    out: &mut [MaybeUninit<f32>],
+    argmax: &mut [MaybeUninit<u32>],
     scratch: &mut [f32],
 ) {
     let ((ho, wo, gw), (k, s)) = (grid, (win.size, win.stride));
@@ -533,11 +537,11 @@ fn pool_channels_last(
             let o = ch * plane + y * ow;
             let column = hbest[ch..].iter().step_by(c);
             for (d, &v) in out[o..o + ow].iter_mut().zip(column) {
-                *d = v;
+                d.write(v);
             }
             let column = hpos[ch..].iter().step_by(c);
             for (d, &v) in argmax[o..o + ow].iter_mut().zip(column) {
-                *d = v.to_bits();
+                d.write(v.to_bits());
             }
         }
     }

@@ -3,6 +3,7 @@
 //! buffers reused from step to step instead of fresh allocations.
 
 use std::cell::Cell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use candle_core::backend::BackendStorage;
@@ -129,6 +130,41 @@ macro_rules! multiversion {
     };
 }
 pub(crate) use multiversion;
+
+/// `len` uninitialised values, to be written in full and then made a `Vec<T>` by
+/// [`assume_written`]: a large vector of zeros first would cost a pass over memory that the
+/// writes then repeat.
+pub(crate) fn uninit_vec<T>(len: usize) -> Vec<MaybeUninit<T>> {
+    let mut v = Vec::with_capacity(len);
+    v.resize_with(len, MaybeUninit::uninit);
+    v
+}
+
+/// The values of `v`, all of them written.
+///
+/// # Safety
+/// Every value of `v` has been initialised.
+pub(crate) unsafe fn assume_written<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
+    let mut v = std::mem::ManuallyDrop::new(v);
+    let (ptr, len, cap) = (v.as_mut_ptr(), v.len(), v.capacity());
+    // SAFETY: `MaybeUninit<T>` has the size and alignment of `T`, the allocation is handed over
+    // whole, and the caller promises every value is initialised.
+    unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, cap) }
+}
+
+/// A vector of `len` values that `fill` writes into uninitialised memory (see [`uninit_vec`]).
+///
+/// # Safety
+/// When `fill` returns `Ok`, it has written every one of the `len` values.
+pub(crate) unsafe fn written_vec<T>(
+    len: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<T>]) -> Result<()>,
+) -> Result<Vec<T>> {
+    let mut v = uninit_vec(len);
+    fill(&mut v)?;
+    // SAFETY: the caller promises that `fill` initialised every value.
+    Ok(unsafe { assume_written(v) })
+}
 
 thread_local! {
     static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
