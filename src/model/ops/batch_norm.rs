@@ -4,6 +4,7 @@
 //! image by image; its backward is one pass of sums and one of the affine map. The
 //! device-generic twin made of candle ops is `layers::norm::batch_norm_reference`.
 
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
@@ -109,32 +110,30 @@ fn lanes_total(lanes: &[f32; LANES]) -> f64 {
 }
 
 cpu::multiversion! {
-/// `Σ (x − centre)²` over a plane, or with `squares` false `Σ x`, in f64 from f32 lane sums
-/// over spans of [`SPAN`] values.
-fn sum_or_centred_squares(xs: &[f32], centre: f32, squares: bool) -> f64 {
-    let mut total = 0f64;
+/// `(Σ (x − shift), Σ (x − shift)²)` over a plane, in f64 from f32 lane sums over spans of
+/// [`SPAN`] values.
+fn shifted_sums(xs: &[f32], shift: f32) -> (f64, f64) {
+    let (mut sum, mut squares) = (0f64, 0f64);
     for span in xs.chunks(SPAN) {
-        let mut acc = [0f32; LANES];
+        let (mut s, mut q) = ([0f32; LANES], [0f32; LANES]);
         let mut it = span.chunks_exact(LANES);
         for x in &mut it {
             let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
-            if squares {
-                for l in 0..LANES {
-                    let e = x[l] - centre;
-                    acc[l] += e * e;
-                }
-            } else {
-                for l in 0..LANES {
-                    acc[l] += x[l];
-                }
+            for l in 0..LANES {
+                let e = x[l] - shift;
+                s[l] += e;
+                q[l] += e * e;
             }
         }
         for (l, &x) in it.remainder().iter().enumerate() {
-            acc[l] += if squares { (x - centre) * (x - centre) } else { x };
+            let e = x - shift;
+            s[l] += e;
+            q[l] += e * e;
         }
-        total += lanes_total(&acc);
+        sum += lanes_total(&s);
+        squares += lanes_total(&q);
     }
-    total
+    (sum, squares)
 }
 }
 
@@ -165,44 +164,100 @@ fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
 }
 }
 
+cpu::multiversion! {
+/// [`sum_and_centred_dot`] of `dy` passed through the clamp whose output was `y` (see
+/// [`clamp_gradient`]), without writing the clamped gradient out.
+fn gated_sum_and_centred_dot(
+    dy: &[f32],
+    y: &[f32],
+    xs: &[f32],
+    centre: f32,
+    bounds: (f32, f32),
+) -> (f64, f64) {
+    let (lo, hi) = bounds;
+    let (mut sum, mut dot) = (0f64, 0f64);
+    for ((dy, y), xs) in dy.chunks(SPAN).zip(y.chunks(SPAN)).zip(xs.chunks(SPAN)) {
+        let (mut s, mut p) = ([0f32; LANES], [0f32; LANES]);
+        let (mut di, mut yi, mut xi) = (
+            dy.chunks_exact(LANES),
+            y.chunks_exact(LANES),
+            xs.chunks_exact(LANES),
+        );
+        for ((d, y), x) in (&mut di).zip(&mut yi).zip(&mut xi) {
+            let d: &[f32; LANES] = d.try_into().unwrap_or(&[0.0; LANES]);
+            let y: &[f32; LANES] = y.try_into().unwrap_or(&[0.0; LANES]);
+            let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
+            for l in 0..LANES {
+                let g = if y[l] > lo && y[l] < hi { d[l] } else { 0.0 };
+                s[l] += g;
+                p[l] += g * (x[l] - centre);
+            }
+        }
+        let tail = di.remainder().iter().zip(yi.remainder()).zip(xi.remainder());
+        for (l, ((&d, &y), &x)) in tail.enumerate() {
+            let g = if y > lo && y < hi { d } else { 0.0 };
+            s[l] += g;
+            p[l] += g * (x - centre);
+        }
+        sum += lanes_total(&s);
+        dot += lanes_total(&p);
+    }
+    (sum, dot)
+}
+}
+
 /// Per channel `(a, centre, b)` of `a · (x − centre) + b`.
 type Affine = (f32, f32, f32);
 
 /// A second term `t · (z − centre_z)`: the values `z` and, per channel, `(t, centre_z)`.
 type Extra<'a> = (&'a [f32], &'a [(f32, f32)]);
 
+/// A clamp's output `y` and bounds: where `y` is not strictly inside them, the value it gates
+/// counts as 0 (the gradient through the clamp).
+type Gate<'a> = (&'a [f32], (f32, f32));
+
 /// Image by image, `out[i] = a · (x[i] − centre) + b` with the channel's [`Affine`], plus
 /// `t · (z[i] − centre_z)` when `extra` gives `z` and each channel's `(t, centre_z)`, then
-/// clamped to `bounds`.
+/// clamped to `bounds`; with `gate`, `x[i]` counts as 0 where the gate is closed.
 /// Subtracting the centre first keeps values near the mean exact (no cancellation).
 fn per_channel_affine(
     x: &[f32],
     (n, c, hw): (usize, usize, usize),
     affine: &[Affine],
     extra: Option<Extra>,
+    gate: Option<Gate>,
     bounds: (f32, f32),
 ) -> Result<Vec<f32>> {
-    let mut out = vec![0f32; n * c * hw];
-    let ranges = cpu::ranges(n, 4 * cpu::MAX_CHUNKS);
-    let outs = cpu::split_mut(&mut out, &ranges, c * hw);
-    let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
-    cpu::run(tasks, |(r, out)| {
-        for (i, img) in r.enumerate() {
-            for ch in 0..c {
-                let at = (img * c + ch) * hw;
-                let o = &mut out[(i * c + ch) * hw..(i * c + ch + 1) * hw];
-                let extra = extra.map(|(z, t)| (&z[at..at + hw], t[ch]));
-                affine_plane(o, &x[at..at + hw], affine[ch], extra, bounds);
+    let fill = |out: &mut [MaybeUninit<f32>]| {
+        let ranges = cpu::ranges(n, 4 * cpu::MAX_CHUNKS);
+        let outs = cpu::split_mut(out, &ranges, c * hw);
+        let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
+        cpu::run(tasks, |(r, out)| {
+            for (i, img) in r.enumerate() {
+                for ch in 0..c {
+                    let at = (img * c + ch) * hw;
+                    let o = &mut out[(i * c + ch) * hw..(i * c + ch + 1) * hw];
+                    let extra = extra.map(|(z, t)| (&z[at..at + hw], t[ch]));
+                    let xs = &x[at..at + hw];
+                    match gate {
+                        None => affine_plane(o, xs, affine[ch], extra, bounds),
+                        Some((y, gb)) => {
+                            gated_affine_plane(o, xs, (&y[at..at + hw], gb), affine[ch], extra)
+                        }
+                    }
+                }
             }
-        }
+            Ok(())
+        })?;
         Ok(())
-    })?;
-    Ok(out)
+    };
+    // SAFETY: the ranges cover all `n` images, and every plane of each is written in full.
+    unsafe { cpu::written_vec(n * c * hw, fill) }
 }
 
 cpu::multiversion! {
 fn affine_plane(
-    o: &mut [f32],
+    o: &mut [MaybeUninit<f32>],
     xs: &[f32],
     affine: Affine,
     extra: Option<(&[f32], (f32, f32))>,
@@ -213,12 +268,40 @@ fn affine_plane(
     match extra {
         None => {
             for (o, &v) in o.iter_mut().zip(xs) {
-                *o = (a * (v - cx) + b).max(lo).min(hi);
+                o.write((a * (v - cx) + b).max(lo).min(hi));
             }
         }
         Some((zs, (t, cz))) => {
             for ((o, &v), &z) in o.iter_mut().zip(xs).zip(zs) {
-                *o = (a * (v - cx) + b + t * (z - cz)).max(lo).min(hi);
+                o.write((a * (v - cx) + b + t * (z - cz)).max(lo).min(hi));
+            }
+        }
+    }
+}
+}
+
+cpu::multiversion! {
+/// [`affine_plane`] of `xs` passed through `gate`, unclamped.
+fn gated_affine_plane(
+    o: &mut [MaybeUninit<f32>],
+    xs: &[f32],
+    gate: (&[f32], (f32, f32)),
+    affine: Affine,
+    extra: Option<(&[f32], (f32, f32))>,
+) {
+    let (a, cx, b) = affine;
+    let (ys, (lo, hi)) = gate;
+    match extra {
+        None => {
+            for ((o, &v), &y) in o.iter_mut().zip(xs).zip(ys) {
+                let v = if y > lo && y < hi { v } else { 0.0 };
+                o.write(a * (v - cx) + b);
+            }
+        }
+        Some((zs, (t, cz))) => {
+            for (((o, &v), &y), &z) in o.iter_mut().zip(xs).zip(ys).zip(zs) {
+                let v = if y > lo && y < hi { v } else { 0.0 };
+                o.write(a * (v - cx) + b + t * (z - cz));
             }
         }
     }
@@ -227,10 +310,10 @@ fn affine_plane(
 
 cpu::multiversion! {
 /// `dy` where `y` is strictly inside `(lo, hi)`, else 0: the gradient through the clamp.
-fn clamp_gradient(out: &mut [f32], dy: &[f32], y: &[f32], bounds: (f32, f32)) {
+fn clamp_gradient(out: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32], bounds: (f32, f32)) {
     let (lo, hi) = bounds;
     for ((o, &d), &y) in out.iter_mut().zip(dy).zip(y) {
-        *o = if y > lo && y < hi { d } else { 0.0 };
+        o.write(if y > lo && y < hi { d } else { 0.0 });
     }
 }
 }
@@ -281,14 +364,23 @@ impl CustomOp3 for BatchNormOp {
         let count = n * hw;
         let (mean, var) = match &self.stats {
             Statistics::Batch => {
-                let sums = channel_sums(x, d, |_, xs, _| {
-                    (sum_or_centred_squares(xs, 0.0, false), 0.0)
-                })?;
-                let mean: Vec<f64> = sums.iter().map(|s| s.0 / count.max(1) as f64).collect();
-                let sq = channel_sums(x, d, |ch, xs, _| {
-                    (sum_or_centred_squares(xs, mean[ch] as f32, true), 0.0)
-                })?;
-                let var: Vec<f64> = sq.iter().map(|s| s.0 / count.max(1) as f64).collect();
+                // One pass of sums about a shift near each channel's mean (that of its plane
+                // in the first image), so that E[(x − s)²] − E[x − s]² cancels little.
+                let shift: Vec<f32> = (0..c)
+                    .map(|ch| match x.get(ch * hw..(ch + 1) * hw) {
+                        Some(p) if n > 0 => {
+                            (p.iter().map(|&v| v as f64).sum::<f64>() / hw.max(1) as f64) as f32
+                        }
+                        _ => 0.0,
+                    })
+                    .collect();
+                let sums = channel_sums(x, d, |ch, xs, _| shifted_sums(xs, shift[ch]))?;
+                let m = count.max(1) as f64;
+                let mean: Vec<f64> = (0..c).map(|ch| shift[ch] as f64 + sums[ch].0 / m).collect();
+                let var: Vec<f64> = sums
+                    .iter()
+                    .map(|&(s, q)| (q / m - (s / m) * (s / m)).max(0.0))
+                    .collect();
                 *self.batch.lock().map_err(poisoned)? = BatchStatistics {
                     mean: mean.clone(),
                     var: var.clone(),
@@ -313,7 +405,7 @@ impl CustomOp3 for BatchNormOp {
             .collect();
         let plain = vec![(1f32, 0f32); if residual.is_some() { c } else { 0 }];
         let extra = residual.map(|r| (r, plain.as_slice()));
-        let out = per_channel_affine(x, d, &affine, extra, Clamp::bounds(self.clamp))?;
+        let out = per_channel_affine(x, d, &affine, extra, None, Clamp::bounds(self.clamp))?;
         *self.used.lock().map_err(poisoned)? = (mean, invstd);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
@@ -337,27 +429,44 @@ impl CustomOp3 for BatchNormOp {
         let (gs, gl) = grad.storage_and_layout();
         let xd = cpu::tensor_f32(&xs, xl, NAME)?;
         let dy_out = cpu::tensor_f32(&gs, gl, NAME)?;
-        // The gradient at the sum, before the clamp: also the residual's.
-        let clamped = match self.clamp {
-            None => None,
-            Some(clamp) => {
-                let (ys, yl) = res.storage_and_layout();
-                let y = cpu::tensor_f32(&ys, yl, NAME)?;
-                let mut out = vec![0f32; dy_out.len()];
-                let ranges = cpu::ranges(out.len(), 4 * cpu::MAX_CHUNKS);
-                let outs = cpu::split_mut(&mut out, &ranges, 1);
-                let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
-                cpu::run(tasks, |(r, o)| {
-                    clamp_gradient(o, &dy_out[r.clone()], &y[r], Clamp::bounds(Some(clamp)));
+        // The gradient at the sum, before the clamp (also the residual's): written out when
+        // the residual needs it, else applied on the fly wherever `dy` is read.
+        let (ys, yl) = res.storage_and_layout();
+        let y = cpu::tensor_f32(&ys, yl, NAME)?;
+        if y.len() != dy_out.len() || xd.len() != dy_out.len() {
+            bail!("{NAME}: backward without a matching forward pass")
+        }
+        let bounds = self.clamp.map(|clamp| Clamp::bounds(Some(clamp)));
+        let clamped = match bounds {
+            Some(bounds) if self.residual && a3.track_op() => {
+                let fill = |out: &mut [MaybeUninit<f32>]| {
+                    let ranges = cpu::ranges(out.len(), 4 * cpu::MAX_CHUNKS);
+                    let outs = cpu::split_mut(out, &ranges, 1);
+                    let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
+                    cpu::run(tasks, |(r, o)| {
+                        clamp_gradient(o, &dy_out[r.clone()], &y[r], bounds);
+                        Ok(())
+                    })?;
                     Ok(())
-                })?;
-                Some(out)
+                };
+                // SAFETY: the ranges cover every value, each written by `clamp_gradient` (its
+                // inputs have the same length).
+                Some(unsafe { cpu::written_vec(dy_out.len(), fill)? })
             }
+            _ => None,
         };
         let g: &[f32] = clamped.as_deref().unwrap_or(dy_out);
+        let gate: Option<Gate> = match bounds {
+            Some(bounds) if clamped.is_none() => Some((y, bounds)),
+            _ => None,
+        };
         // Σ dy and Σ dy · x̂ per channel.
         let sums = channel_sums(g, d, |ch, dy, at| {
-            let (s, dot) = sum_and_centred_dot(dy, &xd[at..at + dy.len()], mean[ch] as f32);
+            let (xs, centre) = (&xd[at..at + dy.len()], mean[ch] as f32);
+            let (s, dot) = match gate {
+                None => sum_and_centred_dot(dy, xs, centre),
+                Some((y, b)) => gated_sum_and_centred_dot(dy, &y[at..at + dy.len()], xs, centre, b),
+            };
             (s, dot * invstd[ch])
         })?;
         let dgamma: Vec<f32> = sums.iter().map(|s| s.1 as f32).collect();
@@ -380,11 +489,11 @@ impl CustomOp3 for BatchNormOp {
                             )
                         })
                         .collect();
-                    per_channel_affine(g, d, &affine, Some((xd, &t)), all)?
+                    per_channel_affine(g, d, &affine, Some((xd, &t)), gate, all)?
                 }
                 Statistics::Running { .. } => {
                     let affine: Vec<Affine> = k.iter().map(|&k| (k as f32, 0.0, 0.0)).collect();
-                    per_channel_affine(g, d, &affine, None, all)?
+                    per_channel_affine(g, d, &affine, None, gate, all)?
                 }
             };
             Some(Tensor::from_vec(out, x.shape(), x.device())?)
@@ -475,7 +584,7 @@ mod tests {
             let xs: Vec<f32> = (0..len).map(|_| 3.0 + r.random::<f32>()).collect();
             let dy: Vec<f32> = (0..len).map(|_| r.random::<f32>() - 0.5).collect();
             let centre = 3.5f32;
-            let sum: f64 = xs.iter().map(|&x| x as f64).sum();
+            let sum: f64 = xs.iter().map(|&x| x as f64 - 3.5).sum();
             let sq: f64 = xs.iter().map(|&x| (x as f64 - 3.5).powi(2)).sum();
             let dsum: f64 = dy.iter().map(|&d| d as f64).sum();
             let dot: f64 = dy
@@ -485,16 +594,53 @@ mod tests {
                 .sum();
             let close = |got: f64, want: f64, scale: f64| (got - want).abs() <= 1e-6 * scale;
             let scale = len as f64;
-            assert!(
-                close(sum_or_centred_squares(&xs, 0.0, false), sum, scale),
-                "{len} sum"
-            );
-            assert!(
-                close(sum_or_centred_squares(&xs, centre, true), sq, scale),
-                "{len} squares"
-            );
+            let (s, q) = shifted_sums(&xs, centre);
+            assert!(close(s, sum, scale) && close(q, sq, scale), "{len} sums");
             let (s, d) = sum_and_centred_dot(&dy, &xs, centre);
             assert!(close(s, dsum, scale) && close(d, dot, scale), "{len} dot");
+            // Through a ReLU6 whose output was `y`: the gradient passes where 0 < y < 6.
+            let y: Vec<f32> = (0..len).map(|_| r.random::<f32>() * 8.0 - 1.0).collect();
+            let open = |y: f32| y > 0.0 && y < 6.0;
+            let gated = |i: usize| if open(y[i]) { dy[i] as f64 } else { 0.0 };
+            let gsum: f64 = (0..len).map(gated).sum();
+            let gdot: f64 = (0..len).map(|i| gated(i) * (xs[i] as f64 - 3.5)).sum();
+            let (s, d) = gated_sum_and_centred_dot(&dy, &y, &xs, centre, (0.0, 6.0));
+            assert!(
+                close(s, gsum, scale) && close(d, gdot, scale),
+                "{len} gated"
+            );
         }
+    }
+
+    /// Batch statistics taken about a shift stay exact when the values sit far from zero.
+    #[test]
+    fn statistics_of_values_far_from_zero_match_f64() -> Result<()> {
+        let mut r = rng(11);
+        let (n, c, h, w) = (5, 3, 7, 9);
+        let len = n * c * h * w;
+        let xs: Vec<f32> = (0..len)
+            .map(|i| 1000.0 + (i % 7) as f32 + r.random::<f32>())
+            .collect();
+        let x = Tensor::from_vec(xs.clone(), (n, c, h, w), &candle_core::Device::Cpu)?;
+        let gamma = Tensor::from_vec(vec![1.5f32, -0.5, 2.0], c, x.device())?;
+        let beta = Tensor::from_vec(vec![0.1f32, 0.2, -0.3], c, x.device())?;
+        let then = Then::default();
+        let (_, stats) = batch_norm(&x, &gamma, &beta, Statistics::Batch, 1e-5, then)?;
+        let stats = stats.expect("training statistics");
+        let m = (n * h * w) as f64;
+        for ch in 0..c {
+            let vals: Vec<f64> = (0..n)
+                .flat_map(|i| {
+                    xs[(i * c + ch) * h * w..][..h * w]
+                        .iter()
+                        .map(|&v| v as f64)
+                })
+                .collect();
+            let mean = vals.iter().sum::<f64>() / m;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m;
+            assert!((stats.mean[ch] - mean).abs() < 1e-9 * mean, "mean of {ch}");
+            assert!((stats.var[ch] - var).abs() < 1e-5 * var, "variance of {ch}");
+        }
+        Ok(())
     }
 }
