@@ -73,28 +73,36 @@ fn dims(shape: &Shape) -> Result<(usize, usize, usize)> {
 }
 
 /// Per channel, the two sums `plane` returns for each of its planes (`(channel, values, offset
-/// of the values in the batch)`), added in f64 image by image; channels split into ranges, each
-/// summed by one thread in a fixed order.
+/// of the values in the batch)`), added in f64. The batch is read in memory order, image by
+/// image (a channel's planes lie far apart, and small ones defeat the prefetcher), split into
+/// a fixed number of ranges of images whose partial sums are added in order, so that the
+/// result does not depend on the thread count.
 fn channel_sums(
     data: &[f32],
     (n, c, hw): (usize, usize, usize),
     plane: impl Fn(usize, &[f32], usize) -> (f64, f64) + Sync,
 ) -> Result<Vec<(f64, f64)>> {
-    let ranges = cpu::ranges(c, 4 * cpu::MAX_CHUNKS);
-    let parts = cpu::run(ranges, |r| {
-        Ok(r.map(|ch| {
-            let (mut a, mut b) = (0f64, 0f64);
-            for img in 0..n {
+    let ranges = cpu::ranges(n, cpu::MAX_CHUNKS);
+    let parts = cpu::run(ranges, |images| {
+        let mut sums = vec![(0f64, 0f64); c];
+        for img in images {
+            for (ch, sum) in sums.iter_mut().enumerate() {
                 let start = (img * c + ch) * hw;
-                let (da, db) = plane(ch, &data[start..start + hw], start);
-                a += da;
-                b += db;
+                let (a, b) = plane(ch, &data[start..start + hw], start);
+                sum.0 += a;
+                sum.1 += b;
             }
-            (a, b)
-        })
-        .collect::<Vec<_>>())
+        }
+        Ok(sums)
     })?;
-    Ok(parts.into_iter().flatten().collect())
+    let mut total = vec![(0f64, 0f64); c];
+    for part in parts {
+        for (t, p) in total.iter_mut().zip(part) {
+            t.0 += p.0;
+            t.1 += p.1;
+        }
+    }
+    Ok(total)
 }
 
 /// Lanes of the plane sums: independent f32 accumulators the compiler keeps in vector
@@ -109,20 +117,28 @@ fn lanes_total(lanes: &[f32; LANES]) -> f64 {
     lanes.iter().map(|&v| v as f64).sum()
 }
 
-cpu::multiversion! {
 /// `(Σ (x − shift), Σ (x − shift)²)` over a plane, in f64 from f32 lane sums over spans of
-/// [`SPAN`] values.
+/// [`SPAN`] values (with AVX2, [`avx2::shifted_sums`], the same values).
 fn shifted_sums(xs: &[f32], shift: f32) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avx2::shifted_sums(xs, shift) };
+    }
+    shifted_sums_lanes(xs, shift)
+}
+
+/// [`shifted_sums`] written for any CPU: lane `l` of a span adds its values `l`, `l + LANES`, ….
+fn shifted_sums_lanes(xs: &[f32], shift: f32) -> (f64, f64) {
     let (mut sum, mut squares) = (0f64, 0f64);
     for span in xs.chunks(SPAN) {
         let (mut s, mut q) = ([0f32; LANES], [0f32; LANES]);
         let mut it = span.chunks_exact(LANES);
         for x in &mut it {
-            let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
-            for l in 0..LANES {
-                let e = x[l] - shift;
-                s[l] += e;
-                q[l] += e * e;
+            for ((s, q), &v) in s.iter_mut().zip(q.iter_mut()).zip(x) {
+                let e = v - shift;
+                *s += e;
+                *q += e * e;
             }
         }
         for (l, &x) in it.remainder().iter().enumerate() {
@@ -135,22 +151,28 @@ fn shifted_sums(xs: &[f32], shift: f32) -> (f64, f64) {
     }
     (sum, squares)
 }
+
+/// `(Σ dy, Σ dy · (x − centre))` over a plane, in f64 from f32 lane sums over spans of
+/// [`SPAN`] values (with AVX2, [`avx2::sum_and_centred_dot`], the same values).
+fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { avx2::sum_and_centred_dot(dy, xs, centre) };
+    }
+    sum_and_centred_dot_lanes(dy, xs, centre)
 }
 
-cpu::multiversion! {
-/// `(Σ dy, Σ dy · (x − centre))` over a plane, in f64 from f32 lane sums over spans of
-/// [`SPAN`] values.
-fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
+/// [`sum_and_centred_dot`] written for any CPU, lane by lane as [`shifted_sums_lanes`].
+fn sum_and_centred_dot_lanes(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
     let (mut sum, mut dot) = (0f64, 0f64);
     for (dy, xs) in dy.chunks(SPAN).zip(xs.chunks(SPAN)) {
         let (mut s, mut p) = ([0f32; LANES], [0f32; LANES]);
         let (mut di, mut xi) = (dy.chunks_exact(LANES), xs.chunks_exact(LANES));
         for (d, x) in (&mut di).zip(&mut xi) {
-            let d: &[f32; LANES] = d.try_into().unwrap_or(&[0.0; LANES]);
-            let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
-            for l in 0..LANES {
-                s[l] += d[l];
-                p[l] += d[l] * (x[l] - centre);
+            for (((s, p), &d), &x) in s.iter_mut().zip(p.iter_mut()).zip(d).zip(x) {
+                *s += d;
+                *p += d * (x - centre);
             }
         }
         for (l, (&d, &x)) in di.remainder().iter().zip(xi.remainder()).enumerate() {
@@ -162,6 +184,95 @@ fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
     }
     (sum, dot)
 }
+
+/// The plane sums in AVX2 registers, as the compiler does not vectorise their lane loops: the
+/// [`LANES`] lanes are two registers of eight, each operation the lane loop's, in its order
+/// (no fused multiply-add), so the sums equal the lane loops' exactly.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{lanes_total, LANES, SPAN};
+
+    /// The two registers' lanes, in lane order.
+    #[target_feature(enable = "avx2")]
+    fn lanes(lo: __m256, hi: __m256) -> [f32; LANES] {
+        let mut out = [0f32; LANES];
+        let (a, b) = out.split_at_mut(8);
+        // SAFETY: each half holds 8 f32 values.
+        unsafe {
+            _mm256_storeu_ps(a.as_mut_ptr(), lo);
+            _mm256_storeu_ps(b.as_mut_ptr(), hi);
+        }
+        out
+    }
+
+    /// Values `at..at + 8` of `xs`, which has at least `at + 8`.
+    #[target_feature(enable = "avx2")]
+    fn load(xs: &[f32], at: usize) -> __m256 {
+        let eight = &xs[at..at + 8];
+        // SAFETY: `eight` holds 8 f32 values (unaligned loads are allowed).
+        unsafe { _mm256_loadu_ps(eight.as_ptr()) }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn shifted_sums(xs: &[f32], shift: f32) -> (f64, f64) {
+        let sh = _mm256_set1_ps(shift);
+        let (mut sum, mut squares) = (0f64, 0f64);
+        for span in xs.chunks(SPAN) {
+            let full = span.len() / LANES * LANES;
+            let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut q0, mut q1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for at in (0..full).step_by(LANES) {
+                let e0 = _mm256_sub_ps(load(span, at), sh);
+                let e1 = _mm256_sub_ps(load(span, at + 8), sh);
+                s0 = _mm256_add_ps(s0, e0);
+                s1 = _mm256_add_ps(s1, e1);
+                q0 = _mm256_add_ps(q0, _mm256_mul_ps(e0, e0));
+                q1 = _mm256_add_ps(q1, _mm256_mul_ps(e1, e1));
+            }
+            let (mut s, mut q) = (lanes(s0, s1), lanes(q0, q1));
+            for (l, &x) in span[full..].iter().enumerate() {
+                let e = x - shift;
+                s[l] += e;
+                q[l] += e * e;
+            }
+            sum += lanes_total(&s);
+            squares += lanes_total(&q);
+        }
+        (sum, squares)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn sum_and_centred_dot(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) {
+        let c = _mm256_set1_ps(centre);
+        let (mut sum, mut dot) = (0f64, 0f64);
+        let len = dy.len().min(xs.len());
+        for start in (0..len).step_by(SPAN) {
+            let end = (start + SPAN).min(len);
+            let (dy, xs) = (&dy[start..end], &xs[start..end]);
+            let full = dy.len() / LANES * LANES;
+            let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut p0, mut p1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            for at in (0..full).step_by(LANES) {
+                let (d0, d1) = (load(dy, at), load(dy, at + 8));
+                let e0 = _mm256_sub_ps(load(xs, at), c);
+                let e1 = _mm256_sub_ps(load(xs, at + 8), c);
+                s0 = _mm256_add_ps(s0, d0);
+                s1 = _mm256_add_ps(s1, d1);
+                p0 = _mm256_add_ps(p0, _mm256_mul_ps(d0, e0));
+                p1 = _mm256_add_ps(p1, _mm256_mul_ps(d1, e1));
+            }
+            let (mut s, mut p) = (lanes(s0, s1), lanes(p0, p1));
+            for (l, (&d, &x)) in dy[full..].iter().zip(&xs[full..]).enumerate() {
+                s[l] += d;
+                p[l] += d * (x - centre);
+            }
+            sum += lanes_total(&s);
+            dot += lanes_total(&p);
+        }
+        (sum, dot)
+    }
 }
 
 cpu::multiversion! {
@@ -598,6 +709,10 @@ mod tests {
             assert!(close(s, sum, scale) && close(q, sq, scale), "{len} sums");
             let (s, d) = sum_and_centred_dot(&dy, &xs, centre);
             assert!(close(s, dsum, scale) && close(d, dot, scale), "{len} dot");
+            // The vector registers' sums are the lane loops', exactly.
+            assert_eq!(shifted_sums(&xs, centre), shifted_sums_lanes(&xs, centre));
+            let dots = sum_and_centred_dot_lanes(&dy, &xs, centre);
+            assert_eq!(sum_and_centred_dot(&dy, &xs, centre), dots, "{len}");
             // Through a ReLU6 whose output was `y`: the gradient passes where 0 < y < 6.
             let y: Vec<f32> = (0..len).map(|_| r.random::<f32>() * 8.0 - 1.0).collect();
             let open = |y: f32| y > 0.0 && y < 6.0;
