@@ -10,6 +10,7 @@ use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 use super::conv_gradients;
 use super::cpu;
 use super::im2col::{col2im, fold_span, im2col, pad_image, unfold_span, unpad_add, Geometry};
+use super::layout::{load_channels_last, store_channels_first};
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 use super::max_pool::{self, Window};
 
@@ -410,31 +411,6 @@ impl ConvOp {
 }
 
 cpu::multiversion! {
-/// Writes `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) to `out`
-/// (`c × ho·wo`, channels first) with the bias and ReLU applied.
-fn store_channels_first(
-    z: &[f32],
-    c: usize,
-    grid: (usize, usize, usize),
-    bias: Option<&[f32]>,
-    relu: bool,
-    out: &mut [MaybeUninit<f32>],
-) {
-    let (ho, wo, gw) = grid;
-    for ch in 0..c {
-        let b = bias.map_or(0.0, |b| b[ch]);
-        for y in 0..ho {
-            let dst = &mut out[(ch * ho + y) * wo..][..wo];
-            for (x, o) in dst.iter_mut().enumerate() {
-                let t = z[(y * gw + x) * c + ch] + b;
-                o.write(if relu && t < 0.0 { 0.0 } else { t });
-            }
-        }
-    }
-}
-}
-
-cpu::multiversion! {
 /// Max-pools `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) into
 /// `out` (`c × oh·ow`, channels first), adding the bias after the maximum (the same value, one
 /// add per output) and applying ReLU; records each maximum's grid position in `argmax`: the
@@ -649,33 +625,6 @@ fn unpool_channels_last(
         }
     }
     Ok(())
-}
-}
-
-cpu::multiversion! {
-/// The gradient before a fused ReLU (or the plain gradient), grid positions × channels, zero
-/// on the junk columns.
-fn load_channels_last(
-    grad: &[f32],
-    res: &[f32],
-    c: usize,
-    grid: (usize, usize, usize),
-    relu: bool,
-    gz: &mut [f32],
-) {
-    let (ho, wo, gw) = grid;
-    if gw > wo {
-        gz.fill(0.0);
-    }
-    for ch in 0..c {
-        for y in 0..ho {
-            let src = (ch * ho + y) * wo;
-            let (gs, rs) = (&grad[src..src + wo], &res[src..src + wo]);
-            for (x, (&gv, &r)) in gs.iter().zip(rs).enumerate() {
-                gz[(y * gw + x) * c + ch] = if !relu || r > 0.0 { gv } else { 0.0 };
-            }
-        }
-    }
 }
 }
 

@@ -75,6 +75,7 @@ macro_rules! custom_op_with_optional_bias {
 mod conv_gradients;
 mod cpu;
 mod im2col;
+mod layout;
 mod matmul;
 #[cfg(test)]
 mod testutil;
