@@ -1,7 +1,8 @@
 //! Batch norm over the channels of `n × c` or `n × c × h × w` f32 tensors as one candle custom
-//! op on the CPU: per-channel mean, then variance about it (each plane summed in f32 vector lanes
-//! over spans of 4,096 values, the spans added in f64, in a fixed order), then the normalisation
-//! image by image; its backward is one pass of sums and one of the affine map. The
+//! op on the CPU: per-channel mean and variance from one pass of sums about a shift near the
+//! mean (each plane summed in f32 vector lanes over spans of 4,096 values, the spans added in
+//! f64, in a fixed order), then the normalisation image by image; its backward is one pass of
+//! sums and one of the affine map, the fused clamp's gradient applied on the fly. The
 //! device-generic twin made of candle ops is `layers::norm::batch_norm_reference`.
 
 use std::mem::MaybeUninit;
@@ -105,8 +106,7 @@ fn channel_sums(
     Ok(total)
 }
 
-/// Lanes of the plane sums: independent f32 accumulators the compiler keeps in vector
-/// registers.
+/// Lanes of the plane sums: independent f32 accumulators, kept in vector registers.
 const LANES: usize = 16;
 /// Values per lane added in f32 before the lanes are added into f64 (bounds the rounding
 /// error of a lane to that of a 256-term sum).
