@@ -141,15 +141,30 @@ fn shifted_sums_lanes(xs: &[f32], shift: f32) -> (f64, f64) {
                 *q += e * e;
             }
         }
-        for (l, &x) in it.remainder().iter().enumerate() {
-            let e = x - shift;
-            s[l] += e;
-            q[l] += e * e;
-        }
+        shifted_tail(&mut s, &mut q, it.remainder(), shift);
         sum += lanes_total(&s);
         squares += lanes_total(&q);
     }
     (sum, squares)
+}
+
+/// The values after a span's last whole group of [`LANES`] into the first lanes of
+/// [`shifted_sums`]' accumulators (shared by both versions, so their tails agree).
+fn shifted_tail(s: &mut [f32; LANES], q: &mut [f32; LANES], tail: &[f32], shift: f32) {
+    for ((s, q), &x) in s.iter_mut().zip(q.iter_mut()).zip(tail) {
+        let e = x - shift;
+        *s += e;
+        *q += e * e;
+    }
+}
+
+/// The values after a span's last whole group of [`LANES`] into the first lanes of
+/// [`sum_and_centred_dot`]'s accumulators (shared by both versions).
+fn dot_tail(s: &mut [f32; LANES], p: &mut [f32; LANES], dy: &[f32], xs: &[f32], centre: f32) {
+    for (((s, p), &d), &x) in s.iter_mut().zip(p.iter_mut()).zip(dy).zip(xs) {
+        *s += d;
+        *p += d * (x - centre);
+    }
 }
 
 /// `(Σ dy, Σ dy · (x − centre))` over a plane, in f64 from f32 lane sums over spans of
@@ -175,10 +190,7 @@ fn sum_and_centred_dot_lanes(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) 
                 *p += d * (x - centre);
             }
         }
-        for (l, (&d, &x)) in di.remainder().iter().zip(xi.remainder()).enumerate() {
-            s[l] += d;
-            p[l] += d * (x - centre);
-        }
+        dot_tail(&mut s, &mut p, di.remainder(), xi.remainder(), centre);
         sum += lanes_total(&s);
         dot += lanes_total(&p);
     }
@@ -192,7 +204,7 @@ fn sum_and_centred_dot_lanes(dy: &[f32], xs: &[f32], centre: f32) -> (f64, f64) 
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{lanes_total, LANES, SPAN};
+    use super::{dot_tail, lanes_total, shifted_tail, LANES, SPAN};
 
     /// The two registers' lanes, in lane order.
     #[target_feature(enable = "avx2")]
@@ -232,11 +244,7 @@ mod avx2 {
                 q1 = _mm256_add_ps(q1, _mm256_mul_ps(e1, e1));
             }
             let (mut s, mut q) = (lanes(s0, s1), lanes(q0, q1));
-            for (l, &x) in span[full..].iter().enumerate() {
-                let e = x - shift;
-                s[l] += e;
-                q[l] += e * e;
-            }
+            shifted_tail(&mut s, &mut q, &span[full..], shift);
             sum += lanes_total(&s);
             squares += lanes_total(&q);
         }
@@ -264,10 +272,7 @@ mod avx2 {
                 p1 = _mm256_add_ps(p1, _mm256_mul_ps(d1, e1));
             }
             let (mut s, mut p) = (lanes(s0, s1), lanes(p0, p1));
-            for (l, (&d, &x)) in dy[full..].iter().zip(&xs[full..]).enumerate() {
-                s[l] += d;
-                p[l] += d * (x - centre);
-            }
+            dot_tail(&mut s, &mut p, &dy[full..], &xs[full..], centre);
             sum += lanes_total(&s);
             dot += lanes_total(&p);
         }
