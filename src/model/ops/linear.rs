@@ -4,6 +4,7 @@
 use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
 use super::cpu;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
@@ -72,6 +73,97 @@ struct Linear {
     relu: bool,
 }
 
+cpu::multiversion! {
+    /// `out = row + b`, through a ReLU if `relu`.
+    fn bias_relu(row: &[f32], b: Option<&[f32]>, relu: bool, out: &mut [MaybeUninit<f32>]) {
+        let act = |t: f32| if relu && t < 0.0 { 0.0 } else { t };
+        match b {
+            Some(b) => {
+                for ((o, &v), &bu) in out.iter_mut().zip(row).zip(b) {
+                    o.write(act(v + bu));
+                }
+            }
+            None => {
+                for (o, &v) in out.iter_mut().zip(row) {
+                    o.write(act(v));
+                }
+            }
+        }
+    }
+}
+
+/// `x · Wᵀ + b` for many rows: row blocks of the product go to scratch, then to the output
+/// with the bias and ReLU while they are still in cache.
+fn by_rows(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    (n, inputs, units): (usize, usize, usize),
+    relu: bool,
+) -> Result<Vec<f32>> {
+    let parts = if n * units * inputs < SMALL { 1 } else { PARTS };
+    let ranges = cpu::ranges(n, parts);
+    let mut scratch = cpu::take_scratch(n * units);
+    let wt = Mat::transposed(w, inputs);
+    // SAFETY: the ranges cover every row, and each task writes every value of its rows.
+    let y = unsafe {
+        cpu::written_vec(n * units, |y| {
+            let products = cpu::split_mut(&mut scratch[..n * units], &ranges, units);
+            let outs = cpu::split_mut(y, &ranges, units);
+            let tasks: Vec<_> = ranges.iter().cloned().zip(products).zip(outs).collect();
+            cpu::run(tasks, |((r, product), out)| {
+                let xr = Mat::rows(&x[r.start * inputs..r.end * inputs], inputs);
+                let dst = MatMut::rows(product, units);
+                gemm(
+                    r.len(),
+                    units,
+                    inputs,
+                    dst,
+                    false,
+                    xr,
+                    wt,
+                    Parallelism::None,
+                )?;
+                let width = units.max(1);
+                let rows = product.chunks_exact(width).zip(out.chunks_exact_mut(width));
+                for (row, out) in rows {
+                    bias_relu(row, b, relu, out);
+                }
+                Ok(())
+            })?;
+            Ok(())
+        })
+    };
+    cpu::put_scratch(scratch);
+    y
+}
+
+/// `x · Wᵀ + b` for fewer rows than units: the product is computed transposed (units × n,
+/// row-major), the orientation the gemm kernel runs fastest in at this shape, then written
+/// out row-major with the bias and ReLU.
+fn by_units(
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    (n, inputs, units): (usize, usize, usize),
+    relu: bool,
+) -> Result<Vec<f32>> {
+    let mut yt = cpu::take_scratch(n * units);
+    let w_rows = |r: Range<usize>| Mat::rows(&w[r.start * inputs..r.end * inputs], inputs);
+    let xt = Mat::transposed(x, inputs);
+    gemm_rows((units, n, inputs), &mut yt[..n * units], w_rows, xt)?;
+    let mut y = vec![0f32; n * units];
+    for (u, col) in yt[..n * units].chunks_exact(n.max(1)).enumerate() {
+        let bu = b.map_or(0.0, |b| b[u]);
+        for (i, &v) in col.iter().enumerate() {
+            let t = v + bu;
+            y[i * units + u] = if relu && t < 0.0 { 0.0 } else { t };
+        }
+    }
+    cpu::put_scratch(yt);
+    Ok(y)
+}
+
 fn dims(x: &Shape, w: &Shape, b: Option<usize>) -> Result<(usize, usize, usize)> {
     let (n, inputs) = match x.dims() {
         [n, rest @ ..] if !rest.is_empty() => (*n, rest.iter().product()),
@@ -106,21 +198,11 @@ impl Linear {
             None => None,
         };
         let (n, inputs, units) = dims(xl.shape(), wl.shape(), b.map(|b| b.len()))?;
-        // The product is computed transposed (units × n, row-major), the orientation the gemm
-        // kernel runs fastest in, then written out row-major with the bias and ReLU.
-        let mut yt = cpu::take_scratch(n * units);
-        let w_rows = |r: Range<usize>| Mat::rows(&w[r.start * inputs..r.end * inputs], inputs);
-        let xt = Mat::transposed(x, inputs);
-        gemm_rows((units, n, inputs), &mut yt[..n * units], w_rows, xt)?;
-        let mut y = vec![0f32; n * units];
-        for (u, col) in yt[..n * units].chunks_exact(n.max(1)).enumerate() {
-            let bu = b.map_or(0.0, |b| b[u]);
-            for (i, &v) in col.iter().enumerate() {
-                let t = v + bu;
-                y[i * units + u] = if self.relu && t < 0.0 { 0.0 } else { t };
-            }
-        }
-        cpu::put_scratch(yt);
+        let y = if n >= units {
+            by_rows(x, w, b, (n, inputs, units), self.relu)?
+        } else {
+            by_units(x, w, b, (n, inputs, units), self.relu)?
+        };
         Ok((CpuStorage::F32(y), Shape::from((n, units))))
     }
 
