@@ -1,10 +1,10 @@
-//! Multi-head self-attention over tokens (`batch × tokens × width`), with one packed
-//! query/key/value projection, built from candle ops that keep their gradients
-//! (`candle_nn::ops::softmax`, not the fused `softmax_last_dim`).
+//! Multi-head self-attention over tokens (`batch × tokens × width`): one packed
+//! query/key/value projection, the attention op, the output projection.
 
-use candle_core::{DType, Result, Tensor, D};
+use candle_core::{Result, Tensor};
 
 use super::super::builder::{Builder, Fill};
+use super::super::ops;
 use super::linear::Linear;
 use super::shape_error;
 
@@ -36,26 +36,7 @@ impl SelfAttention {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let (n, t, width) = x.dims3()?;
-        let dh = width / self.heads;
-        let qkv = self
-            .qkv
-            .forward(x)?
-            .reshape((n, t, 3, self.heads, dh))?
-            .permute((2, 0, 3, 1, 4))?;
-        let q = qkv.get(0)?.contiguous()?;
-        let k = qkv.get(1)?.contiguous()?;
-        let v = qkv.get(2)?.contiguous()?;
-        let scores = (q.matmul(&k.t()?.contiguous()?)? * (1.0 / (dh as f64).sqrt()))?;
-        // The softmax in f32 under mixed precision.
-        let attn = match scores.dtype() {
-            DType::BF16 | DType::F16 => {
-                candle_nn::ops::softmax(&scores.to_dtype(DType::F32)?, D::Minus1)?
-                    .to_dtype(scores.dtype())?
-            }
-            _ => candle_nn::ops::softmax(&scores, D::Minus1)?,
-        };
-        let y = attn.matmul(&v)?.transpose(1, 2)?.reshape((n, t, width))?;
+        let y = ops::attention::attention(&self.qkv.forward(x)?, self.heads)?;
         self.proj.forward(&y)
     }
 }

@@ -80,6 +80,7 @@ mod matmul;
 #[cfg(test)]
 mod testutil;
 
+pub mod attention;
 pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
