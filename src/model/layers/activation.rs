@@ -2,6 +2,8 @@
 
 use candle_core::{Result, Tensor};
 
+use super::super::ops;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     Relu,
@@ -22,7 +24,7 @@ impl Activation {
             Activation::Relu6 => relu6(x),
             Activation::Silu => x.silu(),
             Activation::HardSwish => x.mul(&(relu6(&(x + 3.0)?)? / 6.0)?),
-            Activation::Gelu => x.gelu_erf(),
+            Activation::Gelu => ops::gelu::gelu(x),
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Batch norm (batch statistics in training, running statistics in evaluation) and layer norm,
-//! both written with candle ops whose gradients flow (candle's fused layer norm drops them).
+//! both CPU ops with device-generic twins made of candle ops whose gradients flow (candle's
+//! fused layer norm drops them).
 
 use std::sync::Arc;
 
-use candle_core::{DType, Result, Tensor, Var, D};
+use candle_core::{DType, Result, Tensor, Var};
 
 use super::super::builder::{Builder, Fill};
 use super::super::ops::batch_norm as fast;
 pub use super::super::ops::batch_norm::{Clamp, Then};
+use super::super::ops::layer_norm::layer_norm;
 use super::super::param::Training;
 use super::super::Mode;
 use super::activation::Activation;
@@ -249,14 +251,9 @@ impl LayerNorm {
             DType::F32 | DType::F64 => x.clone(),
             _ => x.to_dtype(DType::F32)?,
         };
-        let m = x.mean_keepdim(D::Minus1)?;
-        let centered = x.broadcast_sub(&m)?;
-        let v = centered.sqr()?.mean_keepdim(D::Minus1)?;
-        centered
-            .broadcast_div(&(v + self.eps)?.sqrt()?)?
-            .broadcast_mul(&self.gamma.as_tensor().to_dtype(x.dtype())?)?
-            .broadcast_add(&self.beta.as_tensor().to_dtype(x.dtype())?)?
-            .to_dtype(dtype)
+        let gamma = self.gamma.as_tensor().to_dtype(x.dtype())?;
+        let beta = self.beta.as_tensor().to_dtype(x.dtype())?;
+        layer_norm(&x, &gamma, &beta, self.eps)?.to_dtype(dtype)
     }
 }
 

@@ -6,6 +6,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 
+use super::approx::exp_nonpositive;
 use super::cpu;
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 
@@ -128,7 +129,7 @@ cpu::multiversion! {
             let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
             let mut sum = 0f32;
             for v in row.iter_mut() {
-                *v = ((*v - max) * scale).exp();
+                *v = exp_nonpositive((*v - max) * scale);
                 sum += *v;
             }
             let inv = 1.0 / sum;

@@ -72,6 +72,7 @@ macro_rules! custom_op_with_optional_bias {
     };
 }
 
+mod approx;
 mod conv_gradients;
 mod cpu;
 mod im2col;
@@ -85,7 +86,9 @@ pub mod avg_pool;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod depthwise;
+pub mod gelu;
 pub mod kernels;
+pub mod layer_norm;
 pub mod linear;
 pub mod max_pool;
 
