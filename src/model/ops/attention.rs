@@ -6,7 +6,7 @@
 
 use candle_core::{bail, CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, D};
 
-use super::approx::exp_nonpositive;
+use super::approx;
 use super::cpu;
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 
@@ -126,13 +126,11 @@ cpu::multiversion! {
     /// Each row of `p` (rows of `len`) becomes the softmax of `scale` times itself.
     fn softmax_rows(p: &mut [f32], len: usize, scale: f32) {
         for row in p.chunks_exact_mut(len.max(1)) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0f32;
+            let max = approx::max(row);
             for v in row.iter_mut() {
-                *v = exp_nonpositive((*v - max) * scale);
-                sum += *v;
+                *v = approx::exp_nonpositive((*v - max) * scale);
             }
-            let inv = 1.0 / sum;
+            let inv = 1.0 / approx::sum(row);
             for v in row.iter_mut() {
                 *v *= inv;
             }
@@ -146,7 +144,7 @@ cpu::multiversion! {
     fn softmax_backward_rows(dp: &mut [f32], p: &[f32], len: usize, scale: f32) {
         let len = len.max(1);
         for (drow, prow) in dp.chunks_exact_mut(len).zip(p.chunks_exact(len)) {
-            let dot: f32 = drow.iter().zip(prow).map(|(a, b)| a * b).sum();
+            let dot = approx::dot(drow, prow);
             for (d, &p) in drow.iter_mut().zip(prow) {
                 *d = scale * p * (*d - dot);
             }

@@ -5,6 +5,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 
 use super::approx::{erf, exp_nonpositive};
 use super::cpu;
+use std::mem::MaybeUninit;
 
 const NAME: &str = "gelu";
 
@@ -36,18 +37,18 @@ const INV_SQRT_2PI: f32 = 0.398_942_3;
 const PER_TASK: usize = 1 << 16;
 
 cpu::multiversion! {
-    fn forward(x: &[f32], y: &mut [f32]) {
+    fn forward(x: &[f32], y: &mut [MaybeUninit<f32>]) {
         for (o, &v) in y.iter_mut().zip(x) {
-            *o = v * cdf(v);
+            o.write(v * cdf(v));
         }
     }
 }
 
 cpu::multiversion! {
-    fn backward(x: &[f32], g: &[f32], dx: &mut [f32]) {
+    fn backward(x: &[f32], g: &[f32], dx: &mut [MaybeUninit<f32>]) {
         for ((o, &v), &gv) in dx.iter_mut().zip(x).zip(g) {
             let pdf = INV_SQRT_2PI * exp_nonpositive(-0.5 * v * v);
-            *o = gv * (cdf(v) + v * pdf);
+            o.write(gv * (cdf(v) + v * pdf));
         }
     }
 }
@@ -59,7 +60,7 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu::storage_f32(s, l, NAME)?;
-        let mut y = vec![0f32; x.len()];
+        let mut y = cpu::uninit_vec(x.len());
         let ranges = cpu::ranges(x.len(), x.len().div_ceil(PER_TASK));
         let outs = cpu::split_mut(&mut y, &ranges, 1);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
@@ -67,6 +68,8 @@ impl CustomOp1 for Gelu {
             forward(&x[r], out);
             Ok(())
         })?;
+        // SAFETY: the ranges cover every value, and `forward` writes each of its range.
+        let y = unsafe { cpu::assume_written(y) };
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -83,7 +86,7 @@ impl CustomOp1 for Gelu {
         if g.len() != x.len() {
             bail!("{NAME}: gradient of the wrong size")
         }
-        let mut dx = vec![0f32; x.len()];
+        let mut dx = cpu::uninit_vec(x.len());
         let ranges = cpu::ranges(x.len(), x.len().div_ceil(PER_TASK));
         let outs = cpu::split_mut(&mut dx, &ranges, 1);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
@@ -91,6 +94,8 @@ impl CustomOp1 for Gelu {
             backward(&x[r.clone()], &g[r], out);
             Ok(())
         })?;
+        // SAFETY: the ranges cover every value, and `backward` writes each of its range.
+        let dx = unsafe { cpu::assume_written(dx) };
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }

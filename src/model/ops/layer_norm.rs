@@ -6,6 +6,7 @@
 use candle_core::{bail, CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, D};
 
 use super::cpu;
+use std::mem::MaybeUninit;
 
 const NAME: &str = "layer-norm";
 
@@ -54,12 +55,12 @@ fn moments(row: &[f32], eps: f32) -> (f32, f32) {
 
 cpu::multiversion! {
     /// `y = (x − mean) · rstd · γ + β` for every row of `x` (rows of `gamma.len()`).
-    fn normalise_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [f32]) {
+    fn normalise_rows(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, y: &mut [MaybeUninit<f32>]) {
         let f = gamma.len().max(1);
         for (row, out) in x.chunks_exact(f).zip(y.chunks_exact_mut(f)) {
             let (mean, rstd) = moments(row, eps);
             for (((o, &v), &g), &b) in out.iter_mut().zip(row).zip(gamma).zip(beta) {
-                *o = (v - mean) * rstd * g + b;
+                o.write((v - mean) * rstd * g + b);
             }
         }
     }
@@ -73,7 +74,7 @@ cpu::multiversion! {
         g: &[f32],
         gamma: &[f32],
         eps: f32,
-        dx: &mut [f32],
+        dx: &mut [MaybeUninit<f32>],
         dgamma: &mut [f32],
         dbeta: &mut [f32],
     ) {
@@ -99,7 +100,7 @@ cpu::multiversion! {
             let (mean_gg, mean_ggx) = (sum_gg / len, sum_ggx / len);
             for (((d, &v), &gv), &gm) in drow.iter_mut().zip(row).zip(grow).zip(gamma) {
                 let xhat = (v - mean) * rstd;
-                *d = rstd * (gv * gm - mean_gg - xhat * mean_ggx);
+                d.write(rstd * (gv * gm - mean_gg - xhat * mean_ggx));
             }
         }
     }
@@ -125,7 +126,7 @@ impl CustomOp3 for LayerNorm {
         let f = gamma.len();
         let rows = x.len().checked_div(f).unwrap_or(0);
         let eps = self.eps as f32;
-        let mut y = vec![0f32; x.len()];
+        let mut y = cpu::uninit_vec(x.len());
         let ranges = cpu::ranges(rows, 4 * cpu::MAX_CHUNKS);
         let outs = cpu::split_mut(&mut y, &ranges, f);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
@@ -133,6 +134,8 @@ impl CustomOp3 for LayerNorm {
             normalise_rows(&x[r.start * f..r.end * f], gamma, beta, eps, out);
             Ok(())
         })?;
+        // SAFETY: the ranges cover every row, and `normalise_rows` writes each of its rows.
+        let y = unsafe { cpu::assume_written(y) };
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
 
@@ -159,7 +162,7 @@ impl CustomOp3 for LayerNorm {
             bail!("{NAME}: gradient of the wrong size")
         }
         let eps = self.eps as f32;
-        let mut dx = vec![0f32; xd.len()];
+        let mut dx = cpu::uninit_vec(xd.len());
         // Fixed chunks, each with its partial sums of the scale's and shift's gradients, added
         // in order: the same sums whatever the thread count.
         let ranges = cpu::ranges(rows, cpu::MAX_CHUNKS);
@@ -171,6 +174,8 @@ impl CustomOp3 for LayerNorm {
             backward_rows(x, g, gm, eps, dx, &mut dgamma, &mut dbeta);
             Ok((dgamma, dbeta))
         })?;
+        // SAFETY: the ranges cover every row, and `backward_rows` writes each of its rows.
+        let dx = unsafe { cpu::assume_written(dx) };
         let (mut dgamma, mut dbeta) = (vec![0f32; f], vec![0f32; f]);
         for (pg, pb) in partials {
             for (a, v) in dgamma.iter_mut().zip(pg) {
