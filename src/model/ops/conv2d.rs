@@ -763,8 +763,8 @@ mod tests {
     fn many_channels_over_a_large_grid_are_multiplied_a_slice_at_a_time() {
         let mut rng = rng(5);
         for (c_in, h, w, c_out, pool) in [
-            (64, 10, 9, 7, None),
-            (40, 17, 13, 5, Some(Window { size: 2, stride: 2 })),
+            (64, 20, 19, 7, None),
+            (40, 25, 13, 5, Some(Window { size: 2, stride: 2 })),
         ] {
             let g = Geometry::new((c_in, h, w), (3, 3), 1, 1).unwrap();
             assert!(g.span() < g.grid(), "{g:?} takes more than one slice");

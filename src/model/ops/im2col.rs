@@ -19,8 +19,9 @@ use candle_core::{bail, Result};
 use super::cpu;
 
 /// Elements of one slice of a column matrix the padded path builds and multiplies at a time
-/// (128 KiB: it stays in the core's L2 cache between being written and being read).
-pub(crate) const SLICE_ELEMENTS: usize = 32 * 1024;
+/// (384 KiB: it stays in the core's L2 cache between being written and being read; on a
+/// 2 MiB L2, vgg-bn trained about 3% faster than with 128 KiB).
+pub(crate) const SLICE_ELEMENTS: usize = 96 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Geometry {
