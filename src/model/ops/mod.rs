@@ -1,7 +1,7 @@
 //! CPU fast paths for the network's hot layers, as candle custom ops with forward and backward
-//! (convolution with fused bias/ReLU/max-pool, pooling, dense layers), each with a
-//! device-generic twin made of candle ops that other devices and dtypes (and
-//! `ASSAY_KERNELS=generic`) use.
+//! (convolution with fused bias/ReLU/max-pool, depthwise convolution, batch norm, pooling,
+//! dense layers, layer norm, attention, GELU), each with a device-generic twin made of candle
+//! ops that other devices and dtypes (and `ASSAY_KERNELS=generic`) use.
 
 /// Implements candle's `CustomOp2` (input, weights) and `CustomOp3` (input, weights, bias) for
 /// `$op` by its `forward((x, layout), (w, layout), Option<(b, layout)>)` and
