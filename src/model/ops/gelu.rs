@@ -6,6 +6,7 @@ use candle_core::{bail, CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use super::approx::{erf, exp_nonpositive};
 use super::cpu;
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 const NAME: &str = "gelu";
 
@@ -53,6 +54,28 @@ cpu::multiversion! {
     }
 }
 
+/// `len` values, written by `fill(range, out)` for consecutive ranges of about [`PER_TASK`]
+/// values in parallel.
+///
+/// # Safety
+/// `fill` writes every value of its `out`.
+unsafe fn in_parts(
+    len: usize,
+    fill: impl Fn(Range<usize>, &mut [MaybeUninit<f32>]) + Sync + Send,
+) -> Result<Vec<f32>> {
+    let mut v = cpu::uninit_vec(len);
+    let ranges = cpu::ranges(len, len.div_ceil(PER_TASK));
+    let outs = cpu::split_mut(&mut v, &ranges, 1);
+    let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
+    cpu::run(tasks, |(r, out)| {
+        fill(r, out);
+        Ok(())
+    })?;
+    // SAFETY: the ranges cover every value, and the caller promises `fill` writes each of
+    // its range.
+    Ok(unsafe { cpu::assume_written(v) })
+}
+
 impl CustomOp1 for Gelu {
     fn name(&self) -> &'static str {
         NAME
@@ -60,16 +83,8 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = cpu::storage_f32(s, l, NAME)?;
-        let mut y = cpu::uninit_vec(x.len());
-        let ranges = cpu::ranges(x.len(), x.len().div_ceil(PER_TASK));
-        let outs = cpu::split_mut(&mut y, &ranges, 1);
-        let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
-        cpu::run(tasks, |(r, out)| {
-            forward(&x[r], out);
-            Ok(())
-        })?;
-        // SAFETY: the ranges cover every value, and `forward` writes each of its range.
-        let y = unsafe { cpu::assume_written(y) };
+        // SAFETY: `forward` writes a value for every one it reads.
+        let y = unsafe { in_parts(x.len(), |r, out| forward(&x[r], out))? };
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -86,16 +101,8 @@ impl CustomOp1 for Gelu {
         if g.len() != x.len() {
             bail!("{NAME}: gradient of the wrong size")
         }
-        let mut dx = cpu::uninit_vec(x.len());
-        let ranges = cpu::ranges(x.len(), x.len().div_ceil(PER_TASK));
-        let outs = cpu::split_mut(&mut dx, &ranges, 1);
-        let tasks: Vec<_> = ranges.into_iter().zip(outs).collect();
-        cpu::run(tasks, |(r, out)| {
-            backward(&x[r.clone()], &g[r], out);
-            Ok(())
-        })?;
-        // SAFETY: the ranges cover every value, and `backward` writes each of its range.
-        let dx = unsafe { cpu::assume_written(dx) };
+        // SAFETY: `backward` writes a value for every one it reads.
+        let dx = unsafe { in_parts(x.len(), |r, out| backward(&x[r.clone()], &g[r], out))? };
         Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
     }
 }
