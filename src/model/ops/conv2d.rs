@@ -10,7 +10,7 @@ use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 use super::conv_gradients;
 use super::cpu;
 use super::im2col::{col2im, fold_span, im2col, pad_image, unfold_span, unpad_add, Geometry};
-use super::layout::{load_channels_last, store_channels_first};
+use super::layout::{load_planes, store_planes};
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 use super::max_pool::{self, Window};
 
@@ -174,11 +174,20 @@ impl ConvOp {
             let (col, rest) = buf.split_at_mut(col_len);
             let (z, rest) = rest.split_at_mut(co * n);
             let (pool_scratch, padded) = rest.split_at_mut(pool_len);
-            let lhs = Mat::rows(w, k);
             for (i, img) in images.enumerate() {
                 let xn = &x[img * g.image()..(img + 1) * g.image()];
-                // z = (W · col)ᵀ: grid positions × channels, the orientation gemm runs fastest
-                // in, and the one the pooling epilogue vectorises over channels with.
+                let out_n = &mut out[i * out_img..(i + 1) * out_img];
+                let grid = (g.ho, g.wo, g.grid_w);
+                let Some(win) = pool else {
+                    // z = col ᵀ· Wᵀ as c_out planes of grid positions: the long side (positions)
+                    // is the one the product's tiles run along.
+                    multiply_planes(&g, co, w, xn, col, padded, z)?;
+                    store_planes(z, co, grid, b, relu, out_n);
+                    continue;
+                };
+                // With a pool, z = (W · col)ᵀ: grid positions × channels, the orientation the
+                // pooling epilogue vectorises over channels in.
+                let lhs = Mat::rows(w, k);
                 if g.is_pointwise() {
                     gemm(
                         co,
@@ -212,16 +221,9 @@ impl ConvOp {
                         NONE,
                     )?;
                 }
-                let out_n = &mut out[i * out_img..(i + 1) * out_img];
-                let grid = (g.ho, g.wo, g.grid_w);
-                match pool {
-                    None => store_channels_first(z, co, grid, b, relu, out_n),
-                    Some(win) => {
-                        let arg_n = &mut arg[i * out_img..(i + 1) * out_img];
-                        let scratch = &mut pool_scratch[..];
-                        pool_channels_last(z, co, grid, win, b, relu, out_n, arg_n, scratch);
-                    }
-                }
+                let arg_n = &mut arg[i * out_img..(i + 1) * out_img];
+                let scratch = &mut pool_scratch[..];
+                pool_channels_last(z, co, grid, win, b, relu, out_n, arg_n, scratch);
             }
             cpu::put_scratch(buf);
             Ok(())
@@ -312,19 +314,17 @@ impl ConvOp {
             let (padded, padded_grad) = padded.split_at_mut(g.padded_len());
             let grid = (g.ho, g.wo, g.grid_w);
             let wt = Mat::rows(&wt, co);
+            // gz's strides between grid positions and between channels: channels last after a
+            // pool (as its forward), else channels first.
+            let (ps, cs) = if pool.is_some() { (co, 1) } else { (1, n) };
             for (i, im) in images.enumerate() {
                 let o = im * out_img..(im + 1) * out_img;
                 let (gn, rn) = (&gd[o.clone()], &rd[o.clone()]);
                 // The gradient at the convolution's output (after the bias, before ReLU and
-                // pooling), grid positions × channels, zero on the junk columns.
+                // pooling), zero on the junk columns.
                 match pool {
                     Some(_) => unpool_channels_last(gn, rn, &argmax[o], co, relu, gz, &mut db)?,
-                    None => {
-                        load_channels_last(gn, rn, co, grid, relu, gz);
-                        if need_db {
-                            sum_rows(gz, co, &mut db);
-                        }
-                    }
+                    None => load_planes(gn, rn, co, grid, relu, gz, &mut db),
                 }
                 let xn = &xd[im * g.image()..(im + 1) * g.image()];
                 let dxn = &mut dx[i * img..(i + 1) * img];
@@ -333,47 +333,47 @@ impl ConvOp {
                     if need_dx {
                         padded_grad.fill(0.0);
                     }
-                    for (start, gzs) in (0..n).step_by(span).zip(gz.chunks(span * co)) {
-                        let len = gzs.len() / co;
-                        let positions = start..start + len;
-                        // this slice of gz as the c_out × len matrix it stands for
-                        let gmat = Mat::transposed(gzs, co);
-                        if need_dw {
+                }
+                // A slice of grid positions at a time on the padded path, else the whole grid.
+                for start in (0..n).step_by(span) {
+                    let len = span.min(n - start);
+                    let positions = start..start + len;
+                    // this slice of gz as the c_out × len matrix it stands for
+                    let gmat = Mat {
+                        data: &gz[start * ps..],
+                        rs: cs,
+                        cs: ps,
+                    };
+                    if need_dw {
+                        // the column matrix of these positions, transposed (len × K)
+                        let cols = if g.is_pointwise() {
+                            Mat::transposed(xn, n)
+                        } else if g.is_padded() {
                             unfold_span(&g, padded, positions.clone(), col);
-                            let cols = Mat::transposed(&col[..k * len], len);
-                            let dst = MatMut::cols(&mut dwt, co);
-                            gemm(co, k, len, dst, true, gmat, cols, NONE)?;
-                        }
-                        if need_dx {
-                            let dst = MatMut::rows(&mut dcol[..k * len], len);
-                            gemm(k, len, co, dst, false, wt, gmat, NONE)?;
-                            fold_span(&g, dcol, positions, padded_grad);
-                        }
+                            Mat::transposed(&col[..k * len], len)
+                        } else {
+                            im2col(&g, xn, col, padded);
+                            Mat::transposed(col, n)
+                        };
+                        let dst = MatMut::cols(&mut dwt, co);
+                        gemm(co, k, len, dst, true, gmat, cols, NONE)?;
                     }
                     if need_dx {
-                        unpad_add(&g, padded_grad, dxn);
+                        if g.is_pointwise() {
+                            gemm(k, n, co, MatMut::rows(dxn, n), false, wt, gmat, NONE)?;
+                            continue;
+                        }
+                        let dst = MatMut::rows(&mut dcol[..k * len], len);
+                        gemm(k, len, co, dst, false, wt, gmat, NONE)?;
+                        if g.is_padded() {
+                            fold_span(&g, dcol, positions, padded_grad);
+                        } else {
+                            col2im(&g, dcol, dxn, padded);
+                        }
                     }
-                    continue;
                 }
-                // gz as the c_out × grid matrix it stands for.
-                let gmat = Mat::transposed(gz, co);
-                if need_dw {
-                    let cols = if g.is_pointwise() {
-                        Mat::transposed(xn, n)
-                    } else {
-                        im2col(&g, xn, col, padded);
-                        Mat::transposed(col, n)
-                    };
-                    let dst = MatMut::cols(&mut dwt, co);
-                    gemm(co, k, n, dst, true, gmat, cols, NONE)?;
-                }
-                if need_dx {
-                    if g.is_pointwise() {
-                        gemm(k, n, co, MatMut::rows(dxn, n), false, wt, gmat, NONE)?;
-                    } else {
-                        gemm(k, n, co, MatMut::rows(dcol, n), false, wt, gmat, NONE)?;
-                        col2im(&g, dcol, dxn, padded);
-                    }
+                if need_dx && g.is_padded() {
+                    unpad_add(&g, padded_grad, dxn);
                 }
             }
             cpu::put_scratch(buf);
@@ -408,6 +408,54 @@ impl ConvOp {
         };
         Ok((dx, dw, db))
     }
+}
+
+/// `z` (`c_out` planes of `g`'s grid positions, channels first) = the convolution of one image
+/// `xn` by `w`, before bias and activation: `colᵀ · Wᵀ`, with positions as the product's rows.
+/// On the padded path the column matrix is built and multiplied a slice of positions at a
+/// time (`col` holds one slice, `padded` the padded image); else whole.
+fn multiply_planes(
+    g: &Geometry,
+    co: usize,
+    w: &[f32],
+    xn: &[f32],
+    col: &mut [f32],
+    padded: &mut [f32],
+    z: &mut [f32],
+) -> Result<()> {
+    let (k, n) = (g.k(), g.grid());
+    let wt = Mat::transposed(w, k);
+    if g.is_pointwise() {
+        let dst = MatMut::cols(z, n);
+        return gemm(n, co, k, dst, false, Mat::transposed(xn, n), wt, NONE);
+    }
+    if !g.is_padded() {
+        im2col(g, xn, col, padded);
+        let dst = MatMut::cols(z, n);
+        return gemm(n, co, k, dst, false, Mat::transposed(col, n), wt, NONE);
+    }
+    pad_image(g, xn, padded);
+    let span = g.span();
+    for start in (0..n).step_by(span) {
+        let len = span.min(n - start);
+        unfold_span(g, padded, start..start + len, col);
+        let dst = MatMut {
+            data: &mut z[start..],
+            rs: 1,
+            cs: n,
+        };
+        gemm(
+            len,
+            co,
+            k,
+            dst,
+            false,
+            Mat::transposed(&col[..k * len], len),
+            wt,
+            NONE,
+        )?;
+    }
+    Ok(())
 }
 
 cpu::multiversion! {
@@ -625,17 +673,6 @@ fn unpool_channels_last(
         }
     }
     Ok(())
-}
-}
-
-cpu::multiversion! {
-/// `acc[ch] += Σ_rows z[row, ch]` for `z` rows × `c`.
-fn sum_rows(z: &[f32], c: usize, acc: &mut [f32]) {
-    for row in z.chunks_exact(c) {
-        for (a, &v) in acc.iter_mut().zip(row) {
-            *a += v;
-        }
-    }
 }
 }
 
