@@ -78,6 +78,7 @@ mod cpu;
 mod im2col;
 mod layout;
 mod matmul;
+mod shifted;
 #[cfg(test)]
 mod testutil;
 
