@@ -187,6 +187,10 @@ impl ConvOp {
             let mut buf = cpu::take_scratch(col_len + co * n + pool_len);
             let (col, rest) = buf.split_at_mut(col_len);
             let (z, pool_scratch) = rest.split_at_mut(co * n);
+            // Zeros where the shifted planes of every image are zero.
+            if g.is_padded() {
+                col.fill(0.0);
+            }
             for (i, img) in images.enumerate() {
                 let xn = &x[img * g.image()..(img + 1) * g.image()];
                 let out_n = &mut out[i * out_img..(i + 1) * out_img];
@@ -302,6 +306,12 @@ impl ConvOp {
             let mut buf = cpu::take_scratch(co * n + col_len(need_dw) + col_len(need_dx));
             let (gz, rest) = buf.split_at_mut(co * n);
             let (col, dcol) = rest.split_at_mut(col_len(need_dw));
+            // Zeros where the shifted planes of every image are zero, and on gz's junk columns,
+            // which are not written.
+            if g.is_padded() {
+                col.fill(0.0);
+            }
+            gz.fill(0.0);
             let grid = (g.ho, g.wo, g.grid_w);
             // gz's strides between grid positions and between channels: channels last after a
             // pool (as its forward), else channels first.

@@ -103,6 +103,20 @@ pub(crate) fn sequentially<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// `dst = src` for short rows, in moves of 8 values, inlined into the caller (a call to
+/// `memcpy` per image row costs more than the copy).
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let (mut d, mut s) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
+    for (d, s) in (&mut d).zip(&mut s) {
+        let s: &[f32; 8] = s.try_into().expect("chunks of 8");
+        d.copy_from_slice(s);
+    }
+    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = s;
+    }
+}
+
 /// Defines a function twice: as written, and compiled for AVX2 + FMA, picking the second at
 /// run time when the CPU has those features. The crate is built for baseline x86-64, where
 /// the ops' element loops (compares, blends, transposes) vectorise poorly.

@@ -32,8 +32,8 @@ pub(crate) fn store_planes(
 
 cpu::multiversion! {
 /// The gradient before a fused ReLU (or the plain gradient; `res` is the ReLU's output), from
-/// `c × ho·wo` to `c` planes of the output grid (rows `grid width` apart, zero on the junk
-/// columns); adds each plane's sum to `sums` unless that is empty.
+/// `c × ho·wo` to `c` planes of the output grid (rows `grid width` apart; the junk columns are
+/// not written and must be zero); adds each plane's sum to `sums` unless that is empty.
 pub(crate) fn load_planes(
     grad: &[f32],
     res: &[f32],
@@ -48,11 +48,13 @@ pub(crate) fn load_planes(
     for (ch, ((gp, rp), zp)) in planes.zip(gz.chunks_exact_mut(ho * gw)).take(c).enumerate() {
         let rows = gp.chunks_exact(wo).zip(rp.chunks_exact(wo));
         for ((gr, rr), zr) in rows.zip(zp.chunks_exact_mut(gw)) {
-            let (valid, junk) = zr.split_at_mut(wo);
-            for ((z, &g), &r) in valid.iter_mut().zip(gr).zip(rr) {
-                *z = gate(g, r, relu);
+            if relu {
+                for ((z, &g), &r) in zr.iter_mut().zip(gr).zip(rr) {
+                    *z = gate(g, r, true);
+                }
+            } else {
+                cpu::copy_short(&mut zr[..wo], gr);
             }
-            junk.fill(0.0);
         }
         if let Some(s) = sums.get_mut(ch) {
             *s += approx::sum(zp);
@@ -129,7 +131,10 @@ mod tests {
 
                 let g: Vec<f32> = (0..c * ho * wo).map(|_| pick(&mut r)).collect();
                 let res: Vec<f32> = (0..c * ho * wo).map(|_| pick(&mut r)).collect();
-                let mut gz = vec![7f32; c * ho * gw];
+                // junk columns zero, the rest stale
+                let mut gz: Vec<f32> = (0..c * ho * gw)
+                    .map(|at| if at % gw < wo { 7.0 } else { 0.0 })
+                    .collect();
                 let mut sums = vec![1f32; c];
                 load_planes(&g, &res, c, grid, relu, &mut gz, &mut sums);
                 let mut want = vec![0f32; c * ho * gw];

@@ -55,37 +55,22 @@ pub(crate) fn natural_index(g: &Geometry, r: usize) -> usize {
     (c * g.kh + i) * g.kw + j
 }
 
-/// `dst = src` for short rows, in moves of 8 values (a call to `memcpy` per image row costs
-/// more than the copy).
-#[inline(always)]
-fn copy_short(dst: &mut [f32], src: &[f32]) {
-    let (mut d, mut s) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
-    for (d, s) in (&mut d).zip(&mut s) {
-        let s: &[f32; 8] = s.try_into().expect("chunks of 8");
-        d.copy_from_slice(s);
-    }
-    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = s;
-    }
-}
-
 cpu::multiversion! {
-/// The shifted planes (`len(g)` values, every one written) of one image `x` (`c_in × h × w`).
+/// The shifted planes (`len(g)` values) of one image `x` (`c_in × h × w`) into `out`, which
+/// holds zeros or the shifted planes of another image of the same geometry: the padding and
+/// the tails, zero in both, are not written again.
 pub(crate) fn shift_image(g: &Geometry, x: &[f32], out: &mut [f32]) {
     let (wp, plane, stride) = (g.grid_w, plane(g), stride(g));
     for c in 0..g.c_in {
         let image = &x[c * g.h * g.w..][..g.h * g.w];
         let (first, rest) = out[c * g.kw * stride..][..g.kw * stride].split_at_mut(stride);
         // row (c, 0): the padded plane, then zeros
-        first.fill(0.0);
         for (y, src) in image.chunks_exact(g.w).enumerate() {
             let at = (y + g.pad) * wp + g.pad;
-            copy_short(&mut first[at..at + g.w], src);
+            cpu::copy_short(&mut first[at..at + g.w], src);
         }
         for (j, row) in rest.chunks_exact_mut(stride).enumerate() {
-            let (shifted, tail) = row.split_at_mut(plane);
-            shifted.copy_from_slice(&first[j + 1..][..plane]);
-            tail.fill(0.0);
+            row[..plane].copy_from_slice(&first[j + 1..][..plane]);
         }
     }
 }
@@ -105,7 +90,7 @@ pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [f32]) {
             let base = c * g.kw * stride + (y + g.pad) * wp + g.pad;
             let s0 = &dq[base..][..w];
             if g.kw == 1 {
-                copy_short(row, s0);
+                cpu::copy_short(row, s0);
                 continue;
             }
             let s1 = &dq[base + stride - 1..][..w];
@@ -145,7 +130,10 @@ mod tests {
         for &(c, h, w, kh, kw, pad) in &SHAPES {
             let g = Geometry::new((c, h, w), (kh, kw), 1, pad).unwrap();
             let x: Vec<f32> = (0..c * h * w).map(|_| r.random::<f32>()).collect();
-            let mut q = vec![f32::NAN; len(&g)];
+            // over the shift of another image, as a convolution's scratch holds
+            let mut q = vec![0.0; len(&g)];
+            let other: Vec<f32> = (0..c * h * w).map(|_| r.random::<f32>()).collect();
+            shift_image(&g, &other, &mut q);
             shift_image(&g, &x, &mut q);
             let wp = g.grid_w;
             let padded = |ch: usize, at: usize| -> f32 {
