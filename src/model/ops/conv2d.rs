@@ -187,10 +187,8 @@ impl ConvOp {
             let mut buf = cpu::take_scratch(col_len + co * n + pool_len);
             let (col, rest) = buf.split_at_mut(col_len);
             let (z, pool_scratch) = rest.split_at_mut(co * n);
-            // Zeros where the shifted planes of every image are zero.
-            if g.is_padded() {
-                col.fill(0.0);
-            }
+            // Zeros where the column matrix (or shifted planes) of every image is zero.
+            col.fill(0.0);
             for (i, img) in images.enumerate() {
                 let xn = &x[img * g.image()..(img + 1) * g.image()];
                 let out_n = &mut out[i * out_img..(i + 1) * out_img];
@@ -306,11 +304,9 @@ impl ConvOp {
             let mut buf = cpu::take_scratch(co * n + col_len(need_dw) + col_len(need_dx));
             let (gz, rest) = buf.split_at_mut(co * n);
             let (col, dcol) = rest.split_at_mut(col_len(need_dw));
-            // Zeros where the shifted planes of every image are zero, and on gz's junk columns,
-            // which are not written.
-            if g.is_padded() {
-                col.fill(0.0);
-            }
+            // Zeros where the column matrix (or shifted planes) of every image is zero, and on
+            // gz's junk columns, which are not written.
+            col.fill(0.0);
             gz.fill(0.0);
             let grid = (g.ho, g.wo, g.grid_w);
             // gz's strides between grid positions and between channels: channels last after a
@@ -412,7 +408,8 @@ struct Part<'a> {
 
 impl<'a> Columns<'a> {
     /// The column matrix of image `xn`, built in `col` (of `shifted::len` values on the padded
-    /// path, `K × grid` on the strided one, none pointwise).
+    /// path, `K × grid` on the strided one, none pointwise), which holds zeros or the columns of
+    /// another image of the same geometry.
     fn of(g: &Geometry, xn: &'a [f32], col: &'a mut [f32]) -> Self {
         if g.is_pointwise() {
             Columns::Whole(xn)

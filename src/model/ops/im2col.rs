@@ -117,8 +117,10 @@ impl Geometry {
 }
 
 cpu::multiversion! {
-/// Fills `col` (`K × grid`, row-major) from one image `x` (`c_in × h × w`); not for the padded
-/// path (see [`Geometry::is_padded`]), whose grid is wider than the output.
+/// Fills `col` (`K × grid`, row-major) from one image `x` (`c_in × h × w`); `col` holds zeros
+/// or the columns of another image of the same geometry: the values that read the padding, zero
+/// in both, are not written again. Not for the padded path (see [`Geometry::is_padded`]),
+/// whose grid is wider than the output.
 pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
     debug_assert!(!g.is_padded());
     let (p, s) = (g.p(), g.stride);
@@ -130,19 +132,25 @@ pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
             for j in 0..g.kw {
                 let Some(row) = rows.next() else { return };
                 let (ow_lo, ow_hi) = g.valid(j, g.w, g.wo);
-                row[..oh_lo * g.wo].fill(0.0);
-                row[oh_hi * g.wo..].fill(0.0);
+                if ow_lo == ow_hi {
+                    continue;
+                }
                 for oh in oh_lo..oh_hi {
                     let ih = oh * s + i - g.pad;
-                    let out = &mut row[oh * g.wo..(oh + 1) * g.wo];
-                    out[..ow_lo].fill(0.0);
-                    out[ow_hi..].fill(0.0);
-                    if ow_lo == ow_hi {
-                        continue;
-                    }
+                    let out = &mut row[oh * g.wo + ow_lo..oh * g.wo + ow_hi];
                     let start = ih * g.w + ow_lo * s + j - g.pad;
-                    for (o, v) in out[ow_lo..ow_hi].iter_mut().zip(plane[start..].iter().step_by(s)) {
-                        *o = *v;
+                    let src = &plane[start..start + (out.len() - 1) * s + 1];
+                    if s == 2 {
+                        // pairs, whose first values a vector loop takes two registers at a time
+                        let (last, body) = out.split_last_mut().expect("a valid column");
+                        for (o, pair) in body.iter_mut().zip(src.chunks_exact(2)) {
+                            *o = pair[0];
+                        }
+                        *last = src[src.len() - 1];
+                    } else {
+                        for (o, v) in out.iter_mut().zip(src.iter().step_by(s)) {
+                            *o = *v;
+                        }
                     }
                 }
             }
@@ -223,7 +231,10 @@ mod tests {
         ] {
             let g = Geometry::new((c, h, w), (kh, kw), s, p).unwrap();
             let x: Vec<f32> = (0..g.image()).map(|i| i as f32 + 1.0).collect();
-            let mut col = vec![f32::NAN; g.k() * g.grid()];
+            // over the columns of another image, as a convolution's scratch holds
+            let mut col = vec![0.0; g.k() * g.grid()];
+            let other: Vec<f32> = (0..g.image()).map(|i| i as f32 * 0.5 - 7.0).collect();
+            im2col(&g, &other, &mut col);
             im2col(&g, &x, &mut col);
             let want = naive_im2col(&g, &x);
             assert_eq!(col, want, "{g:?}");
