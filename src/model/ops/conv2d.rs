@@ -283,7 +283,7 @@ impl ConvOp {
         };
 
         let img = if need_dx { g.image() } else { 0 };
-        let mut dx = vec![0f32; d.n * img];
+        let mut dx = cpu::uninit_vec::<f32>(d.n * img);
         let ranges = cpu::ranges(d.n, cpu::MAX_CHUNKS);
         let dxs = cpu::split_mut(&mut dx, &ranges, img);
         let tasks: Vec<_> = ranges.into_iter().zip(dxs).collect();
@@ -357,6 +357,8 @@ impl ConvOp {
             }
         }
         let dx = if need_dx {
+            // SAFETY: the ranges cover every image, and `input_gradient` writes all of each.
+            let dx = unsafe { cpu::assume_written(dx) };
             Some(Tensor::from_vec(dx, x.shape(), x.device())?)
         } else {
             None
@@ -457,27 +459,28 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// The input gradient `dxn` of one image (zero before) from the gradient at its output `gz`
-/// (`c_out × grid`): pointwise `Wᵀ · gz`; else the gradient of the column matrix, `Wᵀ · gz`
-/// (in `dcol`, `K × grid`) added back by col2im, or on the padded path that of the shifted
-/// planes (in `dcol`, a kernel row's product at a time, each from `grid_w` further on), then
-/// unshifted. `w` is (`W`, the same in [`rows_first`] order).
+/// The input gradient `dxn` of one image (every value written) from the gradient at its
+/// output `gz` (`c_out × grid`): pointwise `Wᵀ · gz`; else the gradient of the column matrix,
+/// `Wᵀ · gz` (in `dcol`, `K × grid`) added back by col2im, or on the padded path that of the
+/// shifted planes (in `dcol`, a kernel row's product at a time, each from `grid_w` further
+/// on), then unshifted. `w` is (`W`, the same in [`rows_first`] order).
 fn input_gradient(
     g: &Geometry,
     co: usize,
     gz: Mat,
     (w, w_rows): (&[f32], &[f32]),
     dcol: &mut [f32],
-    dxn: &mut [f32],
+    dxn: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
     let (k, n) = (g.k(), g.grid());
     let wt = Mat::rows(w, k).t();
     if g.is_pointwise() {
-        return gemm(k, n, co, MatMut::rows(dxn, n), false, wt, gz, NONE);
+        let dst = MatMut::rows(cpu::zeroed(dxn), n);
+        return gemm(k, n, co, dst, false, wt, gz, NONE);
     }
     if !g.is_padded() {
         gemm(k, n, co, MatMut::rows(dcol, n), false, wt, gz, NONE)?;
-        col2im(g, dcol, dxn);
+        col2im(g, dcol, cpu::zeroed(dxn));
         return Ok(());
     }
     let (rows, stride) = (g.kw * g.c_in, shifted::stride(g));

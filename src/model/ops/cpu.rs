@@ -166,6 +166,23 @@ pub(crate) unsafe fn assume_written<T>(v: Vec<MaybeUninit<T>>) -> Vec<T> {
     unsafe { Vec::from_raw_parts(ptr.cast::<T>(), len, cap) }
 }
 
+/// `s` as the values it holds.
+///
+/// # Safety
+/// Every value of `s` has been initialised.
+pub(crate) unsafe fn assume_init_mut(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and the caller promises every value
+    // is initialised.
+    unsafe { &mut *(s as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
+/// `s` set to zeros, as values.
+pub(crate) fn zeroed(s: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    s.fill(MaybeUninit::new(0.0));
+    // SAFETY: every value was just written.
+    unsafe { assume_init_mut(s) }
+}
+
 /// A vector of `len` values that `fill` writes into uninitialised memory (see [`uninit_vec`]).
 ///
 /// # Safety

@@ -13,6 +13,8 @@
 //! Where a shifted copy runs past the end of a grid row it holds the start of the next row:
 //! only junk grid columns (past the output width) read there, whose gradient is zero.
 
+use std::mem::MaybeUninit;
+
 use super::cpu;
 use super::im2col::Geometry;
 
@@ -81,7 +83,7 @@ cpu::multiversion! {
 /// image's shifted planes `dq` (whose rows' tails past the plane are zero): `dx[c, y, x]` is
 /// the sum over `j` of row `(c, j)` at the padded position of `(y, x)` less `j` (before the
 /// row's start: the zero tail of the row before).
-pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [f32]) {
+pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [MaybeUninit<f32>]) {
     let (wp, stride, w) = (g.grid_w, stride(g), g.w);
     for c in 0..g.c_in {
         let rows = dx[c * g.h * w..][..g.h * w].chunks_exact_mut(w);
@@ -90,13 +92,17 @@ pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [f32]) {
             let base = c * g.kw * stride + (y + g.pad) * wp + g.pad;
             let s0 = &dq[base..][..w];
             if g.kw == 1 {
-                cpu::copy_short(row, s0);
+                for (d, &v) in row.iter_mut().zip(s0) {
+                    d.write(v);
+                }
                 continue;
             }
             let s1 = &dq[base + stride - 1..][..w];
             for ((d, &a), &b) in row.iter_mut().zip(s0).zip(s1) {
-                *d = a + b;
+                d.write(a + b);
             }
+            // SAFETY: every value of the row was just written.
+            let row = unsafe { cpu::assume_init_mut(row) };
             for j in 2..g.kw {
                 let sj = &dq[base + j * (stride - 1)..][..w];
                 for (d, &v) in row.iter_mut().zip(sj) {
@@ -184,10 +190,20 @@ mod tests {
                     }
                 })
                 .collect();
-            let mut dx = vec![f32::NAN; c * h * w];
+            let mut dx = vec![MaybeUninit::new(f32::NAN); c * h * w];
             unshift(&g, &dq, &mut dx);
+            // SAFETY: initialised above (and every value written by `unshift`).
+            let dx = unsafe { cpu::assume_init_mut(&mut dx) };
             let lhs: f64 = q.iter().zip(&dq).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let rhs: f64 = x.iter().zip(&dx).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let rhs: f64 = x
+                .iter()
+                .zip(dx.iter())
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
+            assert!(
+                dx.iter().all(|v| v.is_finite()),
+                "{g:?}: a value left unwritten"
+            );
             assert!((lhs - rhs).abs() < 1e-4, "{g:?}: {lhs} against {rhs}");
         }
     }
