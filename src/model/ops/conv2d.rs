@@ -12,7 +12,7 @@ use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 use super::conv_gradients;
 use super::cpu;
 use super::im2col::{col2im, im2col, Geometry};
-use super::layout::{load_planes, store_planes};
+use super::epilogue::{add_plane_sums, bias_relu, relu_gradient};
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 use super::max_pool::{self, Window};
 use super::shifted::{self, rows_first, shift_image, unshift};
@@ -157,7 +157,7 @@ impl ConvOp {
         };
         let d = Dims::new(&self.opts, xl.shape(), wl.shape(), b.map(|b| b.len()))?;
         let (g, co) = (d.g, d.c_out);
-        let (k, n, out_img) = (g.k(), g.grid(), d.out());
+        let (k, n, out_img) = (g.k(), g.p(), d.out());
         let (relu, pool) = (self.opts.relu, self.opts.pool);
         let arg_img = if pool.is_some() { out_img } else { 0 };
         let mut argmax = cpu::uninit_vec::<u32>(d.n * arg_img);
@@ -166,8 +166,8 @@ impl ConvOp {
         let outs = cpu::split_mut(&mut out, &ranges, out_img);
         let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
-        // The weights in the shifted planes' order on the padded path.
-        let w_rows = if g.is_padded() {
+        // The weights in the shifted planes' order at stride 1.
+        let w_rows = if g.is_shifted() {
             rows_first(&g, w)
         } else {
             Vec::new()
@@ -175,46 +175,44 @@ impl ConvOp {
         cpu::run(tasks, |((images, out), arg)| {
             let col_len = if g.is_pointwise() {
                 0
-            } else if g.is_padded() {
+            } else if g.is_shifted() {
                 shifted::len(&g)
             } else {
                 k * n
             };
+            // With a pool, the product and the pooling epilogue's scratch.
             let pool_len = match pool {
-                Some(_) => 2 * g.wo * co + 2 * d.ow * co,
+                Some(_) => co * n + 2 * g.wo * co + 2 * d.ow * co,
                 None => 0,
             };
-            let mut buf = cpu::take_scratch(col_len + co * n + pool_len);
+            let mut buf = cpu::take_scratch(col_len + pool_len);
             let (col, rest) = buf.split_at_mut(col_len);
-            let (z, pool_scratch) = rest.split_at_mut(co * n);
+            let (z, pool_scratch) = rest.split_at_mut(if pool.is_some() { co * n } else { 0 });
             // Zeros where the column matrix (or shifted planes) of every image is zero.
             col.fill(0.0);
             for (i, img) in images.enumerate() {
                 let xn = &x[img * g.image()..(img + 1) * g.image()];
                 let out_n = &mut out[i * out_img..(i + 1) * out_img];
-                let grid = (g.ho, g.wo, g.grid_w);
-                // The column matrix (or, padded, its kernel rows' views) for this image.
+                // The column matrix (or its kernel rows' views) for this image.
                 let cols = Columns::of(&g, xn, col);
                 let Some(win) = pool else {
-                    // z = colᵀ · Wᵀ as c_out planes of grid positions: the long side (positions)
-                    // is the one the product's tiles run along.
+                    // The output = colᵀ · Wᵀ as c_out planes of output positions, written in
+                    // place: the long side (positions) is the one the product's tiles run along.
                     for p in cols.parts(&g, w, &w_rows) {
-                        let dst = MatMut::cols(z, n);
-                        gemm(
-                            n,
-                            co,
-                            p.rows,
-                            dst,
-                            !p.first,
-                            p.cols.t(),
-                            p.weights.t(),
-                            NONE,
-                        )?;
+                        let dst = if p.first {
+                            MatMut::uninit_cols(out_n, n)
+                        } else {
+                            // SAFETY: the first part's product wrote every value.
+                            MatMut::cols(unsafe { cpu::assume_init_mut(out_n) }, n)
+                        };
+                        let (lhs, rhs) = (p.cols.t(), p.weights.t());
+                        gemm(n, co, p.rows, dst, !p.first, lhs, rhs, NONE)?;
                     }
-                    store_planes(z, co, grid, b, relu, out_n);
+                    // SAFETY: as above.
+                    bias_relu(unsafe { cpu::assume_init_mut(out_n) }, co, b, relu);
                     continue;
                 };
-                // With a pool, z = (W · col)ᵀ: grid positions × channels, the orientation the
+                // With a pool, z = (W · col)ᵀ: positions × channels, the orientation the
                 // pooling epilogue vectorises over channels in.
                 for p in cols.parts(&g, w, &w_rows) {
                     let dst = MatMut::cols(z, co);
@@ -222,7 +220,7 @@ impl ConvOp {
                 }
                 let arg_n = &mut arg[i * out_img..(i + 1) * out_img];
                 let scratch = &mut pool_scratch[..];
-                pool_channels_last(z, co, grid, win, b, relu, out_n, arg_n, scratch);
+                pool_channels_last(z, co, (g.ho, g.wo), win, b, relu, out_n, arg_n, scratch);
             }
             cpu::put_scratch(buf);
             Ok(())
@@ -252,7 +250,7 @@ impl ConvOp {
         }
         let d = Dims::new(&self.opts, x.shape(), w.shape(), b.map(|b| b.elem_count()))?;
         let (g, co) = (d.g, d.c_out);
-        let (k, n, out_img) = (g.k(), g.grid(), d.out());
+        let (k, n, out_img) = (g.k(), g.p(), d.out());
         let (relu, pool) = (self.opts.relu, self.opts.pool);
         let (x, w, res, grad) = (
             x.contiguous()?,
@@ -275,8 +273,8 @@ impl ConvOp {
         {
             bail!("{NAME}: backward without a matching forward pass")
         }
-        // The weights in the shifted planes' order on the padded path.
-        let w_rows = if g.is_padded() {
+        // The weights in the shifted planes' order at stride 1.
+        let w_rows = if g.is_shifted() {
             rows_first(&g, wd)
         } else {
             Vec::new()
@@ -295,33 +293,43 @@ impl ConvOp {
             // matrix (for the input gradient), unless pointwise.
             let col_len = if g.is_pointwise() {
                 0
-            } else if g.is_padded() {
+            } else if g.is_shifted() {
                 shifted::len(&g)
             } else {
                 k * n
             };
             let col_len = |need| if need { col_len } else { 0 };
-            let mut buf = cpu::take_scratch(co * n + col_len(need_dw) + col_len(need_dx));
-            let (gz, rest) = buf.split_at_mut(co * n);
+            // The gradient at the product, unless that is the output's gradient itself (no
+            // pool, no ReLU).
+            let gz_len = if pool.is_some() || relu { co * n } else { 0 };
+            let mut buf = cpu::take_scratch(gz_len + col_len(need_dw) + col_len(need_dx));
+            let (gz, rest) = buf.split_at_mut(gz_len);
             let (col, dcol) = rest.split_at_mut(col_len(need_dw));
-            // Zeros where the column matrix (or shifted planes) of every image is zero, and on
-            // gz's junk columns, which are not written.
+            // Zeros where the column matrix (or shifted planes) of every image is zero.
             col.fill(0.0);
-            gz.fill(0.0);
-            let grid = (g.ho, g.wo, g.grid_w);
-            // gz's strides between grid positions and between channels: channels last after a
-            // pool (as its forward), else channels first.
+            // gz's strides between positions and between channels: channels last after a pool
+            // (as its forward), else channels first.
             let (ps, cs) = if pool.is_some() { (co, 1) } else { (1, n) };
             for (i, im) in images.enumerate() {
                 let o = im * out_img..(im + 1) * out_img;
                 let (gn, rn) = (&gd[o.clone()], &rd[o.clone()]);
                 // The gradient at the convolution's output (after the bias, before ReLU and
-                // pooling), zero on the junk columns.
-                match pool {
-                    Some(_) => unpool_channels_last(gn, rn, &argmax[o], co, relu, gz, &mut db)?,
-                    None => load_planes(gn, rn, co, grid, relu, gz, &mut db),
-                }
-                // gz as the c_out × grid matrix it stands for
+                // pooling), and its sums per channel for the bias.
+                let gz: &[f32] = match pool {
+                    Some(_) => {
+                        unpool_channels_last(gn, rn, &argmax[o], co, relu, gz, &mut db)?;
+                        gz
+                    }
+                    None if relu => {
+                        relu_gradient(gn, rn, co, gz, &mut db);
+                        gz
+                    }
+                    None => {
+                        add_plane_sums(gn, co, &mut db);
+                        gn
+                    }
+                };
+                // gz as the c_out × positions matrix it stands for
                 let gmat = Mat {
                     data: gz,
                     rs: cs,
@@ -367,7 +375,7 @@ impl ConvOp {
             // dW[o, r] from dWᵀ, whose rows are in the parts' order
             let mut dw = vec![0f32; co * k];
             for (r, row) in dwt.chunks_exact(co).enumerate() {
-                let r = if g.is_padded() {
+                let r = if g.is_shifted() {
                     shifted::natural_index(&g, r)
                 } else {
                     r
@@ -388,8 +396,8 @@ impl ConvOp {
     }
 }
 
-/// One image's column matrix (`K × grid`) as the products read it: the image itself
-/// (pointwise), built by im2col, or on the padded path its shifted planes, which stand for the
+/// One image's column matrix (`K × p`) as the products read it: the image itself
+/// (pointwise), built by im2col, or at stride 1 its shifted planes, which stand for the
 /// matrix a kernel row at a time.
 enum Columns<'a> {
     Whole(&'a [f32]),
@@ -397,7 +405,7 @@ enum Columns<'a> {
 }
 
 /// One kernel row's part of a convolution's product (or the whole): its `rows` rows of the
-/// column matrix (`rows × grid`) and the weights on them (`c_out × rows`).
+/// column matrix (`rows × p`) and the weights on them (`c_out × rows`).
 struct Part<'a> {
     cols: Mat<'a>,
     weights: Mat<'a>,
@@ -409,13 +417,13 @@ struct Part<'a> {
 }
 
 impl<'a> Columns<'a> {
-    /// The column matrix of image `xn`, built in `col` (of `shifted::len` values on the padded
-    /// path, `K × grid` on the strided one, none pointwise), which holds zeros or the columns of
+    /// The column matrix of image `xn`, built in `col` (of `shifted::len` values at stride 1,
+    /// `K × p` on the strided path, none pointwise), which holds zeros or the columns of
     /// another image of the same geometry.
     fn of(g: &Geometry, xn: &'a [f32], col: &'a mut [f32]) -> Self {
         if g.is_pointwise() {
             Columns::Whole(xn)
-        } else if g.is_padded() {
+        } else if g.is_shifted() {
             shift_image(g, xn, col);
             Columns::Shifted(col)
         } else {
@@ -425,12 +433,12 @@ impl<'a> Columns<'a> {
     }
 
     /// The parts whose products sum to the convolution, with their weights from `w`
-    /// (`c_out × K`) or, on the padded path, `w_rows` (the same in [`rows_first`] order).
+    /// (`c_out × K`) or, at stride 1, `w_rows` (the same in [`rows_first`] order).
     fn parts<'b>(&self, g: &Geometry, w: &'b [f32], w_rows: &'b [f32]) -> Vec<Part<'b>>
     where
         'a: 'b,
     {
-        let (k, n) = (g.k(), g.grid());
+        let (k, n) = (g.k(), g.p());
         match *self {
             Columns::Whole(col) => vec![Part {
                 cols: Mat::rows(col, n),
@@ -444,8 +452,8 @@ impl<'a> Columns<'a> {
                 (0..g.kh)
                     .map(|i| Part {
                         cols: Mat {
-                            data: &q[i * g.grid_w..],
-                            rs: shifted::stride(g),
+                            data: &q[i * g.wo..],
+                            rs: shifted::plane(g),
                             cs: 1,
                         },
                         weights: Mat::rows(&w_rows[i * rows..], k),
@@ -460,9 +468,9 @@ impl<'a> Columns<'a> {
 }
 
 /// The input gradient `dxn` of one image (every value written) from the gradient at its
-/// output `gz` (`c_out × grid`): pointwise `Wᵀ · gz`; else the gradient of the column matrix,
-/// `Wᵀ · gz` (in `dcol`, `K × grid`) added back by col2im, or on the padded path that of the
-/// shifted planes (in `dcol`, a kernel row's product at a time, each from `grid_w` further
+/// output `gz` (`c_out × p`): pointwise `Wᵀ · gz`; else the gradient of the column matrix,
+/// `Wᵀ · gz` (in `dcol`, `K × p`) added back by col2im, or at stride 1 that of the
+/// shifted planes (in `dcol`, a kernel row's product at a time, each from `wo` further
 /// on), then unshifted. `w` is (`W`, the same in [`rows_first`] order).
 fn input_gradient(
     g: &Geometry,
@@ -472,29 +480,24 @@ fn input_gradient(
     dcol: &mut [f32],
     dxn: &mut [MaybeUninit<f32>],
 ) -> Result<()> {
-    let (k, n) = (g.k(), g.grid());
+    let (k, n) = (g.k(), g.p());
     let wt = Mat::rows(w, k).t();
     if g.is_pointwise() {
         let dst = MatMut::rows(cpu::zeroed(dxn), n);
         return gemm(k, n, co, dst, false, wt, gz, NONE);
     }
-    if !g.is_padded() {
+    if !g.is_shifted() {
         gemm(k, n, co, MatMut::rows(dcol, n), false, wt, gz, NONE)?;
         col2im(g, dcol, cpu::zeroed(dxn));
         return Ok(());
     }
-    let (rows, stride) = (g.kw * g.c_in, shifted::stride(g));
-    // Kernel row 0 writes each row's first `grid` values; the later ones add further on, and
-    // the tails stay zero.
-    for row in dcol.chunks_exact_mut(stride) {
+    let (rows, plane) = (g.kw * g.c_in, shifted::plane(g));
+    // Kernel row 0 writes each row's first `p` values; the later ones add further on.
+    for row in dcol.chunks_exact_mut(plane) {
         row[n..].fill(0.0);
     }
     for i in 0..g.kh {
-        let dst = MatMut {
-            data: &mut dcol[i * g.grid_w..],
-            rs: 1,
-            cs: stride,
-        };
+        let dst = MatMut::strided(&mut dcol[i * g.wo..], 1, plane);
         let wi = Mat::rows(&w_rows[i * rows..], k);
         gemm(n, rows, co, dst, i > 0, gz.t(), wi, NONE)?;
     }
@@ -503,9 +506,9 @@ fn input_gradient(
 }
 
 cpu::multiversion! {
-/// Max-pools `z` (grid positions × `c`, channels last; `grid` = (ho, wo, grid width)) into
+/// Max-pools `z` (positions × `c`, channels last; `dims` = (ho, wo)) into
 /// `out` (`c × oh·ow`, channels first), adding the bias after the maximum (the same value, one
-/// add per output) and applying ReLU; records each maximum's grid position in `argmax`: the
+/// add per output) and applying ReLU; records each maximum's position in `argmax`: the
 /// first one in row-major window order on ties, as PyTorch; a NaN wins. Each band of `k` rows
 /// is first reduced vertically over whole rows, then horizontally, as branch-free loops over
 /// contiguous memory; positions are carried as f32 (exact below 2²⁴) and updated
@@ -514,7 +517,7 @@ cpu::multiversion! {
 fn pool_channels_last(
     z: &[f32],
     c: usize,
-    grid: (usize, usize, usize),
+    dims: (usize, usize),
     win: Window,
     bias: Option<&[f32]>,
     relu: bool,
@@ -522,7 +525,9 @@ fn pool_channels_last(
     argmax: &mut [MaybeUninit<u32>],
     scratch: &mut [f32],
 ) {
-    let ((ho, wo, gw), (k, s)) = (grid, (win.size, win.stride));
+    let ((ho, wo), (k, s)) = (dims, (win.size, win.stride));
+    // the distance between rows of z
+    let gw = wo;
     let (oh, ow) = ((ho - k) / s + 1, (wo - k) / s + 1);
     let (plane, row_len) = (oh * ow, wo * c);
     // Per band: the vertical maxima and their rows; then per output row: the maxima (channels

@@ -103,10 +103,11 @@ pub(crate) fn sequentially<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// `dst = src` for short rows, in moves of 8 values, inlined into the caller (a call to
-/// `memcpy` per image row costs more than the copy).
+/// `dst = src` (of the same length) for short rows, in moves of 8 values, inlined into the
+/// caller (a call to `memcpy` per image row costs more than the copy).
 #[inline(always)]
 pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    debug_assert_eq!(dst.len(), src.len());
     let (mut d, mut s) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
     for (d, s) in (&mut d).zip(&mut s) {
         let s: &[f32; 8] = s.try_into().expect("chunks of 8");

@@ -6,10 +6,6 @@
 //! The column matrix of one image has `K = c_in·kh·kw` rows and one column per position of
 //! the output grid: row `(c, i, j)` holds, for every output position `(oh, ow)`, the input
 //! pixel `x[c, oh·stride + i − pad, ow·stride + j − pad]`, or 0 outside the image.
-//!
-//! With stride 1 the grid is as wide as the zero-padded input (`w + 2·pad`), wider than the
-//! output (`wo`): the extra `grid_w − wo` columns of each grid row are junk, which the forward
-//! pass ignores and where the gradient must be zero.
 
 use candle_core::{bail, Result};
 
@@ -26,8 +22,6 @@ pub(crate) struct Geometry {
     pub pad: usize,
     pub ho: usize,
     pub wo: usize,
-    /// Width of the output grid: `w + 2·pad` on the padded path, else `wo`.
-    pub grid_w: usize,
 }
 
 impl Geometry {
@@ -45,8 +39,6 @@ impl Geometry {
                 "conv2d: kernel {kh}×{kw} is larger than the padded input {h}×{w} (padding {pad})"
             )
         }
-        let wo = (w + 2 * pad - kw) / stride + 1;
-        let pointwise = kh == 1 && kw == 1 && stride == 1 && pad == 0;
         Ok(Geometry {
             c_in,
             h,
@@ -56,12 +48,7 @@ impl Geometry {
             stride,
             pad,
             ho: (h + 2 * pad - kh) / stride + 1,
-            wo,
-            grid_w: if stride == 1 && !pointwise {
-                w + 2 * pad
-            } else {
-                wo
-            },
+            wo: (w + 2 * pad - kw) / stride + 1,
         })
     }
 
@@ -70,19 +57,14 @@ impl Geometry {
         self.c_in * self.kh * self.kw
     }
 
-    /// Output positions per channel.
+    /// Output positions per channel (columns of the column matrix).
     pub fn p(&self) -> usize {
         self.ho * self.wo
     }
 
-    /// Positions of the output grid (columns of the column matrix), junk columns included.
-    pub fn grid(&self) -> usize {
-        self.ho * self.grid_w
-    }
-
-    /// Whether the convolution reads shifted copies of the zero-padded image, over a grid
-    /// `grid_w` wide (stride 1, not pointwise). Output `(oh, ow)` is grid column `oh·grid_w + ow`.
-    pub fn is_padded(&self) -> bool {
+    /// Whether the convolution reads shifted copies of the zero-padded image (stride 1, not
+    /// pointwise; see `shifted`) rather than a column matrix.
+    pub fn is_shifted(&self) -> bool {
         self.stride == 1 && !self.is_pointwise()
     }
 
@@ -117,12 +99,11 @@ impl Geometry {
 }
 
 cpu::multiversion! {
-/// Fills `col` (`K × grid`, row-major) from one image `x` (`c_in × h × w`); `col` holds zeros
+/// Fills `col` (`K × p`, row-major) from one image `x` (`c_in × h × w`); `col` holds zeros
 /// or the columns of another image of the same geometry: the values that read the padding, zero
-/// in both, are not written again. Not for the padded path (see [`Geometry::is_padded`]),
-/// whose grid is wider than the output.
+/// in both, are not written again. Not for stride 1 (see [`Geometry::is_shifted`]).
 pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
-    debug_assert!(!g.is_padded());
+    debug_assert!(!g.is_shifted());
     let (p, s) = (g.p(), g.stride);
     let mut rows = col[..g.k() * p].chunks_exact_mut(p);
     for c in 0..g.c_in {
@@ -160,10 +141,10 @@ pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
 }
 
 cpu::multiversion! {
-/// Adds the columns `col` (`K × grid`) back onto the image gradient `dx` (`c_in × h × w`); not
-/// for the padded path.
+/// Adds the columns `col` (`K × p`) back onto the image gradient `dx` (`c_in × h × w`); not
+/// for stride 1.
 pub(crate) fn col2im(g: &Geometry, col: &[f32], dx: &mut [f32]) {
-    debug_assert!(!g.is_padded());
+    debug_assert!(!g.is_shifted());
     let (p, s) = (g.p(), g.stride);
     let mut rows = col[..g.k() * p].chunks_exact(p);
     for c in 0..g.c_in {
@@ -195,7 +176,7 @@ mod tests {
     use super::*;
 
     fn naive_im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
-        let n = g.grid();
+        let n = g.p();
         let mut col = vec![0.0; g.k() * n];
         for c in 0..g.c_in {
             for i in 0..g.kh {
@@ -206,7 +187,7 @@ mod tests {
                             let ih = (oh * g.stride + i) as isize - g.pad as isize;
                             let iw = (ow * g.stride + j) as isize - g.pad as isize;
                             if ih >= 0 && iw >= 0 && (ih as usize) < g.h && (iw as usize) < g.w {
-                                col[r * n + oh * g.grid_w + ow] =
+                                col[r * n + oh * g.wo + ow] =
                                     x[(c * g.h + ih as usize) * g.w + iw as usize];
                             }
                         }
@@ -232,7 +213,7 @@ mod tests {
             let g = Geometry::new((c, h, w), (kh, kw), s, p).unwrap();
             let x: Vec<f32> = (0..g.image()).map(|i| i as f32 + 1.0).collect();
             // over the columns of another image, as a convolution's scratch holds
-            let mut col = vec![0.0; g.k() * g.grid()];
+            let mut col = vec![0.0; g.k() * g.p()];
             let other: Vec<f32> = (0..g.image()).map(|i| i as f32 * 0.5 - 7.0).collect();
             im2col(&g, &other, &mut col);
             im2col(&g, &x, &mut col);

@@ -1,6 +1,9 @@
 //! A bounds-checked wrapper over the `gemm` crate's f32 kernel (the one candle itself uses), for
 //! row-major and transposed operands given by strides.
 
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
+
 pub(crate) use ::gemm::Parallelism;
 use candle_core::{bail, Result};
 
@@ -45,34 +48,54 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// A writable matrix view: element `(i, j)` is `data[i * rs + j * cs]`.
+/// A writable matrix view: element `(i, j)` is value `i * rs + j * cs` of its data, which may be
+/// uninitialised memory that a product writes (and does not accumulate into).
 pub(crate) struct MatMut<'a> {
-    pub data: &'a mut [f32],
+    data: *mut f32,
+    len: usize,
     pub rs: usize,
     pub cs: usize,
+    uninit: bool,
+    _data: PhantomData<&'a mut [f32]>,
 }
 
 impl<'a> MatMut<'a> {
+    /// A matrix with strides `rs` and `cs` over `data`.
+    pub fn strided(data: &'a mut [f32], rs: usize, cs: usize) -> Self {
+        MatMut {
+            data: data.as_mut_ptr(),
+            len: data.len(),
+            rs,
+            cs,
+            uninit: false,
+            _data: PhantomData,
+        }
+    }
+
     /// A row-major matrix with `cols` columns.
     pub fn rows(data: &'a mut [f32], cols: usize) -> Self {
-        MatMut {
-            data,
-            rs: cols,
-            cs: 1,
-        }
+        Self::strided(data, cols, 1)
     }
 
     /// A column-major matrix with `rows` rows (the transpose of a row-major `cols × rows`).
     pub fn cols(data: &'a mut [f32], rows: usize) -> Self {
+        Self::strided(data, 1, rows)
+    }
+
+    /// [`MatMut::cols`] over uninitialised memory, which a product then writes in full.
+    pub fn uninit_cols(data: &'a mut [MaybeUninit<f32>], rows: usize) -> Self {
         MatMut {
-            data,
+            data: data.as_mut_ptr().cast::<f32>(),
+            len: data.len(),
             rs: 1,
             cs: rows,
+            uninit: true,
+            _data: PhantomData,
         }
     }
 }
 
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`.
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)` (not `+` into uninitialised memory).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
     m: usize,
@@ -87,15 +110,19 @@ pub(crate) fn gemm(
     if m == 0 || n == 0 {
         return Ok(());
     }
-    let dst_fits = (m - 1) * dst.rs + (n - 1) * dst.cs < dst.data.len();
+    let dst_fits = (m - 1) * dst.rs + (n - 1) * dst.cs < dst.len;
     if !dst_fits || !lhs.fits(m, k) || !rhs.fits(k, n) {
         bail!("gemm {m}×{k}·{k}×{n}: an operand is smaller than its shape and strides")
+    }
+    if accumulate && dst.uninit {
+        bail!("gemm {m}×{k}·{k}×{n}: accumulating into uninitialised memory")
     }
     if k == 0 {
         if !accumulate {
             for i in 0..m {
                 for j in 0..n {
-                    dst.data[i * dst.rs + j * dst.cs] = 0.0;
+                    // SAFETY: inside `dst`'s data, checked above.
+                    unsafe { dst.data.add(i * dst.rs + j * dst.cs).write(0.0) };
                 }
             }
         }
@@ -103,13 +130,14 @@ pub(crate) fn gemm(
     }
     // SAFETY: every index the kernel touches, (i, j) ↦ i·rs + j·cs with i, j below the shape,
     // was checked above to lie inside the slices; `dst` is borrowed mutably, so it cannot alias
-    // `lhs` or `rhs`.
+    // `lhs` or `rhs`; without `accumulate` the kernel writes `dst` without reading it, so it
+    // may be uninitialised.
     unsafe {
         ::gemm::gemm(
             m,
             n,
             k,
-            dst.data.as_mut_ptr(),
+            dst.data,
             dst.cs as isize,
             dst.rs as isize,
             accumulate,

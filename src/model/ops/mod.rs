@@ -75,8 +75,8 @@ macro_rules! custom_op_with_optional_bias {
 mod approx;
 mod conv_gradients;
 mod cpu;
+mod epilogue;
 mod im2col;
-mod layout;
 mod matmul;
 mod shifted;
 #[cfg(test)]

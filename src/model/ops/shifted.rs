@@ -1,37 +1,29 @@
 //! The stride-1 convolutions' operand without a column matrix: `kw` copies of the zero-padded
-//! image, copy `j` shifted left by `j` ("shifted planes").
+//! image, copy `j` shifted left by `j` and cut to the output's width ("shifted planes").
 //!
-//! Row `(c, j)` of the shifted planes holds `padded[c, q + j]` at `q`, the padded plane read
-//! flat (`(h + 2·pad) · grid_w` values, then zeros); rows are [`stride`] apart. For kernel row
-//! `i`, output grid position `p` reads input `padded[c, p + i·grid_w + j]` = row `(c, j)` at
-//! `p + i·grid_w`: the column matrix of kernel row `i` is the shifted planes viewed from offset
-//! `i·grid_w`, positions contiguous and rows `stride` apart, which a matrix product reads in
-//! place. A convolution is then `kh` products over `kw·c_in` rows each, from `kw` copies of
-//! the image instead of the `kh·kw` of im2col, and the input gradient comes back the same way
-//! ([`unshift`]). The weights are taken in the matching order, `(i, c, j)` ([`rows_first`]).
-//!
-//! Where a shifted copy runs past the end of a grid row it holds the start of the next row:
-//! only junk grid columns (past the output width) read there, whose gradient is zero.
+//! Row `(c, j)` of the shifted planes holds `padded[c, y, x + j]` at `y·wo + x`, for every
+//! padded row `y` and output column `x` ([`plane`] values). Output `(oy, ox)` reads, through
+//! kernel offset `(i, j)`, `padded[c, oy + i, ox + j]` = row `(c, j)` at `oy·wo + ox + i·wo`:
+//! the column matrix of kernel row `i` is the shifted planes viewed from offset `i·wo`, output
+//! positions contiguous and rows a plane apart, which a matrix product reads in place, and the
+//! product's positions are those of the output itself. A convolution is then `kh` products
+//! over `kw·c_in` rows each, from `kw` copies of the image instead of the `kh·kw` of im2col,
+//! and the input gradient comes back the same way ([`unshift`]). The weights are taken in the
+//! matching order, `(i, c, j)` ([`rows_first`]).
 
 use std::mem::MaybeUninit;
 
 use super::cpu;
 use super::im2col::Geometry;
 
-/// Values of the padded plane: its rows × `grid_w`.
+/// Values of one shifted plane: the padded image's rows × the output's width.
 pub(crate) fn plane(g: &Geometry) -> usize {
-    (g.h + 2 * g.pad) * g.grid_w
-}
-
-/// The distance between rows of the shifted planes: the plane and `kw` zeros, which a copy
-/// shifted by up to `kw − 1` and the [`unshift`] of the row after it read.
-pub(crate) fn stride(g: &Geometry) -> usize {
-    plane(g) + g.kw
+    (g.h + 2 * g.pad) * g.wo
 }
 
 /// Values of one image's shifted planes (`kw · c_in` rows).
 pub(crate) fn len(g: &Geometry) -> usize {
-    g.kw * g.c_in * stride(g)
+    g.kw * g.c_in * plane(g)
 }
 
 /// The weights `w` (`c_out × c_in × kh × kw`) with their rows in the shifted planes' order,
@@ -57,22 +49,32 @@ pub(crate) fn natural_index(g: &Geometry, r: usize) -> usize {
     (c * g.kh + i) * g.kw + j
 }
 
+/// The output columns `lo..hi` whose input `x + j − pad` through kernel column `j` lies in the
+/// image.
+fn columns(g: &Geometry, j: usize) -> (usize, usize) {
+    let lo = g.pad.saturating_sub(j).min(g.wo);
+    let hi = (g.w + g.pad).saturating_sub(j).min(g.wo).max(lo);
+    (lo, hi)
+}
+
 cpu::multiversion! {
 /// The shifted planes (`len(g)` values) of one image `x` (`c_in × h × w`) into `out`, which
-/// holds zeros or the shifted planes of another image of the same geometry: the padding and
-/// the tails, zero in both, are not written again.
+/// holds zeros or the shifted planes of another image of the same geometry: the padding, zero
+/// in both, is not written again.
 pub(crate) fn shift_image(g: &Geometry, x: &[f32], out: &mut [f32]) {
-    let (wp, plane, stride) = (g.grid_w, plane(g), stride(g));
+    let (wo, plane) = (g.wo, plane(g));
     for c in 0..g.c_in {
         let image = &x[c * g.h * g.w..][..g.h * g.w];
-        let (first, rest) = out[c * g.kw * stride..][..g.kw * stride].split_at_mut(stride);
-        // row (c, 0): the padded plane, then zeros
-        for (y, src) in image.chunks_exact(g.w).enumerate() {
-            let at = (y + g.pad) * wp + g.pad;
-            cpu::copy_short(&mut first[at..at + g.w], src);
-        }
-        for (j, row) in rest.chunks_exact_mut(stride).enumerate() {
-            row[..plane].copy_from_slice(&first[j + 1..][..plane]);
+        for j in 0..g.kw {
+            let (lo, hi) = columns(g, j);
+            if lo == hi {
+                continue;
+            }
+            let row = &mut out[(c * g.kw + j) * plane..][..plane];
+            for (y, src) in image.chunks_exact(g.w).enumerate() {
+                let at = (y + g.pad) * wo;
+                cpu::copy_short(&mut row[at + lo..at + hi], &src[lo + j - g.pad..][..hi - lo]);
+            }
         }
     }
 }
@@ -80,32 +82,45 @@ pub(crate) fn shift_image(g: &Geometry, x: &[f32], out: &mut [f32]) {
 
 cpu::multiversion! {
 /// The image gradient `dx` (`c_in × h × w`, every value written) from the gradient of one
-/// image's shifted planes `dq` (whose rows' tails past the plane are zero): `dx[c, y, x]` is
-/// the sum over `j` of row `(c, j)` at the padded position of `(y, x)` less `j` (before the
-/// row's start: the zero tail of the row before).
+/// image's shifted planes `dq`: `dx[c, y, x]` is the sum over `j` of row `(c, j)` at
+/// `(y + pad)·wo + x + pad − j`, for the `j` whose output column `x + pad − j` exists.
 pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [MaybeUninit<f32>]) {
-    let (wp, stride, w) = (g.grid_w, stride(g), g.w);
+    let (wo, plane, w, kw) = (g.wo, plane(g), g.w, g.kw);
+    // Columns every kernel column reaches: x + pad − j within 0..wo for all j.
+    let mid_lo = (kw - 1).saturating_sub(g.pad).min(w);
+    let mid_hi = wo.saturating_sub(g.pad).min(w).max(mid_lo);
     for c in 0..g.c_in {
         let rows = dx[c * g.h * w..][..g.h * w].chunks_exact_mut(w);
         for (y, row) in rows.enumerate() {
-            // row (c, j)'s value for (y, x) is at base + j·(stride − 1) + x
-            let base = c * g.kw * stride + (y + g.pad) * wp + g.pad;
-            let s0 = &dq[base..][..w];
-            if g.kw == 1 {
-                for (d, &v) in row.iter_mut().zip(s0) {
+            // row (c, j)'s value for column x is at base + j·(plane − 1) + x
+            let base = c * kw * plane + (y + g.pad) * wo + g.pad;
+            let value = |x: usize| -> f32 {
+                let mut sum = 0.0;
+                for j in 0..kw {
+                    if x + g.pad >= j && x + g.pad - j < wo {
+                        sum += dq[base + j * plane + x - j];
+                    }
+                }
+                sum
+            };
+            for x in (0..mid_lo).chain(mid_hi..w) {
+                row[x].write(value(x));
+            }
+            let mid = &mut row[mid_lo..mid_hi];
+            let at = |j: usize| &dq[base + j * plane + mid_lo - j..][..mid_hi - mid_lo];
+            if kw == 1 {
+                for (d, &v) in mid.iter_mut().zip(at(0)) {
                     d.write(v);
                 }
                 continue;
             }
-            let s1 = &dq[base + stride - 1..][..w];
-            for ((d, &a), &b) in row.iter_mut().zip(s0).zip(s1) {
+            for ((d, &a), &b) in mid.iter_mut().zip(at(0)).zip(at(1)) {
                 d.write(a + b);
             }
-            // SAFETY: every value of the row was just written.
-            let row = unsafe { cpu::assume_init_mut(row) };
-            for j in 2..g.kw {
-                let sj = &dq[base + j * (stride - 1)..][..w];
-                for (d, &v) in row.iter_mut().zip(sj) {
+            // SAFETY: every value of `mid` was just written.
+            let mid = unsafe { cpu::assume_init_mut(mid) };
+            for j in 2..kw {
+                for (d, &v) in mid.iter_mut().zip(at(j)) {
                     *d += v;
                 }
             }
@@ -120,16 +135,18 @@ mod tests {
     use crate::model::ops::testutil::rng;
     use rand::Rng;
 
-    const SHAPES: [(usize, usize, usize, usize, usize, usize); 5] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize); 7] = [
         (2, 5, 4, 3, 3, 1),
         (1, 4, 6, 1, 3, 0),
         (3, 3, 3, 3, 2, 2),
         (2, 6, 5, 5, 5, 2),
         (2, 9, 20, 3, 1, 1),
+        (1, 3, 4, 2, 3, 0),
+        (2, 4, 3, 1, 1, 2),
     ];
 
-    /// Every shape of kernel and padding: row `(c, j)` of the shifted planes at `q` is the
-    /// padded plane, read flat, at `q + j`, and 0 past it; the weights' order matches.
+    /// Every shape of kernel and padding: row `(c, j)` of the shifted planes at `y·wo + x` is
+    /// the padded image at `(y, x + j)`; the weights' order matches.
     #[test]
     fn shifted_planes_hold_the_padded_image_shifted() {
         let mut r = rng(9);
@@ -141,11 +158,9 @@ mod tests {
             let other: Vec<f32> = (0..c * h * w).map(|_| r.random::<f32>()).collect();
             shift_image(&g, &other, &mut q);
             shift_image(&g, &x, &mut q);
-            let wp = g.grid_w;
-            let padded = |ch: usize, at: usize| -> f32 {
-                let (y, xx) = (at / wp, at % wp);
+            let padded = |ch: usize, y: usize, xx: usize| -> f32 {
                 let inside = (pad..pad + h).contains(&y) && (pad..pad + w).contains(&xx);
-                if at < plane(&g) && inside {
+                if inside {
                     x[(ch * h + y - pad) * w + xx - pad]
                 } else {
                     0.0
@@ -153,14 +168,11 @@ mod tests {
             };
             for ch in 0..c {
                 for j in 0..kw {
-                    for at in 0..stride(&g) {
-                        let want = if at < plane(&g) {
-                            padded(ch, at + j)
-                        } else {
-                            0.0
-                        };
-                        let got = q[(ch * kw + j) * stride(&g) + at];
-                        assert_eq!(got, want, "{g:?} row ({ch}, {j}) at {at}");
+                    for y in 0..h + 2 * pad {
+                        for xx in 0..g.wo {
+                            let got = q[(ch * kw + j) * plane(&g) + y * g.wo + xx];
+                            assert_eq!(got, padded(ch, y, xx + j), "{g:?} ({ch}, {j}) {y} {xx}");
+                        }
                     }
                 }
             }
@@ -172,7 +184,7 @@ mod tests {
     }
 
     /// `unshift` is the adjoint of `shift_image`: ⟨shift(x), dq⟩ = ⟨x, unshift(dq)⟩ for any
-    /// `dq` whose rows' tails are zero.
+    /// `dq`, and it writes every value.
     #[test]
     fn unshift_is_the_adjoint_of_the_shift() {
         let mut r = rng(10);
@@ -181,29 +193,14 @@ mod tests {
             let x: Vec<f32> = (0..c * h * w).map(|_| r.random::<f32>() - 0.5).collect();
             let mut q = vec![0.0; len(&g)];
             shift_image(&g, &x, &mut q);
-            let dq: Vec<f32> = (0..len(&g))
-                .map(|at| {
-                    if at % stride(&g) < plane(&g) {
-                        r.random::<f32>() - 0.5
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let dq: Vec<f32> = (0..len(&g)).map(|_| r.random::<f32>() - 0.5).collect();
             let mut dx = vec![MaybeUninit::new(f32::NAN); c * h * w];
             unshift(&g, &dq, &mut dx);
             // SAFETY: initialised above (and every value written by `unshift`).
             let dx = unsafe { cpu::assume_init_mut(&mut dx) };
+            assert!(dx.iter().all(|v| v.is_finite()), "{g:?}: a value left unwritten");
             let lhs: f64 = q.iter().zip(&dq).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let rhs: f64 = x
-                .iter()
-                .zip(dx.iter())
-                .map(|(&a, &b)| a as f64 * b as f64)
-                .sum();
-            assert!(
-                dx.iter().all(|v| v.is_finite()),
-                "{g:?}: a value left unwritten"
-            );
+            let rhs: f64 = x.iter().zip(dx.iter()).map(|(&a, &b)| a as f64 * b as f64).sum();
             assert!((lhs - rhs).abs() < 1e-4, "{g:?}: {lhs} against {rhs}");
         }
     }
