@@ -11,8 +11,8 @@ use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
 use super::conv_gradients;
 use super::cpu;
-use super::im2col::{col2im, im2col, Geometry};
 use super::epilogue::{add_plane_sums, bias_relu, relu_gradient};
+use super::im2col::{col2im, im2col, Geometry};
 use super::matmul::{gemm, Mat, MatMut, Parallelism};
 use super::max_pool::{self, Window};
 use super::shifted::{self, rows_first, shift_image, unshift};

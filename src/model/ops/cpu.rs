@@ -103,18 +103,48 @@ pub(crate) fn sequentially<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
-/// `dst = src` (of the same length) for short rows, in moves of 8 values, inlined into the
-/// caller (a call to `memcpy` per image row costs more than the copy).
+/// `dst = src` (of the same length) for short rows, in moves of 8 values inlined into the
+/// caller (a call to `memcpy` per image row costs more than the copy); a ragged end is one more
+/// move of the last 8, overlapping the one before.
 #[inline(always)]
 pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
     debug_assert_eq!(dst.len(), src.len());
-    let (mut d, mut s) = (dst.chunks_exact_mut(8), src.chunks_exact(8));
-    for (d, s) in (&mut d).zip(&mut s) {
-        let s: &[f32; 8] = s.try_into().expect("chunks of 8");
-        d.copy_from_slice(s);
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and only initialised values are
+    // written through the view.
+    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    map_short(dst, [src], |[v]| v);
+}
+
+/// `dst[i] = f([inputs[0][i], ...])` (every value written) for short rows of the same length, 8
+/// values at a time (which the compiler keeps in vector registers), a ragged end computed again
+/// over the last 8.
+#[inline(always)]
+pub(crate) fn map_short<const N: usize>(
+    dst: &mut [MaybeUninit<f32>],
+    inputs: [&[f32]; N],
+    f: impl Fn([f32; N]) -> f32,
+) {
+    let len = dst.len();
+    debug_assert!(inputs.iter().all(|i| i.len() >= len));
+    let eight = |dst: &mut [MaybeUninit<f32>], at: usize| {
+        let out: &mut [MaybeUninit<f32>; 8] = (&mut dst[at..at + 8]).try_into().expect("8 values");
+        let ins: [&[f32; 8]; N] =
+            std::array::from_fn(|k| (&inputs[k][at..at + 8]).try_into().expect("8 values"));
+        for (l, o) in out.iter_mut().enumerate() {
+            o.write(f(std::array::from_fn(|k| ins[k][l])));
+        }
+    };
+    if len < 8 {
+        for (l, o) in dst.iter_mut().enumerate() {
+            o.write(f(std::array::from_fn(|k| inputs[k][l])));
+        }
+        return;
     }
-    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *d = s;
+    for at in (0..len - 7).step_by(8) {
+        eight(dst, at);
+    }
+    if len % 8 != 0 {
+        eight(dst, len - 8);
     }
 }
 

@@ -108,18 +108,15 @@ pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [MaybeUninit<f32>]) {
             }
             let mid = &mut row[mid_lo..mid_hi];
             let at = |j: usize| &dq[base + j * plane + mid_lo - j..][..mid_hi - mid_lo];
-            if kw == 1 {
-                for (d, &v) in mid.iter_mut().zip(at(0)) {
-                    d.write(v);
-                }
-                continue;
-            }
-            for ((d, &a), &b) in mid.iter_mut().zip(at(0)).zip(at(1)) {
-                d.write(a + b);
+            // up to three kernel columns in one write of the row, the rest added after
+            match kw {
+                1 => cpu::map_short(mid, [at(0)], |[a]| a),
+                2 => cpu::map_short(mid, [at(0), at(1)], |[a, b]| a + b),
+                _ => cpu::map_short(mid, [at(0), at(1), at(2)], |[a, b, c]| a + b + c),
             }
             // SAFETY: every value of `mid` was just written.
             let mid = unsafe { cpu::assume_init_mut(mid) };
-            for j in 2..kw {
+            for j in 3..kw {
                 for (d, &v) in mid.iter_mut().zip(at(j)) {
                     *d += v;
                 }
@@ -198,9 +195,16 @@ mod tests {
             unshift(&g, &dq, &mut dx);
             // SAFETY: initialised above (and every value written by `unshift`).
             let dx = unsafe { cpu::assume_init_mut(&mut dx) };
-            assert!(dx.iter().all(|v| v.is_finite()), "{g:?}: a value left unwritten");
+            assert!(
+                dx.iter().all(|v| v.is_finite()),
+                "{g:?}: a value left unwritten"
+            );
             let lhs: f64 = q.iter().zip(&dq).map(|(&a, &b)| a as f64 * b as f64).sum();
-            let rhs: f64 = x.iter().zip(dx.iter()).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let rhs: f64 = x
+                .iter()
+                .zip(dx.iter())
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum();
             assert!((lhs - rhs).abs() < 1e-4, "{g:?}: {lhs} against {rhs}");
         }
     }
