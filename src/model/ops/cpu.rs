@@ -143,7 +143,7 @@ pub(crate) fn map_short<const N: usize>(
     for at in (0..len - 7).step_by(8) {
         eight(dst, at);
     }
-    if len % 8 != 0 {
+    if !len.is_multiple_of(8) {
         eight(dst, len - 8);
     }
 }
