@@ -157,7 +157,7 @@ impl ConvOp {
         };
         let d = Dims::new(&self.opts, xl.shape(), wl.shape(), b.map(|b| b.len()))?;
         let (g, co) = (d.g, d.c_out);
-        let (k, n, out_img) = (g.k(), g.p(), d.out());
+        let (n, out_img) = (g.p(), d.out());
         let (relu, pool) = (self.opts.relu, self.opts.pool);
         let arg_img = if pool.is_some() { out_img } else { 0 };
         let mut argmax = cpu::uninit_vec::<u32>(d.n * arg_img);
@@ -166,20 +166,9 @@ impl ConvOp {
         let outs = cpu::split_mut(&mut out, &ranges, out_img);
         let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
         let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
-        // The weights in the shifted planes' order at stride 1.
-        let w_rows = if g.is_shifted() {
-            rows_first(&g, w)
-        } else {
-            Vec::new()
-        };
+        let w_rows = Columns::weights_in_order(&g, w);
         cpu::run(tasks, |((images, out), arg)| {
-            let col_len = if g.is_pointwise() {
-                0
-            } else if g.is_shifted() {
-                shifted::len(&g)
-            } else {
-                k * n
-            };
+            let col_len = Columns::scratch_len(&g);
             // With a pool, the product and the pooling epilogue's scratch.
             let pool_len = match pool {
                 Some(_) => co * n + 2 * g.wo * co + 2 * d.ow * co,
@@ -273,12 +262,7 @@ impl ConvOp {
         {
             bail!("{NAME}: backward without a matching forward pass")
         }
-        // The weights in the shifted planes' order at stride 1.
-        let w_rows = if g.is_shifted() {
-            rows_first(&g, wd)
-        } else {
-            Vec::new()
-        };
+        let w_rows = Columns::weights_in_order(&g, wd);
 
         let img = if need_dx { g.image() } else { 0 };
         let mut dx = cpu::uninit_vec::<f32>(d.n * img);
@@ -291,13 +275,7 @@ impl ConvOp {
             let mut db = vec![0f32; if need_db { co } else { 0 }];
             // The column matrix (for the weight gradient) and the gradient of the column
             // matrix (for the input gradient), unless pointwise.
-            let col_len = if g.is_pointwise() {
-                0
-            } else if g.is_shifted() {
-                shifted::len(&g)
-            } else {
-                k * n
-            };
+            let col_len = Columns::scratch_len(&g);
             let col_len = |need| if need { col_len } else { 0 };
             // The gradient at the product, unless that is the output's gradient itself (no
             // pool, no ReLU).
@@ -399,6 +377,7 @@ impl ConvOp {
 /// One image's column matrix (`K × p`) as the products read it: the image itself
 /// (pointwise), built by im2col, or at stride 1 its shifted planes, which stand for the
 /// matrix a kernel row at a time.
+#[derive(Clone, Copy)]
 enum Columns<'a> {
     Whole(&'a [f32]),
     Shifted(&'a [f32]),
@@ -417,6 +396,27 @@ struct Part<'a> {
 }
 
 impl<'a> Columns<'a> {
+    /// Values of the scratch [`Columns::of`] builds in.
+    fn scratch_len(g: &Geometry) -> usize {
+        if g.is_pointwise() {
+            0
+        } else if g.is_shifted() {
+            shifted::len(g)
+        } else {
+            g.k() * g.p()
+        }
+    }
+
+    /// The weights `w` as [`Columns::parts`] takes them at stride 1 ([`rows_first`] order);
+    /// else none (the parts read `w` itself).
+    fn weights_in_order(g: &Geometry, w: &[f32]) -> Vec<f32> {
+        if g.is_shifted() {
+            rows_first(g, w)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// The column matrix of image `xn`, built in `col` (of `shifted::len` values at stride 1,
     /// `K × p` on the strided path, none pointwise), which holds zeros or the columns of
     /// another image of the same geometry.
@@ -434,36 +434,42 @@ impl<'a> Columns<'a> {
 
     /// The parts whose products sum to the convolution, with their weights from `w`
     /// (`c_out × K`) or, at stride 1, `w_rows` (the same in [`rows_first`] order).
-    fn parts<'b>(&self, g: &Geometry, w: &'b [f32], w_rows: &'b [f32]) -> Vec<Part<'b>>
+    fn parts<'b>(
+        self,
+        g: &Geometry,
+        w: &'b [f32],
+        w_rows: &'b [f32],
+    ) -> impl Iterator<Item = Part<'b>> + 'b
     where
         'a: 'b,
     {
         let (k, n) = (g.k(), g.p());
-        match *self {
-            Columns::Whole(col) => vec![Part {
-                cols: Mat::rows(col, n),
-                weights: Mat::rows(w, k),
-                rows: k,
-                first: true,
-                offset: 0,
-            }],
-            Columns::Shifted(q) => {
-                let rows = g.kw * g.c_in;
-                (0..g.kh)
-                    .map(|i| Part {
-                        cols: Mat {
-                            data: &q[i * g.wo..],
-                            rs: shifted::plane(g),
-                            cs: 1,
-                        },
-                        weights: Mat::rows(&w_rows[i * rows..], k),
-                        rows,
-                        first: i == 0,
-                        offset: i * rows,
-                    })
-                    .collect()
+        let (count, rows) = match self {
+            Columns::Whole(_) => (1, k),
+            Columns::Shifted(_) => (g.kh, g.kw * g.c_in),
+        };
+        let (wo, plane) = (g.wo, shifted::plane(g));
+        (0..count).map(move |i| {
+            let (cols, weights) = match self {
+                Columns::Whole(col) => (Mat::rows(col, n), Mat::rows(w, k)),
+                // kernel row i's column matrix: the shifted planes from i output rows on
+                Columns::Shifted(q) => (
+                    Mat {
+                        data: &q[i * wo..],
+                        rs: plane,
+                        cs: 1,
+                    },
+                    Mat::rows(&w_rows[i * rows..], k),
+                ),
+            };
+            Part {
+                cols,
+                weights,
+                rows,
+                first: i == 0,
+                offset: i * rows,
             }
-        }
+        })
     }
 }
 

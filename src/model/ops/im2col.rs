@@ -121,9 +121,8 @@ pub(crate) fn im2col(g: &Geometry, x: &[f32], col: &mut [f32]) {
                     let out = &mut row[oh * g.wo + ow_lo..oh * g.wo + ow_hi];
                     let start = ih * g.w + ow_lo * s + j - g.pad;
                     let src = &plane[start..start + (out.len() - 1) * s + 1];
-                    if s == 2 {
+                    if let (2, Some((last, body))) = (s, out.split_last_mut()) {
                         // pairs, whose first values a vector loop takes two registers at a time
-                        let (last, body) = out.split_last_mut().expect("a valid column");
                         for (o, pair) in body.iter_mut().zip(src.chunks_exact(2)) {
                             *o = pair[0];
                         }
