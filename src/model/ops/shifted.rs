@@ -63,6 +63,31 @@ cpu::multiversion! {
 /// in both, is not written again.
 pub(crate) fn shift_image(g: &Geometry, x: &[f32], out: &mut [f32]) {
     let (wo, plane) = (g.wo, plane(g));
+    if wo == g.w {
+        // As wide as the image ("same" padding): copy j is the whole image moved by pad − j,
+        // one contiguous copy, after which the columns that wrapped round from a neighbouring
+        // row are cleared.
+        let (hw, start) = (g.h * g.w, g.pad * wo);
+        for c in 0..g.c_in {
+            let image = &x[c * hw..][..hw];
+            for j in 0..g.kw {
+                let (lo, hi) = columns(g, j);
+                let row = &mut out[(c * g.kw + j) * plane..][start..][..hw];
+                if j <= g.pad {
+                    let d = (g.pad - j).min(hw);
+                    row[d..].copy_from_slice(&image[..hw - d]);
+                } else {
+                    let d = (j - g.pad).min(hw);
+                    row[..hw - d].copy_from_slice(&image[d..]);
+                }
+                for r in row.chunks_exact_mut(wo) {
+                    r[..lo].fill(0.0);
+                    r[hi..].fill(0.0);
+                }
+            }
+        }
+        return;
+    }
     for c in 0..g.c_in {
         let image = &x[c * g.h * g.w..][..g.h * g.w];
         for j in 0..g.kw {
@@ -89,6 +114,42 @@ pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [MaybeUninit<f32>]) {
     // Columns every kernel column reaches: x + pad − j within 0..wo for all j.
     let mid_lo = (kw - 1).saturating_sub(g.pad).min(w);
     let mid_hi = wo.saturating_sub(g.pad).min(w).max(mid_lo);
+    if wo == w {
+        // As wide as the image: row (c, j)'s values for the whole image are contiguous, from
+        // pad·wo + pad − j on, so the sum runs over the image at once; the columns some kernel
+        // column does not reach read a neighbouring row there and are computed again.
+        let hw = g.h * w;
+        for c in 0..g.c_in {
+            let dxc = &mut dx[c * hw..][..hw];
+            let base = c * kw * plane + g.pad * wo + g.pad;
+            let at = |j: usize| &dq[base - j + j * plane..][..hw];
+            match kw {
+                1 => cpu::map_short(dxc, [at(0)], |[a]| a),
+                2 => cpu::map_short(dxc, [at(0), at(1)], |[a, b]| a + b),
+                _ => cpu::map_short(dxc, [at(0), at(1), at(2)], |[a, b, c]| a + b + c),
+            }
+            // SAFETY: every value of `dxc` was just written.
+            let dxc = unsafe { cpu::assume_init_mut(dxc) };
+            for j in 3..kw {
+                for (d, &v) in dxc.iter_mut().zip(at(j)) {
+                    *d += v;
+                }
+            }
+            for (y, row) in dxc.chunks_exact_mut(w).enumerate() {
+                let base = base + y * wo;
+                for x in (0..mid_lo).chain(mid_hi..w) {
+                    let mut sum = 0.0;
+                    for j in 0..kw {
+                        if x + g.pad >= j && x + g.pad - j < wo {
+                            sum += dq[base + j * plane + x - j];
+                        }
+                    }
+                    row[x] = sum;
+                }
+            }
+        }
+        return;
+    }
     for c in 0..g.c_in {
         let rows = dx[c * g.h * w..][..g.h * w].chunks_exact_mut(w);
         for (y, row) in rows.enumerate() {
@@ -132,7 +193,7 @@ mod tests {
     use crate::model::ops::testutil::rng;
     use rand::Rng;
 
-    const SHAPES: [(usize, usize, usize, usize, usize, usize); 7] = [
+    const SHAPES: [(usize, usize, usize, usize, usize, usize); 11] = [
         (2, 5, 4, 3, 3, 1),
         (1, 4, 6, 1, 3, 0),
         (3, 3, 3, 3, 2, 2),
@@ -140,6 +201,10 @@ mod tests {
         (2, 9, 20, 3, 1, 1),
         (1, 3, 4, 2, 3, 0),
         (2, 4, 3, 1, 1, 2),
+        (2, 7, 1, 3, 1, 0),
+        (1, 1, 1, 3, 3, 1),
+        (3, 2, 9, 1, 3, 1),
+        (2, 3, 12, 3, 7, 3),
     ];
 
     /// Every shape of kernel and padding: row `(c, j)` of the shifted planes at `y·wo + x` is
