@@ -1,8 +1,9 @@
 //! 2-D convolution with its bias, ReLU and max-pool fused, as one candle custom op lowered to
 //! matrix products on the CPU: per image, the column matrix (stride 1: shifted copies of the
 //! padded image, a kernel row's product at a time; else im2col), then `W · col` (forward),
-//! `G · colᵀ` (weight gradient, summed over a fixed split of the batch) and `Wᵀ · G` folded
-//! back (input gradient).
+//! `G · colᵀ` (weight gradient, summed over a fixed split of the batch) and the input gradient:
+//! at stride 1 (square kernels, no pool) the convolution of `G` with the flipped kernel, else
+//! `Wᵀ · G` folded back.
 
 use std::mem::MaybeUninit;
 use std::sync::Mutex;
@@ -185,20 +186,8 @@ impl ConvOp {
                 // The column matrix (or its kernel rows' views) for this image.
                 let cols = Columns::of(&g, xn, col);
                 let Some(win) = pool else {
-                    // The output = colᵀ · Wᵀ as c_out planes of output positions, written in
-                    // place: the long side (positions) is the one the product's tiles run along.
-                    for p in cols.parts(&g, w, &w_rows) {
-                        let dst = if p.first {
-                            MatMut::uninit_cols(out_n, n)
-                        } else {
-                            // SAFETY: the first part's product wrote every value.
-                            MatMut::cols(unsafe { cpu::assume_init_mut(out_n) }, n)
-                        };
-                        let (lhs, rhs) = (p.cols.t(), p.weights.t());
-                        gemm(n, co, p.rows, dst, !p.first, lhs, rhs, NONE)?;
-                    }
-                    // SAFETY: as above.
-                    bias_relu(unsafe { cpu::assume_init_mut(out_n) }, co, b, relu);
+                    let out_n = planes_product(&g, co, cols, (w, &w_rows), out_n)?;
+                    bias_relu(out_n, co, b, relu);
                     continue;
                 };
                 // With a pool, z = (W · col)ᵀ: positions × channels, the orientation the
@@ -263,6 +252,10 @@ impl ConvOp {
             bail!("{NAME}: backward without a matching forward pass")
         }
         let w_rows = Columns::weights_in_order(&g, wd);
+        let flipped = match pool {
+            None if need_dx => Flipped::of(&g, co, wd),
+            _ => None,
+        };
 
         let img = if need_dx { g.image() } else { 0 };
         let mut dx = cpu::uninit_vec::<f32>(d.n * img);
@@ -275,16 +268,23 @@ impl ConvOp {
             let mut db = vec![0f32; if need_db { co } else { 0 }];
             // The column matrix (for the weight gradient) and the gradient of the column
             // matrix (for the input gradient), unless pointwise.
-            let col_len = Columns::scratch_len(&g);
-            let col_len = |need| if need { col_len } else { 0 };
+            let col_len = if need_dw { Columns::scratch_len(&g) } else { 0 };
+            let dcol_len = match (&flipped, need_dx) {
+                (_, false) => 0,
+                (Some(t), true) => Columns::scratch_len(&t.g),
+                (None, true) => Columns::scratch_len(&g),
+            };
             // The gradient at the product, unless that is the output's gradient itself (no
             // pool, no ReLU).
             let gz_len = if pool.is_some() || relu { co * n } else { 0 };
-            let mut buf = cpu::take_scratch(gz_len + col_len(need_dw) + col_len(need_dx));
+            let mut buf = cpu::take_scratch(gz_len + col_len + dcol_len);
             let (gz, rest) = buf.split_at_mut(gz_len);
-            let (col, dcol) = rest.split_at_mut(col_len(need_dw));
+            let (col, dcol) = rest.split_at_mut(col_len);
             // Zeros where the column matrix (or shifted planes) of every image is zero.
             col.fill(0.0);
+            if flipped.is_some() {
+                dcol.fill(0.0);
+            }
             // gz's strides between positions and between channels: channels last after a pool
             // (as its forward), else channels first.
             let (ps, cs) = if pool.is_some() { (co, 1) } else { (1, n) };
@@ -324,7 +324,14 @@ impl ConvOp {
                     }
                 }
                 if need_dx {
-                    input_gradient(&g, co, gmat, (wd, &w_rows), dcol, dxn)?;
+                    match &flipped {
+                        // the gradient is the convolution of gz with the flipped kernel
+                        Some(t) => {
+                            let cols = Columns::of(&t.g, gz, dcol);
+                            planes_product(&t.g, g.c_in, cols, (&[], &t.w_rows), dxn)?;
+                        }
+                        None => input_gradient(&g, co, gmat, (wd, &w_rows), dcol, dxn)?,
+                    }
                 }
             }
             cpu::put_scratch(buf);
@@ -473,11 +480,83 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// The products of `cols`' parts with the weights `w` (`W`, the same in [`rows_first`] order)
+/// written into `out` (`c_out` planes of output positions, every value written): `colᵀ · Wᵀ`
+/// with the long side, positions, as the one the product's tiles run along.
+fn planes_product<'o>(
+    g: &Geometry,
+    co: usize,
+    cols: Columns,
+    (w, w_rows): (&[f32], &[f32]),
+    out: &'o mut [MaybeUninit<f32>],
+) -> Result<&'o mut [f32]> {
+    let n = g.p();
+    for p in cols.parts(g, w, w_rows) {
+        let dst = if p.first {
+            MatMut::uninit_cols(out, n)
+        } else {
+            // SAFETY: the first part's product wrote every value.
+            MatMut::cols(unsafe { cpu::assume_init_mut(out) }, n)
+        };
+        gemm(
+            n,
+            co,
+            p.rows,
+            dst,
+            !p.first,
+            p.cols.t(),
+            p.weights.t(),
+            NONE,
+        )?;
+    }
+    // SAFETY: as above (a convolution has at least one part).
+    Ok(unsafe { cpu::assume_init_mut(out) })
+}
+
+/// A stride-1 convolution's input gradient as a convolution of the output's gradient: with the
+/// kernel flipped and its channels swapped, over padding `k − 1 − pad` (the same geometry as
+/// the forward at "same" padding). Its products run along the input's positions and write the
+/// gradient in place, `k·c_out` deep, rather than the shifted planes' gradient `c_out` deep.
+struct Flipped {
+    /// The convolution of the output's gradient (`c_out × ho × wo`) giving `c_in × h × w`.
+    g: Geometry,
+    /// The flipped kernel (`c_in × c_out × kh × kw`) in [`rows_first`] order.
+    w_rows: Vec<f32>,
+}
+
+impl Flipped {
+    /// For a stride-1 convolution `g` with a square kernel and padding below its side and `w`
+    /// (`c_out × c_in × kh × kw`); else none.
+    fn of(g: &Geometry, co: usize, w: &[f32]) -> Option<Self> {
+        let (kh, kw) = (g.kh, g.kw);
+        if !g.is_shifted() || kh != kw || g.pad >= kh {
+            return None;
+        }
+        let gt = Geometry::new((co, g.ho, g.wo), (kh, kw), 1, kh - 1 - g.pad).ok()?;
+        if (gt.ho, gt.wo) != (g.h, g.w) {
+            return None;
+        }
+        let mut flipped = Vec::with_capacity(w.len());
+        for c in 0..g.c_in {
+            for o in 0..co {
+                for i in (0..kh).rev() {
+                    for j in (0..kw).rev() {
+                        flipped.push(w[((o * g.c_in + c) * kh + i) * kw + j]);
+                    }
+                }
+            }
+        }
+        let w_rows = rows_first(&gt, &flipped);
+        Some(Flipped { g: gt, w_rows })
+    }
+}
+
 /// The input gradient `dxn` of one image (every value written) from the gradient at its
 /// output `gz` (`c_out × p`): pointwise `Wᵀ · gz`; else the gradient of the column matrix,
 /// `Wᵀ · gz` (in `dcol`, `K × p`) added back by col2im, or at stride 1 that of the
 /// shifted planes (in `dcol`, a kernel row's product at a time, each from `wo` further
-/// on), then unshifted. `w` is (`W`, the same in [`rows_first`] order).
+/// on), then unshifted (where [`Flipped`] does not apply: after a pool, with a non-square
+/// kernel or padding as wide as it). `w` is (`W`, the same in [`rows_first`] order).
 fn input_gradient(
     g: &Geometry,
     co: usize,
