@@ -59,8 +59,9 @@ struct BatchNormOp {
     stats: Statistics,
     residual: bool,
     clamp: Option<Clamp>,
-    /// Per channel: the mean and 1/√(var + eps) used by the forward, for the backward.
-    used: Mutex<(Vec<f64>, Vec<f64>)>,
+    /// Per channel: the mean and 1/√(var + eps) used by the forward, and its affine map, for
+    /// the backward.
+    used: Mutex<(Vec<f64>, Vec<f64>, Vec<Affine>)>,
     batch: std::sync::Arc<Mutex<BatchStatistics>>,
 }
 
@@ -281,16 +282,21 @@ mod avx2 {
 }
 
 cpu::multiversion! {
-/// [`sum_and_centred_dot`] of `dy` passed through the clamp whose output was `y` (see
-/// [`clamp_gradient`]), without writing the clamped gradient out.
+/// [`sum_and_centred_dot`] of `dy` passed through the clamp whose input was `a · (y − c) + b`
+/// (see [`clamp_gradient`]; `gate` = `(a, c, b)` and the clamp's bounds), without writing the
+/// clamped gradient out.
 fn gated_sum_and_centred_dot(
     dy: &[f32],
     y: &[f32],
     xs: &[f32],
     centre: f32,
-    bounds: (f32, f32),
+    gate: (Affine, (f32, f32)),
 ) -> (f64, f64) {
-    let (lo, hi) = bounds;
+    let ((a, c, b), (lo, hi)) = gate;
+    let open = |y: f32| {
+        let t = a * (y - c) + b;
+        t > lo && t < hi
+    };
     let (mut sum, mut dot) = (0f64, 0f64);
     for ((dy, y), xs) in dy.chunks(SPAN).zip(y.chunks(SPAN)).zip(xs.chunks(SPAN)) {
         let (mut s, mut p) = ([0f32; LANES], [0f32; LANES]);
@@ -304,14 +310,14 @@ fn gated_sum_and_centred_dot(
             let y: &[f32; LANES] = y.try_into().unwrap_or(&[0.0; LANES]);
             let x: &[f32; LANES] = x.try_into().unwrap_or(&[0.0; LANES]);
             for l in 0..LANES {
-                let g = if y[l] > lo && y[l] < hi { d[l] } else { 0.0 };
+                let g = if open(y[l]) { d[l] } else { 0.0 };
                 s[l] += g;
                 p[l] += g * (x[l] - centre);
             }
         }
         let tail = di.remainder().iter().zip(yi.remainder()).zip(xi.remainder());
         for (l, ((&d, &y), &x)) in tail.enumerate() {
-            let g = if y > lo && y < hi { d } else { 0.0 };
+            let g = if open(y) { d } else { 0.0 };
             s[l] += g;
             p[l] += g * (x - centre);
         }
@@ -328,9 +334,12 @@ type Affine = (f32, f32, f32);
 /// A second term `t · (z − centre_z)`: the values `z` and, per channel, `(t, centre_z)`.
 type Extra<'a> = (&'a [f32], &'a [(f32, f32)]);
 
-/// A clamp's output `y` and bounds: where `y` is not strictly inside them, the value it gates
-/// counts as 0 (the gradient through the clamp).
-type Gate<'a> = (&'a [f32], (f32, f32));
+/// Where a clamp was open: values `y`, per channel `(a, c, b)` and the clamp's bounds. Where
+/// `a · (y − c) + b` (the clamp's input) is not strictly inside them, the value the gate
+/// applies to counts as 0 (the gradient through the clamp). `y` is the op's input with the
+/// forward's affine map, or its output with the identity `(1, 0, 0)`: either gives the clamp's
+/// input exactly as the forward computed it.
+type Gate<'a> = (&'a [f32], &'a [Affine], (f32, f32));
 
 /// Image by image, `out[i] = a · (x[i] − centre) + b` with the channel's [`Affine`], plus
 /// `t · (z[i] − centre_z)` when `extra` gives `z` and each channel's `(t, centre_z)`, then
@@ -357,8 +366,9 @@ fn per_channel_affine(
                     let xs = &x[at..at + hw];
                     match gate {
                         None => affine_plane(o, xs, affine[ch], extra, bounds),
-                        Some((y, gb)) => {
-                            gated_affine_plane(o, xs, (&y[at..at + hw], gb), affine[ch], extra)
+                        Some((y, ga, gb)) => {
+                            let gate = (&y[at..at + hw], ga[ch], gb);
+                            gated_affine_plane(o, xs, gate, affine[ch], extra)
                         }
                     }
                 }
@@ -401,22 +411,26 @@ cpu::multiversion! {
 fn gated_affine_plane(
     o: &mut [MaybeUninit<f32>],
     xs: &[f32],
-    gate: (&[f32], (f32, f32)),
+    gate: (&[f32], Affine, (f32, f32)),
     affine: Affine,
     extra: Option<(&[f32], (f32, f32))>,
 ) {
     let (a, cx, b) = affine;
-    let (ys, (lo, hi)) = gate;
+    let (ys, (ga, gc, gb), (lo, hi)) = gate;
+    let open = |y: f32| {
+        let t = ga * (y - gc) + gb;
+        t > lo && t < hi
+    };
     match extra {
         None => {
             for ((o, &v), &y) in o.iter_mut().zip(xs).zip(ys) {
-                let v = if y > lo && y < hi { v } else { 0.0 };
+                let v = if open(y) { v } else { 0.0 };
                 o.write(a * (v - cx) + b);
             }
         }
         Some((zs, (t, cz))) => {
             for (((o, &v), &y), &z) in o.iter_mut().zip(xs).zip(ys).zip(zs) {
-                let v = if y > lo && y < hi { v } else { 0.0 };
+                let v = if open(y) { v } else { 0.0 };
                 o.write(a * (v - cx) + b + t * (z - cz));
             }
         }
@@ -522,7 +536,7 @@ impl CustomOp3 for BatchNormOp {
         let plain = vec![(1f32, 0f32); if residual.is_some() { c } else { 0 }];
         let extra = residual.map(|r| (r, plain.as_slice()));
         let out = per_channel_affine(x, d, &affine, extra, None, Clamp::bounds(self.clamp))?;
-        *self.used.lock().map_err(poisoned)? = (mean, invstd);
+        *self.used.lock().map_err(poisoned)? = (mean, invstd, affine);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -537,7 +551,7 @@ impl CustomOp3 for BatchNormOp {
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let d = dims(x.shape())?;
         let (_, c, _) = d;
-        let (mean, invstd) = self.used.lock().map_err(poisoned)?.clone();
+        let (mean, invstd, used_affine) = self.used.lock().map_err(poisoned)?.clone();
         let x = x.contiguous()?;
         let grad = grad.contiguous()?;
         let gamma_v = a2.to_vec1::<f32>()?;
@@ -572,8 +586,15 @@ impl CustomOp3 for BatchNormOp {
             _ => None,
         };
         let g: &[f32] = clamped.as_deref().unwrap_or(dy_out);
+        // The clamp's input from the op's input where nothing was added to it (one stream
+        // fewer to read: the input is read anyway), else from its output.
+        let identity = vec![(1f32, 0f32, 0f32); if self.residual { c } else { 0 }];
+        if used_affine.len() != c {
+            bail!("{NAME}: backward without a matching forward pass")
+        }
         let gate: Option<Gate> = match bounds {
-            Some(bounds) if clamped.is_none() => Some((y, bounds)),
+            Some(bounds) if clamped.is_none() && self.residual => Some((y, &identity, bounds)),
+            Some(bounds) if clamped.is_none() => Some((xd, &used_affine, bounds)),
             _ => None,
         };
         // Σ dy and Σ dy · x̂ per channel.
@@ -581,7 +602,10 @@ impl CustomOp3 for BatchNormOp {
             let (xs, centre) = (&xd[at..at + dy.len()], mean[ch] as f32);
             let (s, dot) = match gate {
                 None => sum_and_centred_dot(dy, xs, centre),
-                Some((y, b)) => gated_sum_and_centred_dot(dy, &y[at..at + dy.len()], xs, centre, b),
+                Some((y, ga, b)) => {
+                    let y = &y[at..at + dy.len()];
+                    gated_sum_and_centred_dot(dy, y, xs, centre, (ga[ch], b))
+                }
             };
             (s, dot * invstd[ch])
         })?;
@@ -657,7 +681,7 @@ pub fn batch_norm(
         stats,
         residual: then.residual.is_some(),
         clamp: then.clamp,
-        used: Mutex::new((Vec::new(), Vec::new())),
+        used: Mutex::new((Vec::new(), Vec::new(), Vec::new())),
         batch: batch.clone(),
     };
     let x = x.contiguous()?;
@@ -718,17 +742,24 @@ mod tests {
             assert_eq!(shifted_sums(&xs, centre), shifted_sums_lanes(&xs, centre));
             let dots = sum_and_centred_dot_lanes(&dy, &xs, centre);
             assert_eq!(sum_and_centred_dot(&dy, &xs, centre), dots, "{len}");
-            // Through a ReLU6 whose output was `y`: the gradient passes where 0 < y < 6.
+            // Through a ReLU6 whose output was `y`: the gradient passes where 0 < y < 6; whose
+            // input was 2 · (y − 1) + 0.5: where that is.
             let y: Vec<f32> = (0..len).map(|_| r.random::<f32>() * 8.0 - 1.0).collect();
-            let open = |y: f32| y > 0.0 && y < 6.0;
-            let gated = |i: usize| if open(y[i]) { dy[i] as f64 } else { 0.0 };
-            let gsum: f64 = (0..len).map(gated).sum();
-            let gdot: f64 = (0..len).map(|i| gated(i) * (xs[i] as f64 - 3.5)).sum();
-            let (s, d) = gated_sum_and_centred_dot(&dy, &y, &xs, centre, (0.0, 6.0));
-            assert!(
-                close(s, gsum, scale) && close(d, gdot, scale),
-                "{len} gated"
-            );
+            for gate in [(1.0, 0.0, 0.0), (2.0, 1.0, 0.5)] {
+                let (a, c, b) = gate;
+                let open = |y: f32| {
+                    let t = a * (y - c) + b;
+                    t > 0.0 && t < 6.0
+                };
+                let gated = |i: usize| if open(y[i]) { dy[i] as f64 } else { 0.0 };
+                let gsum: f64 = (0..len).map(gated).sum();
+                let gdot: f64 = (0..len).map(|i| gated(i) * (xs[i] as f64 - 3.5)).sum();
+                let (s, d) = gated_sum_and_centred_dot(&dy, &y, &xs, centre, (gate, (0.0, 6.0)));
+                assert!(
+                    close(s, gsum, scale) && close(d, gdot, scale),
+                    "{len} gated through {gate:?}"
+                );
+            }
         }
     }
 
