@@ -338,6 +338,8 @@ impl Model for Network {
 /// it).
 fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
     let mut i = 0;
+    // The moments a convolution measured of `x` for the batch norm right after it.
+    let mut measured = None;
     while let Some(layer) = layers.get(i) {
         i += 1;
         x = match layer {
@@ -361,13 +363,15 @@ fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Res
                     relu,
                     pool,
                 };
-                convolve(
-                    &x,
-                    w.as_tensor(),
-                    b.as_ref().map(|b| b.as_tensor()),
-                    opts,
-                    *groups,
-                )?
+                let (w, b) = (w.as_tensor(), b.as_ref().map(|b| b.as_tensor()));
+                let to_bn = matches!(layers.get(i), Some(Layer::BatchNorm(_)));
+                if to_bn && mode == Mode::Train && *groups == 1 {
+                    let (y, moments) = ops::conv2d::conv2d_measured(&x, w, b, opts)?;
+                    measured = moments;
+                    y
+                } else {
+                    convolve(&x, w, b, opts, *groups)?
+                }
             }
             Layer::Dense { w, b } => {
                 let relu = matches!(layers.get(i), Some(Layer::Relu));
@@ -385,7 +389,7 @@ fn run(layers: &[Layer], mut x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Res
                     residual: None,
                     clamp,
                 };
-                bn.forward_then(&x, mode, then)?
+                bn.forward_measured(&x, measured.take(), mode, then)?
             }
             Layer::LayerNorm(ln) if x.rank() == 4 => ln.forward_channels(&x)?,
             Layer::LayerNorm(ln) => ln.forward(&x)?,

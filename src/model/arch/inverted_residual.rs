@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use super::super::builder::{Builder, Fill};
 use super::super::layers::norm::{Clamp, Then};
 use super::super::layers::regularize::drop_path;
-use super::super::layers::{shape_error, BatchNorm, Chw, Conv2d, ConvConfig, Padding};
+use super::super::layers::{
+    conv_bn_forward, shape_error, BatchNorm, Chw, Conv2d, ConvConfig, Padding,
+};
 use super::super::Mode;
 
 /// A convolution and the batch norm after it, by their parameter-name prefixes.
@@ -83,7 +85,7 @@ pub struct ConvBn {
 
 impl ConvBn {
     pub fn forward(&self, x: &Tensor, mode: Mode) -> Result<Tensor> {
-        self.bn.forward(&self.conv.forward(x)?, mode)
+        conv_bn_forward(&self.conv, &self.bn, x, mode, Then::default())
     }
 
     /// Followed by ReLU6 (fused into the batch norm).
@@ -92,7 +94,7 @@ impl ConvBn {
             residual: None,
             clamp: Some(Clamp::Relu6),
         };
-        self.bn.forward_then(&self.conv.forward(x)?, mode, then)
+        conv_bn_forward(&self.conv, &self.bn, x, mode, then)
     }
 
     /// With `residual` added after the batch norm (fused into it).
@@ -101,7 +103,7 @@ impl ConvBn {
             residual: Some(residual),
             clamp: None,
         };
-        self.bn.forward_then(&self.conv.forward(x)?, mode, then)
+        conv_bn_forward(&self.conv, &self.bn, x, mode, then)
     }
 }
 

@@ -9,7 +9,7 @@ use super::super::builder::Builder;
 use super::super::layers::conv::kaiming_fan_out;
 use super::super::layers::norm::{Clamp, Then};
 use super::super::layers::regularize::drop_path;
-use super::super::layers::{BatchNorm, Chw, Conv2d, ConvConfig, Linear, Padding};
+use super::super::layers::{conv_bn_forward, BatchNorm, Chw, Conv2d, ConvConfig, Linear, Padding};
 use super::super::ops::{self, Window};
 use super::super::Mode;
 use super::{drop_path_rate, pooled_head, Forward};
@@ -120,15 +120,16 @@ impl Block {
         };
         let mut y = x.clone();
         for (conv, bn) in inner {
-            y = bn.forward_then(&conv.forward(&y)?, mode, relu)?;
+            y = conv_bn_forward(conv, bn, &y, mode, relu)?;
         }
         let identity = match &self.shortcut {
-            Some((conv, bn)) => bn.forward(&conv.forward(x)?, mode)?,
+            Some((conv, bn)) => conv_bn_forward(conv, bn, x, mode, Then::default())?,
             None => x.clone(),
         };
         let (conv, bn) = last;
         if mode == Mode::Train && self.drop_path > 0.0 {
-            let y = drop_path(&bn.forward(&conv.forward(&y)?, mode)?, self.drop_path, rng)?;
+            let y = conv_bn_forward(conv, bn, &y, mode, Then::default())?;
+            let y = drop_path(&y, self.drop_path, rng)?;
             return (y + identity)?.relu();
         }
         // relu(bn(conv(y)) + identity) in one op.
@@ -136,7 +137,7 @@ impl Block {
             residual: Some(&identity),
             ..relu
         };
-        bn.forward_then(&conv.forward(&y)?, mode, then)
+        conv_bn_forward(conv, bn, &y, mode, then)
     }
 }
 
@@ -219,7 +220,7 @@ impl Forward for ResNet {
             residual: None,
             clamp: Some(Clamp::Relu),
         };
-        let mut y = bn.forward_then(&conv.forward(x)?, mode, relu)?;
+        let mut y = conv_bn_forward(conv, bn, x, mode, relu)?;
         if self.pool {
             // Zero padding equals -∞ padding here: the input is a ReLU's output.
             let padded = y.pad_with_zeros(2, 1, 1)?.pad_with_zeros(3, 1, 1)?;

@@ -4,6 +4,7 @@
 use candle_core::{Result, Tensor, Var};
 
 use super::super::builder::{Builder, Fill};
+use super::super::ops::batch_norm::Moments;
 use super::super::ops::{self, ConvOptions};
 use super::{shape_error, Chw};
 
@@ -168,8 +169,25 @@ impl Conv2d {
 
     /// The convolution followed by a ReLU (fused on the CPU fast path).
     pub fn forward_fused(&self, x: &Tensor, relu: bool) -> Result<Tensor> {
-        let (t, bo, l, r) = self.pads;
+        let (x, opts) = self.padded(x, relu)?;
         let b = self.b.as_ref().map(|b| b.as_tensor());
+        convolve(&x, self.w.as_tensor(), b, opts, self.cfg.groups)
+    }
+
+    /// The convolution and, where the CPU fast op computes it (one group), its output's
+    /// per-channel moments, for a batch norm that follows.
+    pub fn forward_measured(&self, x: &Tensor) -> Result<(Tensor, Option<Moments>)> {
+        if self.cfg.groups != 1 {
+            return Ok((self.forward(x)?, None));
+        }
+        let (x, opts) = self.padded(x, false)?;
+        let b = self.b.as_ref().map(|b| b.as_tensor());
+        ops::conv2d::conv2d_measured(&x, self.w.as_tensor(), b, opts)
+    }
+
+    /// `x` with the padding the op cannot add itself (uneven sides) and the op's options.
+    fn padded(&self, x: &Tensor, relu: bool) -> Result<(Tensor, ConvOptions)> {
+        let (t, bo, l, r) = self.pads;
         let (x, padding) = if t == bo && l == r && t == l {
             (x.clone(), t)
         } else {
@@ -181,7 +199,7 @@ impl Conv2d {
             relu,
             pool: None,
         };
-        convolve(&x, self.w.as_tensor(), b, opts, self.cfg.groups)
+        Ok((x, opts))
     }
 }
 

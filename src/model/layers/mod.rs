@@ -15,6 +15,28 @@ pub use conv::{Conv2d, ConvConfig, Padding};
 pub use linear::Linear;
 pub use norm::{BatchNorm, LayerNorm};
 
+use candle_core::{Result, Tensor};
+
+use super::Mode;
+use norm::Then;
+
+/// `bn(conv(x))` and then `then`'s residual and clamp. In training the convolution measures its
+/// output's per-channel moments as it writes it, and the batch norm takes them rather than
+/// reading the output once more for its statistics.
+pub fn conv_bn_forward(
+    conv: &Conv2d,
+    bn: &BatchNorm,
+    x: &Tensor,
+    mode: Mode,
+    then: Then,
+) -> Result<Tensor> {
+    if mode != Mode::Train {
+        return bn.forward_then(&conv.forward(x)?, mode, then);
+    }
+    let (z, moments) = conv.forward_measured(x)?;
+    bn.forward_measured(&z, moments, mode, then)
+}
+
 /// `(channels, height, width)` of one image's feature map.
 pub type Chw = (usize, usize, usize);
 

@@ -87,6 +87,18 @@ impl BatchNorm {
 
     /// `clamp(bn(x) + residual)` with `then`'s residual and clamp: one op on the CPU.
     pub fn forward_then(&self, x: &Tensor, mode: Mode, then: Then) -> Result<Tensor> {
+        self.forward_measured(x, None, mode, then)
+    }
+
+    /// [`BatchNorm::forward_then`] of `x` whose per-channel moments, when given, were measured
+    /// by the op that produced it (taken instead of the batch's in training).
+    pub fn forward_measured(
+        &self,
+        x: &Tensor,
+        measured: Option<fast::Moments>,
+        mode: Mode,
+        then: Then,
+    ) -> Result<Tensor> {
         let mode = if self.training.frozen() {
             Mode::Eval
         } else {
@@ -100,7 +112,7 @@ impl BatchNorm {
             &self.var,
             self.momentum,
             self.eps,
-            mode,
+            (mode, measured),
             then,
         )
     }
@@ -108,7 +120,8 @@ impl BatchNorm {
 
 /// Batch norm of `x` (`n × c` or `n × c × h × w`) followed by `then`'s residual addition and
 /// clamp; in training it also moves the running statistics (the variance unbiased, as
-/// PyTorch). The CPU fast op for f32, else [`batch_norm_reference`] and candle ops.
+/// PyTorch). The CPU fast op for f32, else [`batch_norm_reference`] and candle ops. In
+/// training, moments measured by the op that produced `x` may come with the mode.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm(
     x: &Tensor,
@@ -118,7 +131,7 @@ pub fn batch_norm(
     var: &Var,
     momentum: f64,
     eps: f64,
-    mode: Mode,
+    (mode, measured): (Mode, Option<fast::Moments>),
     then: Then,
 ) -> Result<Tensor> {
     if !fast::applies(x, gamma.as_tensor(), beta.as_tensor(), &then) {
@@ -133,7 +146,7 @@ pub fn batch_norm(
         };
     }
     let stats = match mode {
-        Mode::Train => fast::Statistics::Batch,
+        Mode::Train => fast::Statistics::Batch(measured),
         Mode::Eval => fast::Statistics::Running {
             mean: mean.as_tensor().to_vec1::<f32>()?,
             var: var.as_tensor().to_vec1::<f32>()?,
@@ -346,7 +359,7 @@ mod tests {
                 &v1,
                 0.1,
                 1e-5,
-                mode,
+                (mode, None),
                 Then::default(),
             )
             .unwrap();
@@ -412,7 +425,17 @@ mod tests {
                             Var::from_tensor(&var.copy().unwrap()).unwrap(),
                         );
                         let y = kernels::with(k, || {
-                            batch_norm(x.as_tensor(), &gamma, &beta, &m, &v, 0.1, 1e-5, mode, then)
+                            batch_norm(
+                                x.as_tensor(),
+                                &gamma,
+                                &beta,
+                                &m,
+                                &v,
+                                0.1,
+                                1e-5,
+                                (mode, None),
+                                then,
+                            )
                         })
                         .unwrap();
                         let g = (&y * &up).unwrap().sum_all().unwrap().backward().unwrap();

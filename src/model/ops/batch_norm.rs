@@ -1,7 +1,8 @@
 //! Batch norm over the channels of `n × c` or `n × c × h × w` f32 tensors as one candle custom
 //! op on the CPU: per-channel mean and variance from one pass of sums about a shift near the
 //! mean (each plane summed in f32 vector lanes over spans of 4,096 values, the spans added in
-//! f64, in a fixed order), then the normalisation image by image; its backward is one pass of
+//! f64, in a fixed order) or the [`Moments`] the convolution producing the batch measured, then
+//! the normalisation image by image; its backward is one pass of
 //! sums and one of the affine map, the fused clamp's gradient applied on the fly. The
 //! device-generic twin made of candle ops is `layers::norm::batch_norm_reference`.
 
@@ -17,10 +18,50 @@ const NAME: &str = "batch-norm";
 /// Which statistics normalise the batch.
 #[derive(Clone, Debug)]
 pub enum Statistics {
-    /// The batch's own (training); the op records them for the running averages.
-    Batch,
+    /// The batch's own (training), taken by the op or, when given, already measured by the op
+    /// that produced the batch; the op records them for the running averages.
+    Batch(Option<Moments>),
     /// Given per-channel mean and (biased) variance (evaluation).
     Running { mean: Vec<f32>, var: Vec<f32> },
+}
+
+/// Per-channel mean and biased variance of a batch, measured by the op that produced it (a
+/// convolution, image by image while its output is in cache), so that batch norm need not read
+/// the batch once more for them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moments {
+    pub mean: Vec<f64>,
+    pub var: Vec<f64>,
+}
+
+impl Moments {
+    /// From the [`plane_moments`] of every image's planes (`n × c`, image-major) of `hw`
+    /// values each, combined in image order (the pairwise update of Chan, Golub and LeVeque):
+    /// the same at any thread count.
+    pub(crate) fn combine(planes: &[(f64, f64)], c: usize, hw: usize) -> Self {
+        let (mut mean, mut m2) = (vec![0f64; c], vec![0f64; c]);
+        let (h, mut count) = (hw as f64, 0f64);
+        for image in planes.chunks_exact(c.max(1)).filter(|_| hw > 0) {
+            let total = count + h;
+            for (ch, &(mi, qi)) in image.iter().enumerate() {
+                let delta = mi - mean[ch];
+                mean[ch] += delta * h / total;
+                m2[ch] += qi + delta * delta * count * h / total;
+            }
+            count = total;
+        }
+        let var = m2.iter().map(|&q| q / count.max(1.0)).collect();
+        Moments { mean, var }
+    }
+}
+
+/// The mean of a plane and the sum of its squared deviations from it: the plane sums about its
+/// f32 mean (a first pass), so that little cancels.
+pub(crate) fn plane_moments(xs: &[f32]) -> (f64, f64) {
+    let n = xs.len().max(1) as f64;
+    let centre = (shifted_sums(xs, 0.0).0 / n) as f32;
+    let (s, q) = shifted_sums(xs, centre);
+    (centre as f64 + s / n, (q - s * s / n).max(0.0))
 }
 
 /// The per-channel mean and biased variance of the batch a training forward saw.
@@ -493,7 +534,18 @@ impl CustomOp3 for BatchNormOp {
         };
         let count = n * hw;
         let (mean, var) = match &self.stats {
-            Statistics::Batch => {
+            Statistics::Batch(Some(m)) => {
+                if m.mean.len() != c || m.var.len() != c {
+                    bail!("{NAME}: {c} channels but moments of {}", m.mean.len())
+                }
+                *self.batch.lock().map_err(poisoned)? = BatchStatistics {
+                    mean: m.mean.clone(),
+                    var: m.var.clone(),
+                    count,
+                };
+                (m.mean.clone(), m.var.clone())
+            }
+            Statistics::Batch(None) => {
                 // One pass of sums about a shift near each channel's mean (that of its plane
                 // in the first image), so that E[(x − s)²] − E[x − s]² cancels little.
                 let shift: Vec<f32> = (0..c)
@@ -616,7 +668,7 @@ impl CustomOp3 for BatchNormOp {
             let all = Clamp::bounds(None);
             let out = match self.stats {
                 // dx = k · (dy − Σdy/M) − k · invstd · Σ(dy·x̂)/M · (x − μ)
-                Statistics::Batch => {
+                Statistics::Batch(_) => {
                     let m = (d.0 * d.2).max(1) as f64;
                     let affine: Vec<Affine> = (0..c)
                         .map(|ch| (k[ch] as f32, (sums[ch].0 / m) as f32, 0.0))
@@ -674,7 +726,7 @@ pub fn batch_norm(
     eps: f64,
     then: Then,
 ) -> Result<(Tensor, Option<BatchStatistics>)> {
-    let training = matches!(stats, Statistics::Batch);
+    let training = matches!(stats, Statistics::Batch(_));
     let batch = std::sync::Arc::new(Mutex::new(BatchStatistics::default()));
     let op = BatchNormOp {
         eps,
@@ -763,6 +815,36 @@ mod tests {
         }
     }
 
+    /// Plane moments combined image by image equal the f64 mean and biased variance of each
+    /// channel, far from zero and for planes of one value; no planes give zeros.
+    #[test]
+    fn combined_plane_moments_match_f64() {
+        let mut r = rng(12);
+        for &(n, c, hw, offset) in &[(5, 3, 37, 0.0), (2, 2, 5000, 1e3), (3, 1, 1, -4.0)] {
+            let x: Vec<f32> = (0..n * c * hw)
+                .map(|_| offset + r.random::<f32>() * 2.0 - 1.0)
+                .collect();
+            let planes: Vec<(f64, f64)> = x.chunks_exact(hw).map(plane_moments).collect();
+            let m = Moments::combine(&planes, c, hw);
+            for ch in 0..c {
+                let vals: Vec<f64> = (0..n)
+                    .flat_map(|i| x[(i * c + ch) * hw..][..hw].iter().map(|&v| v as f64))
+                    .collect();
+                let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+                let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+                let tol = 1e-6 * (1.0 + mean.abs());
+                assert!((m.mean[ch] - mean).abs() < tol, "{n}×{c}×{hw} mean {ch}");
+                assert!(
+                    (m.var[ch] - var).abs() < 1e-5 * (1.0 + var),
+                    "{n}×{c}×{hw} var {ch}"
+                );
+            }
+        }
+        let empty = Moments::combine(&[], 2, 4);
+        assert_eq!(empty.mean, vec![0.0; 2]);
+        assert_eq!(empty.var, vec![0.0; 2]);
+    }
+
     /// Batch statistics taken about a shift stay exact when the values sit far from zero.
     #[test]
     fn statistics_of_values_far_from_zero_match_f64() -> Result<()> {
@@ -776,7 +858,7 @@ mod tests {
         let gamma = Tensor::from_vec(vec![1.5f32, -0.5, 2.0], c, x.device())?;
         let beta = Tensor::from_vec(vec![0.1f32, 0.2, -0.3], c, x.device())?;
         let then = Then::default();
-        let (_, stats) = batch_norm(&x, &gamma, &beta, Statistics::Batch, 1e-5, then)?;
+        let (_, stats) = batch_norm(&x, &gamma, &beta, Statistics::Batch(None), 1e-5, then)?;
         let stats = stats.expect("training statistics");
         let m = (n * h * w) as f64;
         for ch in 0..c {

@@ -3,13 +3,15 @@
 //! padded image, a kernel row's product at a time; else im2col), then `W · col` (forward),
 //! `G · colᵀ` (weight gradient, summed over a fixed split of the batch) and the input gradient:
 //! at stride 1 (square kernels, no pool) the convolution of `G` with the flipped kernel, else
-//! `Wᵀ · G` folded back.
+//! `Wᵀ · G` folded back. On request the forward also measures its output's per-channel moments
+//! for a batch norm that follows.
 
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{bail, CpuStorage, Layout, Result, Shape, Tensor};
 
+use super::batch_norm::{plane_moments, Moments};
 use super::conv_gradients;
 use super::cpu;
 use super::epilogue::{add_plane_sums, bias_relu, relu_gradient};
@@ -33,22 +35,50 @@ pub struct ConvOptions {
 
 /// `x` (`batch × c_in × h × w`), `w` (`c_out × c_in × kh × kw`), `b` (`c_out`).
 pub fn conv2d(x: &Tensor, w: &Tensor, b: Option<&Tensor>, opts: ConvOptions) -> Result<Tensor> {
+    Ok(convolve(x, w, b, opts, false)?.0)
+}
+
+/// [`conv2d`] and, on the CPU fast path without a pool, the per-channel moments of its output
+/// (for a batch norm that follows), taken image by image while each output is in cache.
+pub fn conv2d_measured(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    opts: ConvOptions,
+) -> Result<(Tensor, Option<Moments>)> {
+    convolve(x, w, b, opts, opts.pool.is_none())
+}
+
+fn convolve(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    opts: ConvOptions,
+    measure: bool,
+) -> Result<(Tensor, Option<Moments>)> {
     let w = &super::cast_like(w, x)?;
     let b = b.map(|b| super::cast_like(b, x)).transpose()?;
     let b = b.as_ref();
     let all: Vec<&Tensor> = [Some(x), Some(w), b].into_iter().flatten().collect();
     if !cpu::fast_path(&all) {
-        return reference(x, w, b, opts);
+        return Ok((reference(x, w, b, opts)?, None));
     }
+    let moments = measure.then(|| Arc::new(Mutex::new(None)));
     let op = ConvOp {
         opts,
         argmax: Mutex::new(Vec::new()),
+        moments: moments.clone(),
     };
     let (x, w) = (x.contiguous()?, w.contiguous()?);
-    match b {
-        Some(b) => x.apply_op3(&w, &b.contiguous()?, op),
-        None => x.apply_op2(&w, op),
-    }
+    let y = match b {
+        Some(b) => x.apply_op3(&w, &b.contiguous()?, op)?,
+        None => x.apply_op2(&w, op)?,
+    };
+    let moments = match moments {
+        Some(m) => lock(&m)?.take(),
+        None => None,
+    };
+    Ok((y, moments))
 }
 
 /// The same computation with candle's own ops (the device-generic twin: used off the CPU, under
@@ -90,6 +120,8 @@ struct ConvOp {
     opts: ConvOptions,
     /// With a fused max-pool: per output element, the index of its maximum in the plane.
     argmax: Mutex<Vec<u32>>,
+    /// Where the forward leaves its output's moments, when asked to (and without a pool).
+    moments: Option<Arc<Mutex<Option<Moments>>>>,
 }
 
 /// Shapes of one call: the convolution geometry, the batch, output channels and pooled size.
@@ -163,12 +195,17 @@ impl ConvOp {
         let arg_img = if pool.is_some() { out_img } else { 0 };
         let mut argmax = cpu::uninit_vec::<u32>(d.n * arg_img);
         let mut out = cpu::uninit_vec::<f32>(d.n * out_img);
+        // Per image and output channel, its plane's moments (mean, M2).
+        let measure = self.moments.is_some() && pool.is_none();
+        let mom_img = if measure { co } else { 0 };
+        let mut moments = vec![(0f64, 0f64); d.n * mom_img];
         let ranges = cpu::ranges(d.n, 4 * cpu::MAX_CHUNKS);
         let outs = cpu::split_mut(&mut out, &ranges, out_img);
         let args = cpu::split_mut(&mut argmax, &ranges, arg_img);
-        let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).collect();
+        let moms = cpu::split_mut(&mut moments, &ranges, mom_img);
+        let tasks: Vec<_> = ranges.into_iter().zip(outs).zip(args).zip(moms).collect();
         let w_rows = Columns::weights_in_order(&g, w);
-        cpu::run(tasks, |((images, out), arg)| {
+        cpu::run(tasks, |(((images, out), arg), mom)| {
             let col_len = Columns::scratch_len(&g);
             // With a pool, the product and the pooling epilogue's scratch.
             let pool_len = match pool {
@@ -188,6 +225,12 @@ impl ConvOp {
                 let Some(win) = pool else {
                     let out_n = planes_product(&g, co, cols, (w, &w_rows), out_n)?;
                     bias_relu(out_n, co, b, relu);
+                    if measure {
+                        let planes = out_n.chunks_exact(n);
+                        for (m, plane) in mom[i * co..(i + 1) * co].iter_mut().zip(planes) {
+                            *m = plane_moments(plane);
+                        }
+                    }
                     continue;
                 };
                 // With a pool, z = (W · col)ᵀ: positions × channels, the orientation the
@@ -208,6 +251,9 @@ impl ConvOp {
         let (out, argmax) = unsafe { (cpu::assume_written(out), cpu::assume_written(argmax)) };
         if pool.is_some() {
             *lock(&self.argmax)? = argmax;
+        }
+        if let (true, Some(slot)) = (measure, &self.moments) {
+            *lock(slot)? = Some(Moments::combine(&moments, co, n));
         }
         Ok((CpuStorage::F32(out), Shape::from((d.n, co, d.oh, d.ow))))
     }
@@ -1018,6 +1064,58 @@ mod tests {
         let parallel = run();
         assert_eq!(parallel, cpu::sequentially(run));
         assert_eq!(parallel, run());
+    }
+
+    /// The moments measured with the output are those of the output, and do not depend on
+    /// the thread count; with a pool none are measured.
+    #[test]
+    fn measured_moments_are_the_outputs() {
+        let mut rng = rng(6);
+        let x = random(&mut rng, &[7, 3, 9, 6]);
+        let w = random(&mut rng, &[5, 3, 3, 3]);
+        let b = random(&mut rng, &[5]);
+        for (stride, relu) in [(1, false), (1, true), (2, false)] {
+            let o = ConvOptions {
+                stride,
+                padding: 1,
+                relu,
+                pool: None,
+            };
+            let run = || conv2d_measured(&x, &w, Some(&b), o).unwrap();
+            let (y, m) = run();
+            let m = m.expect("moments without a pool");
+            assert_eq!(cpu::sequentially(run).1, Some(m.clone()));
+            let y = y.transpose(0, 1).unwrap().flatten_from(1).unwrap();
+            let planes = y.to_dtype(candle_core::DType::F64).unwrap();
+            let mean = planes.mean(1).unwrap().to_vec1::<f64>().unwrap();
+            let centred = planes
+                .broadcast_sub(&planes.mean_keepdim(1).unwrap())
+                .unwrap();
+            let var = centred
+                .sqr()
+                .unwrap()
+                .mean(1)
+                .unwrap()
+                .to_vec1::<f64>()
+                .unwrap();
+            for ch in 0..5 {
+                assert!(
+                    (m.mean[ch] - mean[ch]).abs() < 1e-5,
+                    "stride {stride} mean {ch}"
+                );
+                assert!(
+                    (m.var[ch] - var[ch]).abs() < 1e-5,
+                    "stride {stride} var {ch}"
+                );
+            }
+        }
+        let pooled = ConvOptions {
+            stride: 1,
+            padding: 1,
+            relu: true,
+            pool: Some(Window { size: 2, stride: 2 }),
+        };
+        assert_eq!(conv2d_measured(&x, &w, Some(&b), pooled).unwrap().1, None);
     }
 
     #[test]
