@@ -489,6 +489,28 @@ fn clamp_gradient(out: &mut [MaybeUninit<f32>], dy: &[f32], y: &[f32], bounds: (
 }
 }
 
+/// The batch's per-channel moments in one pass of sums about a shift near each channel's mean
+/// (that of its plane in the first image), so that E[(x − s)²] − E[x − s]² cancels little.
+fn batch_moments(x: &[f32], d: (usize, usize, usize)) -> Result<Moments> {
+    let (n, c, hw) = d;
+    let shift: Vec<f32> = (0..c)
+        .map(|ch| match x.get(ch * hw..(ch + 1) * hw) {
+            Some(p) if n > 0 => {
+                (p.iter().map(|&v| v as f64).sum::<f64>() / hw.max(1) as f64) as f32
+            }
+            _ => 0.0,
+        })
+        .collect();
+    let sums = channel_sums(x, d, |ch, xs, _| shifted_sums(xs, shift[ch]))?;
+    let m = (n * hw).max(1) as f64;
+    let mean = (0..c).map(|ch| shift[ch] as f64 + sums[ch].0 / m).collect();
+    let var = sums
+        .iter()
+        .map(|&(s, q)| (q / m - (s / m) * (s / m)).max(0.0))
+        .collect();
+    Ok(Moments { mean, var })
+}
+
 fn poisoned<T>(_: T) -> candle_core::Error {
     candle_core::Error::Msg(format!("{NAME}: a lock was poisoned"))
 }
@@ -534,41 +556,20 @@ impl CustomOp3 for BatchNormOp {
         };
         let count = n * hw;
         let (mean, var) = match &self.stats {
-            Statistics::Batch(Some(m)) => {
-                if m.mean.len() != c || m.var.len() != c {
-                    bail!("{NAME}: {c} channels but moments of {}", m.mean.len())
-                }
+            Statistics::Batch(given) => {
+                let m = match given {
+                    Some(m) if m.mean.len() != c || m.var.len() != c => {
+                        bail!("{NAME}: {c} channels but moments of {}", m.mean.len())
+                    }
+                    Some(m) => m.clone(),
+                    None => batch_moments(x, d)?,
+                };
                 *self.batch.lock().map_err(poisoned)? = BatchStatistics {
                     mean: m.mean.clone(),
                     var: m.var.clone(),
                     count,
                 };
-                (m.mean.clone(), m.var.clone())
-            }
-            Statistics::Batch(None) => {
-                // One pass of sums about a shift near each channel's mean (that of its plane
-                // in the first image), so that E[(x − s)²] − E[x − s]² cancels little.
-                let shift: Vec<f32> = (0..c)
-                    .map(|ch| match x.get(ch * hw..(ch + 1) * hw) {
-                        Some(p) if n > 0 => {
-                            (p.iter().map(|&v| v as f64).sum::<f64>() / hw.max(1) as f64) as f32
-                        }
-                        _ => 0.0,
-                    })
-                    .collect();
-                let sums = channel_sums(x, d, |ch, xs, _| shifted_sums(xs, shift[ch]))?;
-                let m = count.max(1) as f64;
-                let mean: Vec<f64> = (0..c).map(|ch| shift[ch] as f64 + sums[ch].0 / m).collect();
-                let var: Vec<f64> = sums
-                    .iter()
-                    .map(|&(s, q)| (q / m - (s / m) * (s / m)).max(0.0))
-                    .collect();
-                *self.batch.lock().map_err(poisoned)? = BatchStatistics {
-                    mean: mean.clone(),
-                    var: var.clone(),
-                    count,
-                };
-                (mean, var)
+                (m.mean, m.var)
             }
             Statistics::Running { mean, var } => (
                 mean.iter().map(|&v| v as f64).collect(),
