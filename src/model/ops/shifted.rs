@@ -122,29 +122,10 @@ pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [MaybeUninit<f32>]) {
         for c in 0..g.c_in {
             let dxc = &mut dx[c * hw..][..hw];
             let base = c * kw * plane + g.pad * wo + g.pad;
-            let at = |j: usize| &dq[base - j + j * plane..][..hw];
-            match kw {
-                1 => cpu::map_short(dxc, [at(0)], |[a]| a),
-                2 => cpu::map_short(dxc, [at(0), at(1)], |[a, b]| a + b),
-                _ => cpu::map_short(dxc, [at(0), at(1), at(2)], |[a, b, c]| a + b + c),
-            }
-            // SAFETY: every value of `dxc` was just written.
-            let dxc = unsafe { cpu::assume_init_mut(dxc) };
-            for j in 3..kw {
-                for (d, &v) in dxc.iter_mut().zip(at(j)) {
-                    *d += v;
-                }
-            }
+            let dxc = sum_columns(dxc, kw, |j| &dq[base - j + j * plane..][..hw]);
             for (y, row) in dxc.chunks_exact_mut(w).enumerate() {
-                let base = base + y * wo;
                 for x in (0..mid_lo).chain(mid_hi..w) {
-                    let mut sum = 0.0;
-                    for j in 0..kw {
-                        if x + g.pad >= j && x + g.pad - j < wo {
-                            sum += dq[base + j * plane + x - j];
-                        }
-                    }
-                    row[x] = sum;
+                    row[x] = edge_value(g, dq, base + y * wo, x);
                 }
             }
         }
@@ -155,36 +136,52 @@ pub(crate) fn unshift(g: &Geometry, dq: &[f32], dx: &mut [MaybeUninit<f32>]) {
         for (y, row) in rows.enumerate() {
             // row (c, j)'s value for column x is at base + j·(plane − 1) + x
             let base = c * kw * plane + (y + g.pad) * wo + g.pad;
-            let value = |x: usize| -> f32 {
-                let mut sum = 0.0;
-                for j in 0..kw {
-                    if x + g.pad >= j && x + g.pad - j < wo {
-                        sum += dq[base + j * plane + x - j];
-                    }
-                }
-                sum
-            };
             for x in (0..mid_lo).chain(mid_hi..w) {
-                row[x].write(value(x));
+                row[x].write(edge_value(g, dq, base, x));
             }
             let mid = &mut row[mid_lo..mid_hi];
-            let at = |j: usize| &dq[base + j * plane + mid_lo - j..][..mid_hi - mid_lo];
-            // up to three kernel columns in one write of the row, the rest added after
-            match kw {
-                1 => cpu::map_short(mid, [at(0)], |[a]| a),
-                2 => cpu::map_short(mid, [at(0), at(1)], |[a, b]| a + b),
-                _ => cpu::map_short(mid, [at(0), at(1), at(2)], |[a, b, c]| a + b + c),
-            }
-            // SAFETY: every value of `mid` was just written.
-            let mid = unsafe { cpu::assume_init_mut(mid) };
-            for j in 3..kw {
-                for (d, &v) in mid.iter_mut().zip(at(j)) {
-                    *d += v;
-                }
-            }
+            sum_columns(mid, kw, |j| &dq[base + j * plane + mid_lo - j..][..mid_hi - mid_lo]);
         }
     }
 }
+}
+
+/// `dst` = the sum of the `kw` slices `at(j)` (each as long), up to three of them in one write
+/// and the rest added after; every value written.
+#[inline(always)]
+fn sum_columns<'d, 's>(
+    dst: &'d mut [MaybeUninit<f32>],
+    kw: usize,
+    at: impl Fn(usize) -> &'s [f32],
+) -> &'d mut [f32] {
+    match kw {
+        1 => cpu::map_short(dst, [at(0)], |[a]| a),
+        2 => cpu::map_short(dst, [at(0), at(1)], |[a, b]| a + b),
+        _ => cpu::map_short(dst, [at(0), at(1), at(2)], |[a, b, c]| a + b + c),
+    }
+    // SAFETY: every value of `dst` was just written.
+    let dst = unsafe { cpu::assume_init_mut(dst) };
+    for j in 3..kw {
+        for (d, &v) in dst.iter_mut().zip(at(j)) {
+            *d += v;
+        }
+    }
+    dst
+}
+
+/// [`unshift`]'s value for column `x` of the image row whose shifted values start at `base`
+/// (row `(c, j)`'s value for column `x` is at `base + j·(plane − 1) + x`): the sum over the
+/// kernel columns `j` that reach it.
+#[inline(always)]
+fn edge_value(g: &Geometry, dq: &[f32], base: usize, x: usize) -> f32 {
+    let plane = plane(g);
+    let mut sum = 0.0;
+    for j in 0..g.kw {
+        if x + g.pad >= j && x + g.pad - j < g.wo {
+            sum += dq[base + j * plane + x - j];
+        }
+    }
+    sum
 }
 
 #[cfg(test)]
